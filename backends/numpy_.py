@@ -1,0 +1,42 @@
+"""numpy.fft backend: always available, single-threaded (pocketfft, 5-smooth fast lengths)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fftconv._fastlen import next_smooth
+from fftconv._protocol import CONTRACT_VERSION, Capabilities
+
+
+class NumpyBackend:
+    """FFTs through :mod:`numpy.fft` (NumPy >= 2 keeps float32 as complex64)."""
+
+    name = "numpy"
+    contract_version = CONTRACT_VERSION
+    requires: tuple[str, ...] = ()
+    install_hint = "pip install numpy"
+    priority = 0
+
+    def __init__(self) -> None:
+        self.version = np.__version__
+        major = int(np.__version__.split(".")[0])
+        single = ("float32", "complex64") if major >= 2 else ()
+        self.capabilities = Capabilities(
+            native_dtypes=frozenset(np.dtype(t) for t in ("float64", "complex128", *single)),
+            threads=False,
+        )
+
+    def rfftn(self, x, s, axes, workers=1):
+        return np.fft.rfftn(x, s=s, axes=axes)
+
+    def irfftn(self, x, s, axes, workers=1):
+        return np.fft.irfftn(x, s=s, axes=axes)
+
+    def fftn(self, x, s, axes, workers=1):
+        return np.fft.fftn(x, s=s, axes=axes)
+
+    def ifftn(self, x, s, axes, workers=1):
+        return np.fft.ifftn(x, s=s, axes=axes)
+
+    def next_fast_len(self, n: int, real: bool = True) -> int:
+        return next_smooth(n, (2, 3, 5))

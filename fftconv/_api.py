@@ -1,0 +1,143 @@
+"""convolve / correlate: validate, resolve settings once, plan, run, crop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fftconv import _config, _nonfinite
+from fftconv._methods import RUNNERS
+from fftconv._planner import Plan, Planner
+from fftconv._problem import linear_problem
+from fftconv._registry import load_backend
+from fftconv._request import Request, build_request
+
+
+def _is_dask(value: object) -> bool:
+    return type(value).__module__.split(".")[0] == "dask"
+
+
+def make_planner(settings: _config.Settings) -> Planner:
+    return Planner(load_backend(settings.backend), settings.threads(), settings.memory_limit)
+
+
+def plan_request(request: Request, settings: _config.Settings) -> Plan:
+    problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
+                             request.boundary, request.cval)
+    return make_planner(settings).plan(problem, request.method)
+
+
+def compute(request: Request, settings: _config.Settings) -> np.ndarray:
+    """Run a request whose inputs are finite."""
+    problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
+                             request.boundary, request.cval)
+    plan = make_planner(settings).plan(problem, request.method)
+    out = RUNNERS[plan.method](problem, plan)
+    if problem.offset is not None:
+        out += problem.offset
+    return out
+
+
+def run_request(request: Request, settings: _config.Settings) -> np.ndarray:
+    """Apply ``nan_policy`` around :func:`compute`."""
+
+    def finite(req: Request) -> np.ndarray:
+        return compute(req, settings)
+
+    if request.nan_policy == "raise":
+        _nonfinite.check_raise(request)
+        return finite(request)
+    if request.nan_policy == "interpolate":
+        return _nonfinite.interpolate(request, finite)
+    return _nonfinite.propagate(request, finite)
+
+
+def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
+              dtype, *, flip: bool):
+    if _is_dask(image):
+        from fftconv import _dask
+
+        return _dask.convolve(image, kernel, mode, boundary, cval, axes, method, backend,
+                              workers, nan_policy, dtype, flip=flip)
+    request = build_request(image, kernel, mode, boundary, cval, axes, method, nan_policy,
+                            dtype, flip=flip)
+    settings = _config.resolve(backend=backend, workers=workers)
+    return run_request(request, settings)
+
+
+def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=None,
+             method="auto", backend=None, workers=None, nan_policy="propagate", dtype=None):
+    """N-D convolution of ``image`` with ``kernel``, exact on every method.
+
+    The result is defined by extending the image with ``boundary``, taking
+    the full linear convolution and cropping it by ``mode`` (SPEC §1.1).
+
+    Parameters
+    ----------
+    image, kernel : array_like
+        Numeric arrays.  With ``axes=None`` they have the same ndim.
+    mode : {'same', 'full', 'valid'}
+        ``'same'``: the image's shape, centred like scipy.signal (also for even
+        kernels); ``'full'``: every overlap; ``'valid'``: only where the kernel
+        fits inside the image.
+    boundary : {'constant', 'reflect', 'mirror', 'nearest', 'wrap'}
+        How the image is extended beyond its edges (scipy.ndimage's names).
+    cval : scalar
+        The value outside the image for ``boundary='constant'``.
+    axes : int or sequence of int, optional
+        The convolved axes.  Other axes broadcast; a kernel with ``len(axes)``
+        dimensions is applied to every slice along the others.
+    method : {'auto', 'direct', 'fft', 'overlap-add'}
+        ``'auto'`` lets the planner pick the fastest estimate.
+    backend : str, optional
+        A registered FFT backend (``fftconv.available_backends()``); default from
+        the configuration.
+    workers : int, optional
+        Threads for this call; negative counts back from all cores.
+    nan_policy : {'propagate', 'raise', 'interpolate'}
+        ``'propagate'``: NaN exactly where a non-finite input lies under a
+        non-zero tap.  ``'raise'``: ValueError.  ``'interpolate'``: normalized
+        convolution that treats non-finite inputs as missing.
+    dtype : dtype, optional
+        Result dtype; default ``result_type(image, kernel, float32)``.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        A dask array in gives a lazy dask array out.
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> fftconv.convolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], mode="full")
+    array([0. , 1. , 2.5, 4. , 1.5], dtype=float32)
+    >>> x = np.arange(1, 10, dtype=np.float64).reshape(3, 3)
+    >>> fftconv.convolve(x, [[1, 2], [3, 4]], mode="valid")
+    array([[23., 33.],
+           [53., 63.]])
+    >>> fftconv.convolve(x, np.ones((3, 3)) / 9, boundary="nearest").round(3)
+    array([[2.333, 2.667, 3.   ],
+           [3.333, 3.667, 4.   ],
+           [4.333, 4.667, 5.   ]])
+    """
+    return _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
+                     nan_policy, dtype, flip=False)
+
+
+def correlate(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=None,
+              method="auto", backend=None, workers=None, nan_policy="propagate", dtype=None):
+    """N-D cross-correlation: ``convolve(image, conj(flip(kernel)), ...)``.
+
+    Correlation slides the kernel without flipping it (this is what deep
+    learning frameworks call "convolution").  Parameters are those of
+    :func:`convolve`.
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> x = np.arange(1, 10, dtype=np.float64).reshape(3, 3)
+    >>> fftconv.correlate(x, [[1, 2], [3, 4]], mode="valid")
+    array([[37., 47.],
+           [67., 77.]])
+    """
+    return _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
+                     nan_policy, dtype, flip=True)

@@ -1,0 +1,287 @@
+"""Settings: built-in defaults < config file < environment < context managers < call arguments.
+
+Nothing is read at import.  The file and the environment are read when a
+setting is first resolved (the file is re-read only when it changes), so a
+malformed value is an error on first use, naming where it came from.
+Context managers use a :class:`contextvars.ContextVar`, so a ``with`` block
+in one thread never changes what another thread sees.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PLANNER_EFFORTS = ("estimate", "measure", "patient", "exhaustive")
+CONFIG_ENV = "FFTCONV_CONFIG"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The settings in effect for one call (see :func:`fftconv.config.get`)."""
+
+    backend: str = "auto"
+    workers: int = -1
+    planner_effort: str = "measure"
+    planner_time_limit: float | None = 10.0
+    wisdom_path: str | None = None
+    memory_limit: int | None = None
+    spectrum_cache: int = 8
+
+    def threads(self) -> int:
+        """``workers`` as a positive thread count (negative counts back from all cores)."""
+        return resolve_workers(self.workers)
+
+
+def resolve_workers(workers: int) -> int:
+    """scipy.fft's convention: ``-1`` is all cores, ``-2`` all but one, ..."""
+    cores = os.cpu_count() or 1
+    return workers if workers > 0 else max(1, cores + 1 + workers)
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def parse_bytes(value: object) -> int | None:
+    """``512MiB``, ``2GB``, ``1e9`` or an int, to bytes; ``None``/``"none"`` for no limit."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size")
+    if isinstance(value, int | float):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"{value!r} is not a size such as 536870912, '512MiB' or '2GB'")
+        number, unit = float(match.group(1)), match.group(2).lower()
+    size = int(number * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"{value!r} is not a positive size")
+    return size
+
+
+def _parse_workers(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a thread count")
+    try:
+        workers = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a thread count (an int; -1 is all cores)") from None
+    if workers == 0 or workers != float(value):  # type: ignore[arg-type]
+        raise ValueError(f"{value!r} is not a thread count (nonzero int; -1 is all cores)")
+    return workers
+
+
+def _parse_choice(allowed: tuple[str, ...]) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value.lower()
+
+    return parse
+
+
+def _parse_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a backend name (a string, or 'auto')")
+    return value.strip()
+
+
+def _parse_seconds(value: object) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive number of seconds")
+    return seconds
+
+
+def _parse_path(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"{value!r} is not a path")
+    return os.fspath(value)  # type: ignore[return-value]
+
+
+def _parse_count(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a count")
+    try:
+        count = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a count (an int >= 0)") from None
+    if count < 0:
+        raise ValueError(f"{value!r} is not a count (an int >= 0)")
+    return count
+
+
+PARSERS: Mapping[str, Callable[[object], Any]] = MappingProxyType({
+    "backend": _parse_name,
+    "workers": _parse_workers,
+    "planner_effort": _parse_choice(PLANNER_EFFORTS),
+    "planner_time_limit": _parse_seconds,
+    "wisdom_path": _parse_path,
+    "memory_limit": parse_bytes,
+    "spectrum_cache": _parse_count,
+})
+
+
+def env_name(key: str) -> str:
+    return f"FFTCONV_{key.upper()}"
+
+
+def parse_setting(key: str, value: object, where: str) -> Any:
+    """Parse one setting, or raise ValueError naming the setting, the value and its source."""
+    if key not in PARSERS:
+        raise ValueError(
+            f"{where}: unknown setting {key!r}; settings are {', '.join(sorted(PARSERS))}"
+        )
+    try:
+        return PARSERS[key](value)
+    except ValueError as err:
+        raise ValueError(f"{where}: bad value for {key!r}: {err}") from None
+
+
+def user_config_path() -> Path:
+    """The config file: ``$FFTCONV_CONFIG``, else ``config.toml`` in the user config dir."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("fftconv")) / "config.toml"
+
+
+def user_cache_dir() -> Path:
+    """Where wisdom and calibration live (the user cache dir)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("fftconv"))
+
+
+_file_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _file_layer() -> dict[str, Any]:
+    path = user_config_path()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        if os.environ.get(CONFIG_ENV):
+            raise ValueError(f"{CONFIG_ENV}={str(path)!r}: no such config file") from None
+        return {}
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _file_cache.get(str(path))
+    if cached and cached[0] == stamp:
+        return cached[1]
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as err:
+        raise ValueError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+    table = raw.get("fftconv", raw)
+    parsed = {key: parse_setting(key, value, f"config file {str(path)!r}")
+              for key, value in table.items()}
+    _file_cache[str(path)] = (stamp, parsed)
+    return parsed
+
+
+def _env_layer() -> dict[str, Any]:
+    found = {}
+    for key in PARSERS:
+        raw = os.environ.get(env_name(key))
+        if raw is not None:
+            found[key] = parse_setting(key, raw, f"environment variable {env_name(key)}")
+    return found
+
+
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "fftconv_settings", default=MappingProxyType({})
+)
+
+
+def resolve(**call: Any) -> Settings:
+    """Settings for one call: every layer, with ``call`` (``None`` = not given) on top."""
+    merged: dict[str, Any] = {}
+    merged.update(_file_layer())
+    merged.update(_env_layer())
+    merged.update(_context.get())
+    for key, value in call.items():
+        if value is not None:
+            merged[key] = parse_setting(key, value, f"argument {key}=")
+    return Settings(**merged)
+
+
+class set:  # noqa: N801 - reads as fftconv.config.set(...)
+    """Change settings for the current thread / task: now, and until the ``with`` block ends.
+
+    Parameters
+    ----------
+    **settings
+        Any of ``backend``, ``workers``, ``planner_effort``, ``planner_time_limit``,
+        ``wisdom_path``, ``memory_limit``, ``spectrum_cache``.
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> with fftconv.config.set(workers=1, memory_limit="256MiB"):
+    ...     fftconv.config.get("memory_limit")
+    268435456
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        parsed = {key: parse_setting(key, value, f"fftconv.config.set({key}=...)")
+                  for key, value in settings.items()}
+        self._token = _context.set(MappingProxyType({**_context.get(), **parsed}))
+
+    def __enter__(self) -> set:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _context.reset(self._token)
+
+
+def get(key: str) -> Any:
+    """The value of one setting in effect here (all layers but call arguments).
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> with fftconv.config.set(workers=2):
+    ...     fftconv.config.get("workers")
+    2
+    """
+    if key not in PARSERS:
+        raise ValueError(f"unknown setting {key!r}; settings are {', '.join(sorted(PARSERS))}")
+    return getattr(resolve(), key)
+
+
+def set_backend(name: str) -> set:
+    """Use the FFT backend ``name`` from now on in this thread, or inside a ``with`` block.
+
+    Examples
+    --------
+    >>> import fftconv, numpy as np
+    >>> with fftconv.set_backend("numpy"):
+    ...     fftconv.get_backend()
+    'numpy'
+    """
+    return set(backend=name)

@@ -1,0 +1,47 @@
+"""A forward/inverse transform pair at one circular shape, through a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Transform:
+    """Real (rfftn/irfftn) or complex (fftn/ifftn) transforms of shape ``shape`` over ``axes``."""
+
+    def __init__(self, backend, shape: Sequence[int], axes: Sequence[int], real: bool,
+                 dtype: np.dtype, workers: int) -> None:
+        self.backend = backend
+        self.shape = tuple(int(n) for n in shape)
+        self.axes = tuple(axes)
+        self.real = real
+        self.dtype = np.dtype(dtype)
+        self.workers = workers
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        fn = self.backend.rfftn if self.real else self.backend.fftn
+        return fn(x, self.shape, self.axes, self.workers)
+
+    def inverse(self, spectrum: np.ndarray) -> np.ndarray:
+        fn = self.backend.irfftn if self.real else self.backend.ifftn
+        out = fn(spectrum, self.shape, self.axes, self.workers)
+        return out if out.dtype == self.dtype else out.astype(self.dtype)
+
+    def convolve(self, x: np.ndarray, kernel_spectrum: np.ndarray) -> np.ndarray:
+        """Circular convolution of ``x`` (zero-padded to ``shape``) with a ready spectrum."""
+        spectrum = self.forward(x)
+        if spectrum.shape == np.broadcast_shapes(spectrum.shape, kernel_spectrum.shape):
+            spectrum *= kernel_spectrum
+        else:
+            spectrum = spectrum * kernel_spectrum
+        return self.inverse(spectrum)
+
+
+def window_slices(ndim: int, axes: Sequence[int], starts: Sequence[int],
+                  stops: Sequence[int]) -> tuple[slice, ...]:
+    """Index selecting ``[starts[i], stops[i])`` on ``axes[i]`` and everything elsewhere."""
+    index = [slice(None)] * ndim
+    for ax, start, stop in zip(axes, starts, stops):
+        index[ax] = slice(start, stop)
+    return tuple(index)

@@ -1,0 +1,126 @@
+"""Direct convolution: a sum over the kernel's non-zero taps, never an FFT.
+
+Two engines compute the same valid correlation of the zero-extended data
+with the flipped kernel:
+
+* OpenCV's ``filter2D`` (SIMD, multithreaded) for real float32/float64 2-D
+  planes with kernels small enough that OpenCV stays in its direct loop
+  (below its DFT switch-over), when ``opencv-python-headless`` is installed;
+* a NumPy shift-and-add over output stripes (any dtype, any ndim, batch
+  broadcasting), run on ``plan.threads`` threads.  Its working memory is a few
+  stripes, whatever the kernel size — unlike scipy.ndimage, which allocates
+  about 8·K⁴ bytes of offsets for a K×K kernel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from fftconv._boundary import full_pad_width
+from fftconv._methods._transform import window_slices
+from fftconv._problem import LinearProblem
+
+STRIPE_ELEMENTS = 1 << 16
+# OpenCV's filter2D switches to its DFT path at these kernel areas (filter.dispatch.cpp).
+OPENCV_DIRECT_AREA = {np.dtype("float32"): 130, np.dtype("float64"): 50}
+
+
+def run(problem: LinearProblem, plan) -> np.ndarray:
+    """Valid correlation of the zero-extended data window with the flipped kernel."""
+    data = _data_window(problem)
+    flipped = np.flip(problem.kernel, axis=problem.axes)
+    if opencv_applies(problem):
+        return _opencv(problem, data, flipped)
+    return _shift_and_add(problem, data, flipped, plan.threads)
+
+
+def opencv_applies(problem: LinearProblem) -> bool:
+    """True when the OpenCV engine computes this problem directly."""
+    limit = OPENCV_DIRECT_AREA.get(problem.dtype)
+    return (
+        limit is not None
+        and len(problem.axes) == 2
+        and math.prod(problem.kernel_lengths) < limit
+        and importlib.util.find_spec("cv2") is not None
+    )
+
+
+def _data_window(problem: LinearProblem) -> np.ndarray:
+    """The data the window reads, ``[a - K + 1, b)`` per axis, zero outside ``y``."""
+    y = problem.y
+    lo, hi, pads = [], [], []
+    for ax, (a, b), k in zip(problem.axes, problem.windows, problem.kernel_lengths):
+        start, stop = a - k + 1, b
+        lo.append(max(0, start))
+        hi.append(min(y.shape[ax], stop))
+        pads.append((max(0, -start), max(0, stop - y.shape[ax])))
+    inside = y[window_slices(y.ndim, problem.axes, lo, hi)]
+    if not any(any(p) for p in pads):
+        return inside
+    return np.pad(inside, full_pad_width(y.ndim, problem.axes, pads))
+
+
+def _batch_last(problem: LinearProblem, array: np.ndarray) -> np.ndarray:
+    """Move the convolved axes last, keeping their order."""
+    return np.moveaxis(array, problem.axes, range(-len(problem.axes), 0))
+
+
+def _restore(problem: LinearProblem, array: np.ndarray) -> np.ndarray:
+    return np.moveaxis(array, range(-len(problem.axes), 0), problem.axes)
+
+
+def _shift_and_add(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray,
+                   threads: int) -> np.ndarray:
+    nconv = len(problem.axes)
+    src = _batch_last(problem, data)
+    ker = _batch_last(problem, flipped)
+    out_conv = tuple(b - a for a, b in problem.windows)
+    batch = np.broadcast_shapes(src.shape[:-nconv], ker.shape[:-nconv])
+    out = np.zeros((*batch, *out_conv), dtype=problem.dtype)
+    nonzero = np.any(ker != 0, axis=tuple(range(ker.ndim - nconv)))
+    taps = [tuple(t) for t in np.argwhere(nonzero)]
+    weights = [ker[(..., *t)].reshape(ker.shape[:-nconv] + (1,) * nconv) for t in taps]
+    row = math.prod(out.shape) // max(1, out_conv[0])
+    step = max(1, STRIPE_ELEMENTS // max(1, row))
+    stripes = [(r, min(r + step, out_conv[0])) for r in range(0, out_conv[0], step)]
+
+    def stripe(bounds: tuple[int, int]) -> None:
+        r0, r1 = bounds
+        acc = out[(..., slice(r0, r1), *[slice(None)] * (nconv - 1))]
+        scratch = np.empty(acc.shape, dtype=acc.dtype)
+        for tap, weight in zip(taps, weights):
+            view = src[(..., slice(tap[0] + r0, tap[0] + r1),
+                        *[slice(t, t + n) for t, n in zip(tap[1:], out_conv[1:])])]
+            np.multiply(view, weight, out=scratch)
+            acc += scratch
+
+    if threads > 1 and len(stripes) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(stripe, stripes))
+    else:
+        for bounds in stripes:
+            stripe(bounds)
+    return _restore(problem, out)
+
+
+def _opencv(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray) -> np.ndarray:
+    import cv2
+
+    src = _batch_last(problem, data)
+    ker = _batch_last(problem, flipped)
+    out_hw = tuple(b - a for a, b in problem.windows)
+    batch = np.broadcast_shapes(src.shape[:-2], ker.shape[:-2])
+    out = np.empty((*batch, *out_hw), dtype=problem.dtype)
+    src_b = np.broadcast_to(src, (*batch, *src.shape[-2:]))
+    ker_b = np.broadcast_to(ker, (*batch, *ker.shape[-2:]))
+    for index in np.ndindex(*batch):
+        plane = np.ascontiguousarray(src_b[index], dtype=problem.dtype)
+        taps = np.ascontiguousarray(ker_b[index], dtype=problem.dtype)
+        # anchor (0, 0) makes filter2D a plain correlation: dst[i, j] = sum k[u, v] src[i+u, j+v]
+        full = cv2.filter2D(plane, -1, taps, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+        out[index] = full[: out_hw[0], : out_hw[1]]
+    return _restore(problem, out)

@@ -1,0 +1,223 @@
+"""The planner: estimated time and memory of every method, and the choice.
+
+Costs are first-principles counts times per-operation rates:
+
+* direct: non-zero taps × outputs × the engine's rate (OpenCV or NumPy);
+* fft: three transforms (image, kernel, inverse) of the fast padded shape,
+  ``n log2 n`` each, halved for real data;
+* overlap-add: the kernel transform plus two transforms per output tile, at
+  the block that minimises cost per output (Lambert W optimum, rounded to a
+  fast length), shrunk until the working memory fits ``memory_limit``.
+
+The rates are defaults measured on a 2-core x86-64 machine; calibration per
+machine is a later step.  The chosen method is the fastest candidate whose
+working memory fits the limit (else the one needing least memory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fftconv._methods import direct as direct_method
+from fftconv._problem import LinearProblem
+from fftconv._shapes import circular_length
+
+METHODS = ("direct", "fft", "overlap-add")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """Seconds per unit of work, single thread."""
+
+    fft: float = 4.0e-10  # per n·log2(n) of one real transform
+    direct_numpy: float = 1.0e-9  # per tap·output
+    direct_opencv: float = 1.2e-10  # per tap·output (OpenCV's own threads included)
+    product: float = 1.5e-9  # per complex element of the spectrum product
+    thread_efficiency: float = 0.7  # speed-up per extra thread
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One method's estimate: ``seconds`` and working ``bytes`` beyond inputs and output."""
+
+    method: str
+    seconds: float
+    bytes: int
+    fft_shape: tuple[int, ...] | None = None
+    block_shape: tuple[int, ...] | None = None
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How one call will run.  ``candidates`` holds every method's estimate."""
+
+    method: str
+    backend: Any
+    threads: int
+    fft_shape: tuple[int, ...] | None
+    block_shape: tuple[int, ...] | None
+    candidates: tuple[Candidate, ...]
+    memory_limit: int | None = None
+    reason: str = ""
+
+    def kernel_spectrum(self, transform, kernel: np.ndarray) -> np.ndarray:
+        return transform.forward(kernel)
+
+    def explain(self) -> str:
+        """A few readable lines: each candidate's estimate and why this method won."""
+        lines = [f"method: {self.method} ({self.reason}); backend: {self.backend.name}, "
+                 f"threads: {self.threads}"]
+        for c in self.candidates:
+            shape = f", fft shape {c.fft_shape}" if c.fft_shape else ""
+            block = f", block {c.block_shape}" if c.block_shape else ""
+            lines.append(f"  {c.method:<12} ~{c.seconds * 1e3:10.2f} ms  "
+                         f"{c.bytes / 2**20:9.1f} MiB{shape}{block}{c.note}")
+        return "\n".join(lines)
+
+
+def _nlogn(shape: Sequence[int]) -> float:
+    n = math.prod(shape)
+    return n * math.log2(max(n, 2))
+
+
+def _speedup(threads: int, rates: Rates) -> float:
+    return 1.0 + (threads - 1) * rates.thread_efficiency
+
+
+def _spectrum_elements(shape: Sequence[int], real: bool) -> int:
+    if not real:
+        return math.prod(shape)
+    return math.prod(shape[:-1]) * (shape[-1] // 2 + 1)
+
+
+def lambertw_m1(z: float) -> float:
+    """The ``k=-1`` branch of Lambert W for ``-1/e <= z < 0`` (Halley's iteration)."""
+    w = math.log(-z) - math.log(-math.log(-z)) if z > -0.25 else -2.0
+    for _ in range(50):
+        ew = math.exp(w)
+        f = w * ew - z
+        step = f / (ew * (w + 1) - (w + 2) * f / (2 * w + 2))
+        w -= step
+        if abs(step) <= 1e-12 * abs(w):
+            break
+    return w
+
+
+def optimal_block(k: int, window: int, fast_len) -> tuple[int, int]:
+    """(outputs per tile, transform length) minimising ``L log L / (L - k + 1)``.
+
+    The optimum transform length is ``-(k-1)·W₋₁(-1/(2e(k-1)))`` (as in
+    scipy.signal.oaconvolve), rounded up to a fast length.
+    """
+    if k == 1:
+        length = fast_len(min(window, 4096))
+        return min(window, length), length
+    overlap = k - 1
+    best = -overlap * lambertw_m1(-1.0 / (2 * math.e * overlap))
+    length = fast_len(math.ceil(best))
+    block = length - overlap
+    if block >= window:
+        length = fast_len(window + overlap)
+        block = window
+    return block, length
+
+
+class Planner:
+    """Estimates every method for one :class:`LinearProblem` and picks one."""
+
+    def __init__(self, backend, threads: int, memory_limit: int | None,
+                 rates: Rates | None = None) -> None:
+        self.backend = backend
+        self.threads = threads
+        self.memory_limit = memory_limit
+        self.rates = rates or Rates()
+
+    def fast_len(self, n: int, real: bool) -> int:
+        return int(self.backend.next_fast_len(int(n), real))
+
+    def direct(self, p: LinearProblem) -> Candidate:
+        taps = int(np.count_nonzero(np.any(p.kernel != 0, axis=tuple(
+            ax for ax in range(p.kernel.ndim) if ax not in p.axes))))
+        outputs = math.prod(p.out_shape)
+        itemsize = p.dtype.itemsize
+        if direct_method.opencv_applies(p):
+            seconds, engine = taps * outputs * self.rates.direct_opencv, "opencv"
+        else:
+            seconds = taps * outputs * self.rates.direct_numpy / _speedup(self.threads, self.rates)
+            engine = "numpy"
+        padded = math.prod(b - a + k - 1 for (a, b), k in zip(p.windows, p.kernel_lengths))
+        scratch = self.threads * direct_method.STRIPE_ELEMENTS * itemsize
+        return Candidate("direct", seconds, padded * p.batch * itemsize + scratch,
+                         note=f", {taps} taps, {engine} engine")
+
+    def fft(self, p: LinearProblem) -> Candidate:
+        shape = tuple(
+            self.fast_len(circular_length((0, n), k, w), p.is_real)
+            for n, k, w in zip(p.data_lengths, p.kernel_lengths, p.windows)
+        )
+        return self._fft_cost(p, shape, tiles=1, method="fft", block=None)
+
+    def overlap(self, p: LinearProblem, memory_limit: int | None = None) -> Candidate:
+        blocks, shape = [], []
+        for k, (a, b) in zip(p.kernel_lengths, p.windows):
+            block, length = optimal_block(k, b - a, lambda n: self.fast_len(n, p.is_real))
+            blocks.append(block)
+            shape.append(length)
+        candidate = self._tiled(p, blocks, shape)
+        while memory_limit is not None and candidate.bytes > memory_limit:
+            axis = int(np.argmax(blocks))
+            if blocks[axis] <= 1:
+                break
+            blocks[axis] = max(1, blocks[axis] // 2)
+            shape[axis] = self.fast_len(blocks[axis] + p.kernel_lengths[axis] - 1, p.is_real)
+            candidate = self._tiled(p, blocks, shape)
+        return candidate
+
+    def _tiled(self, p: LinearProblem, blocks: list[int], shape: list[int]) -> Candidate:
+        tiles = math.prod(math.ceil((b - a) / s) for (a, b), s in zip(p.windows, blocks))
+        return self._fft_cost(p, tuple(shape), tiles=tiles, method="overlap-add",
+                              block=tuple(blocks))
+
+    def _fft_cost(self, p: LinearProblem, shape: tuple[int, ...], tiles: int, method: str,
+                  block: tuple[int, ...] | None) -> Candidate:
+        real_factor = 0.5 if p.is_real else 1.0
+        per_transform = self.rates.fft * _nlogn(shape) * real_factor
+        spectrum = _spectrum_elements(shape, p.is_real)
+        batch_y = math.prod(n for ax, n in enumerate(p.y.shape) if ax not in p.axes)
+        batch_k = math.prod(n for ax, n in enumerate(p.kernel.shape) if ax not in p.axes)
+        work = (per_transform * (batch_y + p.batch) + spectrum * p.batch * self.rates.product)
+        seconds = (per_transform * batch_k + tiles * work) / _speedup(self.threads, self.rates)
+        complex_item = 2 * p.dtype.itemsize if p.is_real else p.dtype.itemsize
+        per_tile = spectrum * p.batch * complex_item + math.prod(shape) * p.batch * (
+            p.dtype.itemsize)
+        in_flight = min(tiles, self.threads) if tiles > 1 else 1
+        total = spectrum * batch_k * complex_item + in_flight * per_tile
+        return Candidate(method, seconds, int(total), shape, block,
+                         note=f", {tiles} tiles" if tiles > 1 else "")
+
+    def candidates(self, p: LinearProblem) -> tuple[Candidate, ...]:
+        return (self.direct(p), self.fft(p), self.overlap(p, self.memory_limit))
+
+    def plan(self, p: LinearProblem, method: str = "auto") -> Plan:
+        candidates = self.candidates(p)
+        by_name = {c.method: c for c in candidates}
+        if method != "auto":
+            chosen, reason = by_name[method], "forced by method="
+        else:
+            fits = [c for c in candidates
+                    if self.memory_limit is None or c.bytes <= self.memory_limit]
+            if fits:
+                chosen = min(fits, key=lambda c: c.seconds)
+                reason = "fastest estimate" + (" within memory_limit" if self.memory_limit
+                                               else "")
+            else:
+                chosen = min(candidates, key=lambda c: c.bytes)
+                reason = "nothing fits memory_limit; least memory"
+        return Plan(chosen.method, self.backend, self.threads, chosen.fft_shape,
+                    chosen.block_shape, candidates, self.memory_limit, reason)

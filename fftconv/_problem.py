@@ -1,0 +1,76 @@
+"""The one problem every method solves: a window of a zero-padded linear convolution.
+
+:func:`linear_problem` turns a validated request (any mode, any boundary) into
+``window`` of ``y ⊛ kernel`` (``y`` zero outside its extent) plus a constant
+``offset``: ``constant`` boundaries keep the image as it is (a non-zero
+``cval`` is subtracted and its contribution ``cval * sum(kernel)`` added back),
+every other boundary extends the image by exactly what the window reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from fftconv._boundary import extend
+from fftconv._shapes import Window, extension
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearProblem:
+    """``out = (y ⊛ kernel)[windows] + offset`` along ``axes``; other axes broadcast.
+
+    ``kernel`` is in convolution orientation and has ``y``'s ndim.
+    """
+
+    y: np.ndarray
+    kernel: np.ndarray
+    axes: tuple[int, ...]
+    windows: tuple[Window, ...]
+    offset: np.ndarray | None = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(self.y.dtype, self.kernel.dtype)
+
+    @property
+    def is_real(self) -> bool:
+        return self.dtype.kind == "f"
+
+    @property
+    def kernel_lengths(self) -> tuple[int, ...]:
+        return tuple(self.kernel.shape[ax] for ax in self.axes)
+
+    @property
+    def data_lengths(self) -> tuple[int, ...]:
+        return tuple(self.y.shape[ax] for ax in self.axes)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        shape = [max(n, k) for n, k in zip(self.y.shape, self.kernel.shape)]
+        for ax, (a, b) in zip(self.axes, self.windows):
+            shape[ax] = b - a
+        return tuple(shape)
+
+    @property
+    def batch(self) -> int:
+        """Independent convolutions computed at once (the broadcast non-convolved axes)."""
+        shape = self.out_shape
+        return math.prod(n for ax, n in enumerate(shape) if ax not in self.axes)
+
+
+def linear_problem(image: np.ndarray, kernel: np.ndarray, axes: tuple[int, ...],
+                   windows: tuple[Window, ...], boundary: str, cval: complex) -> LinearProblem:
+    """Reduce one mode + boundary request to a :class:`LinearProblem`."""
+    if boundary == "constant":
+        if cval == 0:
+            return LinearProblem(image, kernel, axes, windows)
+        offset = np.asarray(cval, dtype=image.dtype) * kernel.sum(axis=axes, keepdims=True)
+        shifted = np.subtract(image, np.asarray(cval, dtype=image.dtype))
+        return LinearProblem(shifted, kernel, axes, windows, offset)
+    pads = tuple(extension(image.shape[ax], kernel.shape[ax], w) for ax, w in zip(axes, windows))
+    y = extend(image, axes, pads, boundary)
+    shifted_windows = tuple((a + left, b + left) for (a, b), (left, _) in zip(windows, pads))
+    return LinearProblem(y, kernel, axes, shifted_windows)

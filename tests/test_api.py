@@ -1,0 +1,184 @@
+"""convolve / correlate against the slow reference of SPEC §1.1, on every method."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random
+from reference import assert_matches, reference
+
+import fftconv
+
+METHODS = ["direct", "fft", "overlap-add", "auto"]
+MODES = ["full", "same", "valid"]
+BOUNDARIES = ["constant", "reflect", "mirror", "nearest", "wrap"]
+
+# (image shape, kernel shape): odd, even, non-square, 1-D, 3-D, kernel larger than image.
+SHAPES = [
+    ((17,), (5,)),
+    ((16,), (4,)),
+    ((13, 11), (3, 3)),
+    ((12, 15), (4, 2)),
+    ((9, 10), (5, 7)),
+    ((6, 5, 7), (3, 2, 3)),
+    ((5, 4), (7, 9)),
+    ((3,), (8,)),
+]
+
+
+def _fits(shapes, mode):
+    image, kernel = shapes
+    return mode != "valid" or all(k <= n for n, k in zip(image, kernel))
+
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=str)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("method", METHODS)
+def test_float64_grid(rng, method, mode, boundary, shapes):
+    if not _fits(shapes, mode):
+        pytest.skip("valid needs kernel <= image")
+    x = random(rng, shapes[0], "float64")
+    k = random(rng, shapes[1], "float64")
+    got = fftconv.convolve(x, k, mode, boundary=boundary, cval=0.25, method=method)
+    assert_matches(got, reference(x, k, mode, boundary, cval=0.25), "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "complex64", "complex128", "uint8", "int16",
+                                   "int64", "float16", "bool"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("method", METHODS)
+def test_dtypes(rng, method, mode, dtype):
+    x = random(rng, (14, 13), dtype)
+    k = random(rng, (4, 3), dtype if dtype != "bool" else "float32")
+    expected_dtype = np.result_type(x.dtype, k.dtype, np.float32)
+    got = fftconv.convolve(x, k, mode, boundary="reflect", method=method)
+    assert_matches(got, reference(x, k, mode, "reflect"), expected_dtype)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_correlate_is_convolve_with_conjugate_flip(rng, method, boundary):
+    x = random(rng, (11, 9), "complex128")
+    k = random(rng, (4, 3), "complex128")
+    got = fftconv.correlate(x, k, "same", boundary=boundary, method=method)
+    assert_matches(got, reference(x, k, "same", boundary, correlate=True), "complex128")
+
+
+def test_spec_worked_example():
+    x = np.arange(1, 10, dtype=float).reshape(3, 3)
+    k = np.array([[1, 2], [3, 4]], dtype=float)
+    np.testing.assert_array_equal(fftconv.correlate(x, k, "valid"), [[37, 47], [67, 77]])
+    np.testing.assert_array_equal(fftconv.convolve(x, k, "valid"), [[23, 33], [53, 63]])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_real_image_complex_kernel(rng, method):
+    x = random(rng, (12, 10), "float32")
+    k = random(rng, (3, 4), "complex64")
+    got = fftconv.convolve(x, k, "full", method=method)
+    assert_matches(got, reference(x, k, "full"), "complex64")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("case", [
+    # (image shape, kernel shape, axes)
+    ((10, 9, 3), (3, 4), (0, 1)),  # RGB image, one 2-D kernel for every channel
+    ((3, 10, 9), (3, 4), (1, 2)),
+    ((10, 3, 9), (4, 3), (2, 0)),  # kernel axes map to image axes in the order given
+    ((10, 9, 3), (3, 4, 3), (0, 1)),  # per-channel kernels, same ndim
+    ((10, 9, 1), (3, 4, 3), (0, 1)),  # image broadcasts against 3 kernels
+    ((2, 10, 9), (1, 3, 4), (-2, -1)),
+    ((8, 7), (3,), 1),
+])
+def test_axes(rng, method, case):
+    image_shape, kernel_shape, axes = case
+    x = random(rng, image_shape, "float64")
+    k = random(rng, kernel_shape, "float64")
+    for mode in MODES:
+        got = fftconv.convolve(x, k, mode, axes=axes, method=method, boundary="mirror")
+        assert_matches(got, reference(x, k, mode, "mirror", axes=axes), "float64")
+
+
+def test_cnn_input_gradient_example(rng):
+    vals = random(rng, (5, 5), "float64")
+    w0 = random(rng, (3, 3, 3), "float64")
+    got = fftconv.convolve(vals[None], w0, mode="full", axes=(1, 2))
+    assert got.shape == (3, 7, 7)
+    for c in range(3):
+        assert_matches(got[c], reference(vals, w0[c], "full"), "float64")
+
+
+@pytest.mark.parametrize("method", ["fft", "overlap-add"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", ["constant", "wrap"])
+def test_overlap_many_tiles(rng, method, mode, boundary):
+    """A tiny memory limit forces many small tiles; the result must not change."""
+    x = random(rng, (70, 45), "float32")
+    k = random(rng, (9, 6), "float32")
+    with fftconv.config.set(memory_limit=20_000):
+        got = fftconv.convolve(x, k, mode, boundary=boundary, method=method)
+    assert_matches(got, reference(x, k, mode, boundary), "float32")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_long_1d_and_large_kernel(rng, method):
+    x = random(rng, (3000,), "float32")
+    k = random(rng, (257,), "float32")
+    got = fftconv.convolve(x, k, "same", boundary="nearest", method=method)
+    assert_matches(got, reference(x, k, "same", "nearest"), "float32")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_inputs_untouched_readonly_and_strided(rng, method):
+    base = random(rng, (20, 18), "float32")
+    x = base[::-1, ::2]
+    k = random(rng, (5, 4), "float32")[:, ::-1]
+    before_x, before_k = x.copy(), k.copy()
+    x.flags.writeable = False
+    got = fftconv.convolve(x, k, "same", boundary="reflect", method=method)
+    np.testing.assert_array_equal(x, before_x)
+    np.testing.assert_array_equal(k, before_k)
+    assert_matches(got, reference(before_x, before_k, "same", "reflect"), "float32")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_deterministic(rng, method):
+    x = random(rng, (40, 33), "float32")
+    k = random(rng, (7, 7), "float32")
+    first = fftconv.convolve(x, k, method=method)
+    np.testing.assert_array_equal(first, fftconv.convolve(x, k, method=method))
+
+
+def test_float32_stays_float32_end_to_end(rng, monkeypatch):
+    """Every array in and out of every transform is single precision for float32 work."""
+    seen = set()
+    for name in fftconv.available_backends():
+        backend = fftconv._registry.load_backend(name)
+        for fn in ("rfftn", "irfftn", "fftn", "ifftn"):
+            original = getattr(backend, fn)
+
+            def spy(x, *args, _original=original, **kwargs):
+                out = _original(x, *args, **kwargs)
+                seen.update({x.dtype, out.dtype})
+                return out
+
+            monkeypatch.setattr(backend, fn, spy)
+    x = random(rng, (64, 64), "float32")
+    k = random(rng, (9, 9), "float32")
+    for method in ["direct", "fft", "overlap-add"]:
+        for backend in fftconv.available_backends():
+            for policy in ["propagate", "interpolate"]:
+                x[3, 4] = np.nan
+                out = fftconv.convolve(x, k, method=method, backend=backend,
+                                       boundary="reflect", nan_policy=policy)
+                assert out.dtype == np.float32
+    assert seen <= {np.dtype("float32"), np.dtype("complex64")}, seen
+
+
+def test_dtype_override(rng):
+    x = random(rng, (9, 9), "float32")
+    k = random(rng, (3, 3), "float32")
+    got = fftconv.convolve(x, k, dtype="float64")
+    assert_matches(got, reference(x, k), "float64")
+    assert fftconv.convolve(x, k, dtype=np.complex64).dtype == np.complex64
