@@ -12,7 +12,7 @@ class ScipyBackend:
     contract_version = CONTRACT_VERSION
     requires = ("scipy",)
     install_hint = "pip install 'fftconv[scipy]'"
-    priority = 10
+    priority = 20
 
     def __init__(self) -> None:
         import scipy

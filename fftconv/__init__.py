@@ -7,7 +7,7 @@ scipy nor pyfftw nor dask: all of that happens on first use.
 from __future__ import annotations
 
 from fftconv import _config as config
-from fftconv._api import convolve, correlate
+from fftconv._api import convolve, correlate, plan
 from fftconv._config import set_backend
 from fftconv._registry import BackendError, available_backends, get_backend, refresh_backends
 
@@ -20,6 +20,7 @@ __all__ = [
     "convolve",
     "correlate",
     "get_backend",
+    "plan",
     "refresh_backends",
     "set_backend",
 ]

@@ -10,6 +10,7 @@ from fftconv._planner import Plan, Planner
 from fftconv._problem import linear_problem
 from fftconv._registry import load_backend
 from fftconv._request import Request, build_request
+from fftconv._shapes import BOUNDARIES, check_choice, extension
 
 
 def _is_dask(value: object) -> bool:
@@ -49,6 +50,43 @@ def run_request(request: Request, settings: _config.Settings) -> np.ndarray:
     if request.nan_policy == "interpolate":
         return _nonfinite.interpolate(request, finite)
     return _nonfinite.propagate(request, finite)
+
+
+def plan(image_shape, kernel_shape, *, dtype="float32", mode="same", boundary="constant",
+         axes=None, method="auto", backend=None, workers=None) -> Plan:
+    """How :func:`convolve` would run for these shapes, without any data.
+
+    Returns
+    -------
+    Plan
+        ``.method``, ``.fft_shape``, ``.block_shape``, every candidate's
+        estimated seconds and bytes, and ``.explain()``.
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> p = fftconv.plan((4096, 4096), (3, 3))
+    >>> p.method
+    'direct'
+    >>> fftconv.plan((4096, 4096), (255, 255)).method in ("fft", "overlap-add")
+    True
+    """
+    check_choice("boundary", boundary, BOUNDARIES)
+    image = np.broadcast_to(np.zeros((), dtype=dtype), tuple(image_shape))
+    kernel = np.broadcast_to(np.ones((), dtype=dtype), tuple(kernel_shape))
+    request = build_request(image, kernel, mode, "constant", 0.0, axes, method, "propagate",
+                            None, flip=False)
+    settings = _config.resolve(backend=backend, workers=workers)
+    if boundary != "constant":
+        grown = list(request.image.shape)
+        windows = []
+        for ax, (a, b) in zip(request.axes, request.windows):
+            left, right = extension(grown[ax], request.kernel.shape[ax], (a, b))
+            grown[ax] += left + right
+            windows.append((a + left, b + left))
+        request = request.replace(image=np.broadcast_to(request.image.flat[0], grown),
+                                  windows=tuple(windows))
+    return plan_request(request, settings)
 
 
 def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
@@ -109,15 +147,17 @@ def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=
     --------
     >>> import numpy as np, fftconv
     >>> fftconv.convolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], mode="full")
-    array([0. , 1. , 2.5, 4. , 1.5], dtype=float32)
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> fftconv.convolve(np.ones(4, np.float32), np.ones(3, np.float32)).dtype
+    dtype('float32')
     >>> x = np.arange(1, 10, dtype=np.float64).reshape(3, 3)
     >>> fftconv.convolve(x, [[1, 2], [3, 4]], mode="valid")
     array([[23., 33.],
            [53., 63.]])
     >>> fftconv.convolve(x, np.ones((3, 3)) / 9, boundary="nearest").round(3)
-    array([[2.333, 2.667, 3.   ],
-           [3.333, 3.667, 4.   ],
-           [4.333, 4.667, 5.   ]])
+    array([[2.333, 3.   , 3.667],
+           [4.333, 5.   , 5.667],
+           [6.333, 7.   , 7.667]])
     """
     return _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
                      nan_policy, dtype, flip=False)

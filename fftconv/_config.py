@@ -230,7 +230,7 @@ def resolve(**call: Any) -> Settings:
     return Settings(**merged)
 
 
-class set:  # noqa: N801 - reads as fftconv.config.set(...)
+class set:
     """Change settings for the current thread / task: now, and until the ``with`` block ends.
 
     Parameters

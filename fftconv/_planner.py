@@ -17,6 +17,7 @@ working memory fits the limit (else the one needing least memory).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +35,8 @@ METHODS = ("direct", "fft", "overlap-add")
 class Rates:
     """Seconds per unit of work, single thread."""
 
-    fft: float = 4.0e-10  # per n·log2(n) of one real transform
+    fft: float = 9.0e-10  # per n·log2(n) of one real transform, its copies included
+    tile: float = 1.0e-4  # fixed cost of one overlap tile (Python, slicing, plan lookup)
     direct_numpy: float = 1.0e-9  # per tap·output
     direct_opencv: float = 1.2e-10  # per tap·output (OpenCV's own threads included)
     product: float = 1.5e-9  # per complex element of the spectrum product
@@ -163,23 +165,43 @@ class Planner:
         )
         return self._fft_cost(p, shape, tiles=1, method="fft", block=None)
 
-    def overlap(self, p: LinearProblem, memory_limit: int | None = None) -> Candidate:
-        blocks, shape = [], []
-        for k, (a, b) in zip(p.kernel_lengths, p.windows):
-            block, length = optimal_block(k, b - a, lambda n: self.fast_len(n, p.is_real))
-            blocks.append(block)
-            shape.append(length)
-        candidate = self._tiled(p, blocks, shape)
-        while memory_limit is not None and candidate.bytes > memory_limit:
-            axis = int(np.argmax(blocks))
-            if blocks[axis] <= 1:
-                break
-            blocks[axis] = max(1, blocks[axis] // 2)
-            shape[axis] = self.fast_len(blocks[axis] + p.kernel_lengths[axis] - 1, p.is_real)
-            candidate = self._tiled(p, blocks, shape)
-        return candidate
+    def _block_choices(self, p: LinearProblem, axis: int) -> list[int]:
+        """Tile lengths to try on one axis: fast lengths from 1 up to the whole window.
 
-    def _tiled(self, p: LinearProblem, blocks: list[int], shape: list[int]) -> Candidate:
+        Without overhead the optimum is the Lambert W block; the fixed cost per
+        tile pushes it up, and a memory limit pushes it down, so a geometric
+        ladder on both sides of it is searched.
+        """
+        k = p.kernel_lengths[axis]
+        a, b = p.windows[axis]
+        best, _ = optimal_block(k, b - a, lambda n: self.fast_len(n, p.is_real))
+        ladder = {best, b - a}
+        step = best
+        while step > 1:
+            step //= 2
+            ladder.add(self.fast_len(step + k - 1, p.is_real) - k + 1)
+        step = best
+        while step < b - a:
+            step *= 2
+            ladder.add(self.fast_len(step + k - 1, p.is_real) - k + 1)
+        return sorted(n for n in ladder if 1 <= n <= b - a)
+
+    def overlap(self, p: LinearProblem, memory_limit: int | None = None) -> Candidate:
+        """The cheapest tiling that fits ``memory_limit`` (else the smallest one)."""
+        choices = [self._block_choices(p, axis) for axis in range(len(p.axes))]
+        if math.prod(len(c) for c in choices) > 4096:
+            best = [optimal_block(k, b - a, lambda n: self.fast_len(n, p.is_real))[0]
+                    for k, (a, b) in zip(p.kernel_lengths, p.windows)]
+            choices = [sorted({c[0], min(c, key=lambda n: abs(n - m)), c[-1]})
+                       for c, m in zip(choices, best)]
+        candidates = [self._tiled(p, list(blocks)) for blocks in itertools.product(*choices)]
+        fits = [c for c in candidates if memory_limit is None or c.bytes <= memory_limit]
+        if fits:
+            return min(fits, key=lambda c: c.seconds)
+        return min(candidates, key=lambda c: c.bytes)
+
+    def _tiled(self, p: LinearProblem, blocks: list[int]) -> Candidate:
+        shape = [self.fast_len(n + k - 1, p.is_real) for n, k in zip(blocks, p.kernel_lengths)]
         tiles = math.prod(math.ceil((b - a) / s) for (a, b), s in zip(p.windows, blocks))
         return self._fft_cost(p, tuple(shape), tiles=tiles, method="overlap-add",
                               block=tuple(blocks))
@@ -193,6 +215,7 @@ class Planner:
         batch_k = math.prod(n for ax, n in enumerate(p.kernel.shape) if ax not in p.axes)
         work = (per_transform * (batch_y + p.batch) + spectrum * p.batch * self.rates.product)
         seconds = (per_transform * batch_k + tiles * work) / _speedup(self.threads, self.rates)
+        seconds += tiles * self.rates.tile / min(tiles, self.threads) if tiles > 1 else 0.0
         complex_item = 2 * p.dtype.itemsize if p.is_real else p.dtype.itemsize
         per_tile = spectrum * p.batch * complex_item + math.prod(shape) * p.batch * (
             p.dtype.itemsize)

@@ -62,9 +62,9 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
         if ep.name in chosen:
             if chosen[ep.name].value != ep.value:
                 warnings.warn(
-                    f"fftconv backend {ep.name!r} is registered twice: using {chosen[ep.name].value}"
-                    f" ({_distribution_name(chosen[ep.name]) or '?'}), ignoring {ep.value} "
-                    f"({_distribution_name(ep) or '?'})",
+                    f"fftconv backend {ep.name!r} is registered twice: using "
+                    f"{chosen[ep.name].value} ({_distribution_name(chosen[ep.name]) or '?'}), "
+                    f"ignoring {ep.value} ({_distribution_name(ep) or '?'})",
                     RuntimeWarning,
                     stacklevel=3,
                 )

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from fftconv._boundary import full_pad_width
 from fftconv._methods._transform import window_slices
 from fftconv._problem import LinearProblem
+from fftconv._threads import run_all
 
 STRIPE_ELEMENTS = 1 << 16
 # OpenCV's filter2D switches to its DFT path at these kernel areas (filter.dispatch.cpp).
@@ -98,12 +98,7 @@ def _shift_and_add(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray
             np.multiply(view, weight, out=scratch)
             acc += scratch
 
-    if threads > 1 and len(stripes) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(stripe, stripes))
-    else:
-        for bounds in stripes:
-            stripe(bounds)
+    run_all(stripe, stripes, threads)
     return _restore(problem, out)
 
 

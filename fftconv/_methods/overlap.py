@@ -12,12 +12,12 @@ Working memory is the kernel spectrum plus one tile's buffers per thread.
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from fftconv._methods._transform import Transform, window_slices
 from fftconv._problem import LinearProblem
+from fftconv._threads import run_all
 
 
 def tile_starts(windows, block_shape):
@@ -37,13 +37,7 @@ def run(problem: LinearProblem, plan) -> np.ndarray:
         _tile(problem, plan.block_shape, transform, kernel_spectrum, out, starts)
 
     tiles = itertools.product(*tile_starts(problem.windows, plan.block_shape))
-    if parallel:
-        with ThreadPoolExecutor(plan.threads) as pool:
-            for _ in pool.map(work, tiles):
-                pass
-    else:
-        for starts in tiles:
-            work(starts)
+    run_all(work, tiles, plan.threads if parallel else 1)
     return out
 
 

@@ -1,0 +1,264 @@
+"""pyFFTW backend: FFTW plans, reused, thread-safe, with wisdom kept across processes.
+
+* Plans are built with ``pyfftw.FFTW`` on buffers of our own (so planning
+  with FFTW_MEASURE can never destroy a caller's array) and kept in a
+  bounded LRU cache keyed by (transform, shape, dtype, lengths, axes, threads,
+  effort, calling thread).  FFTW plans must not run from two threads at
+  once (pyFFTW #346): each thread gets its own plan, and FFTW's planner, which
+  is not thread-safe at all, runs under one process-wide lock.
+* Inputs are copied into the plan's input buffer (zero-padded to ``s``);
+  every call gets a fresh output array, so nothing returned is ever reused.
+* Planner effort and time limit come from fftconv's settings
+  (``planner_effort``, ``planner_time_limit``).  Wisdom is loaded from
+  ``wisdom_path`` (default: the user cache dir) on first use, checked against
+  the FFTW build and machine that wrote it, and saved atomically after new
+  plans were measured.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import platform
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from fftconv._fastlen import next_smooth
+from fftconv._protocol import CONTRACT_VERSION, Capabilities
+
+EFFORT_FLAGS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE",
+                "patient": "FFTW_PATIENT", "exhaustive": "FFTW_EXHAUSTIVE"}
+WISDOM_FORMAT = 1
+PLAN_CACHE_SIZE = 32
+PLAN_CACHE_BYTES = 512 * 2**20
+
+_planner_lock = threading.Lock()
+
+
+class WisdomWarning(RuntimeWarning):
+    """FFTW wisdom could not be loaded or saved (planning still works, only slower)."""
+
+
+def _wisdom_file() -> Path:
+    from fftconv import config
+
+    explicit = config.get("wisdom_path")
+    if explicit:
+        return Path(explicit)
+    return config.user_cache_dir() / "fftw-wisdom.json"
+
+
+def _wisdom_stamp(pyfftw) -> dict:
+    return {"format": WISDOM_FORMAT, "pyfftw": pyfftw.__version__,
+            "machine": platform.machine(), "processor": platform.processor()}
+
+
+def load_wisdom(pyfftw, path: Path) -> bool:
+    """Import wisdom from ``path``; warn (never raise) when it is unreadable or stale."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as err:
+        warnings.warn(f"FFTW wisdom at {path} is unreadable and was ignored: {err}",
+                      WisdomWarning, stacklevel=2)
+        return False
+    stamp = _wisdom_stamp(pyfftw)
+    written = {key: record.get(key) for key in stamp}
+    if written != stamp:
+        warnings.warn(f"FFTW wisdom at {path} is stale (written by {written}, this is {stamp}) "
+                      "and was ignored", WisdomWarning, stacklevel=2)
+        return False
+    try:
+        wisdom = tuple(w.encode("ascii") for w in record["wisdom"])
+        loaded = pyfftw.import_wisdom(wisdom)
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        warnings.warn(f"FFTW wisdom at {path} is malformed and was ignored: {err}",
+                      WisdomWarning, stacklevel=2)
+        return False
+    if not all(loaded):
+        # pyfftw.import_wisdom reports failure only through its return value.
+        warnings.warn(f"FFTW rejected part of the wisdom at {path} (per precision: {loaded})",
+                      WisdomWarning, stacklevel=2)
+    return any(loaded)
+
+
+def save_wisdom(pyfftw, path: Path) -> None:
+    """Write wisdom atomically: a temporary file beside ``path``, then ``os.replace``."""
+    record = dict(_wisdom_stamp(pyfftw), wisdom=[w.decode("ascii")
+                                                 for w in pyfftw.export_wisdom()])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".wisdom-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle)
+        os.replace(tmp, path)
+    except OSError as err:
+        warnings.warn(f"FFTW wisdom could not be saved to {path}: {err}", WisdomWarning,
+                      stacklevel=2)
+
+
+class _Plan:
+    """One FFTW plan with its own zero-padded input buffer."""
+
+    def __init__(self, fftw, buffer: np.ndarray, out_shape, out_dtype) -> None:
+        self.fftw = fftw
+        self.buffer = buffer
+        self.out_shape = out_shape
+        self.out_dtype = out_dtype
+        self.nbytes = buffer.nbytes
+
+    def __call__(self, x: np.ndarray, axes) -> np.ndarray:
+        import pyfftw
+
+        buffer = self.buffer
+        inside = tuple(slice(0, min(n, L)) for n, L in zip(x.shape, buffer.shape))
+        buffer[inside] = x[inside]
+        for ax in axes:
+            if x.shape[ax] < buffer.shape[ax]:
+                tail = [slice(None)] * buffer.ndim
+                tail[ax] = slice(x.shape[ax], None)
+                buffer[tuple(tail)] = 0
+        out = pyfftw.empty_aligned(self.out_shape, dtype=self.out_dtype)
+        # __call__, not execute(): only __call__ applies the 1/n of inverse transforms.
+        return self.fftw(input_array=buffer, output_array=out)
+
+
+class PyFFTWBackend:
+    """FFTs through pyFFTW (FFTW 3): planned, cached, threaded, fast on 7-smooth lengths."""
+
+    name = "pyfftw"
+    contract_version = CONTRACT_VERSION
+    requires = ("pyfftw",)
+    install_hint = "pip install 'fftconv[pyfftw]'"
+    priority = 10
+
+    def __init__(self) -> None:
+        import pyfftw
+
+        self._pyfftw = pyfftw
+        self.version = pyfftw.__version__
+        self.capabilities = Capabilities(threads=True)
+        self._plans: collections.OrderedDict = collections.OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._wisdom_loaded_from: Path | None = None
+
+    # -- planning -----------------------------------------------------------------------
+
+    def _settings(self) -> tuple[str, float | None, Path]:
+        from fftconv import config
+
+        return (config.get("planner_effort"), config.get("planner_time_limit"),
+                _wisdom_file())
+
+    def _ensure_wisdom(self, path: Path) -> None:
+        if self._wisdom_loaded_from != path:
+            load_wisdom(self._pyfftw, path)
+            self._wisdom_loaded_from = path
+
+    def _plan(self, kind: str, x: np.ndarray, s, axes, workers: int) -> _Plan:
+        effort, time_limit, wisdom = self._settings()
+        key = (kind, x.shape, x.dtype.str, tuple(s), tuple(axes), workers, effort,
+               threading.get_ident())
+        with self._cache_lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = self._build(kind, x, s, axes, workers, effort, time_limit, wisdom)
+        with self._cache_lock:
+            self._plans[key] = plan
+            while len(self._plans) > PLAN_CACHE_SIZE or (
+                    len(self._plans) > 1
+                    and sum(p.nbytes for p in self._plans.values()) > PLAN_CACHE_BYTES):
+                self._plans.popitem(last=False)
+        return plan
+
+    def _build(self, kind, x, s, axes, workers, effort, time_limit, wisdom) -> _Plan:
+        pyfftw = self._pyfftw
+        in_shape, out_shape = _shapes(kind, x.shape, s, axes)
+        in_dtype = x.dtype
+        if kind == "rfftn":
+            out_dtype = np.result_type(x.dtype, np.complex64)
+        elif kind == "irfftn":
+            out_dtype = np.empty(0, x.dtype).real.dtype
+        else:
+            out_dtype = x.dtype
+        direction = "FFTW_BACKWARD" if kind in ("irfftn", "ifftn") else "FFTW_FORWARD"
+        flags = [EFFORT_FLAGS[effort]]
+        if kind == "irfftn":
+            flags.append("FFTW_DESTROY_INPUT")  # the input is always our own buffer
+        with _planner_lock:
+            self._ensure_wisdom(wisdom)
+            buffer = pyfftw.empty_aligned(in_shape, dtype=in_dtype)
+            out = pyfftw.empty_aligned(out_shape, dtype=out_dtype)
+            fftw = pyfftw.FFTW(buffer, out, axes=tuple(axes), direction=direction,
+                               flags=tuple(flags), threads=max(1, workers),
+                               planning_timelimit=time_limit)
+            if effort != "estimate":
+                save_wisdom(pyfftw, wisdom)
+        return _Plan(fftw, buffer, tuple(out_shape), out_dtype)
+
+    # -- the contract ---------------------------------------------------------------------
+
+    def _run(self, kind, x, s, axes, workers):
+        x = np.asarray(x)
+        axes = tuple(a % x.ndim for a in axes)
+        if kind == "rfftn" and x.dtype.kind != "f":
+            raise TypeError(f"rfftn needs real input, got {x.dtype}")
+        if kind in ("irfftn", "fftn", "ifftn") and x.dtype.kind != "c":
+            x = x.astype(np.result_type(x.dtype, np.complex64))
+        if kind == "irfftn":
+            expected = list(x.shape)
+            expected[axes[-1]] = s[-1] // 2 + 1
+            for ax, n in zip(axes[:-1], s[:-1]):
+                expected[ax] = n
+            x = _fit(x, expected)
+        plan = self._plan(kind, x, s, axes, workers)
+        return plan(x, axes)
+
+    def rfftn(self, x, s, axes, workers=1):
+        return self._run("rfftn", x, s, axes, workers)
+
+    def irfftn(self, x, s, axes, workers=1):
+        return self._run("irfftn", x, s, axes, workers)
+
+    def fftn(self, x, s, axes, workers=1):
+        return self._run("fftn", x, s, axes, workers)
+
+    def ifftn(self, x, s, axes, workers=1):
+        return self._run("ifftn", x, s, axes, workers)
+
+    def next_fast_len(self, n: int, real: bool = True) -> int:
+        # FFTW has hand-written codelets for 2, 3, 5 and 7.
+        return next_smooth(n, (2, 3, 5, 7))
+
+
+def _shapes(kind: str, shape, s, axes) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shapes of the plan's input buffer and output for a transform of lengths ``s``."""
+    full = list(shape)
+    for ax, n in zip(axes, s):
+        full[ax] = n
+    half = list(full)
+    half[axes[-1]] = s[-1] // 2 + 1
+    if kind == "rfftn":
+        return tuple(full), tuple(half)
+    if kind == "irfftn":
+        return tuple(half), tuple(full)
+    return tuple(full), tuple(full)
+
+
+def _fit(x: np.ndarray, shape) -> np.ndarray:
+    """Crop or zero-pad ``x`` to ``shape`` (numpy.fft's meaning of ``s`` for inverses)."""
+    if list(x.shape) == list(shape):
+        return x
+    out = np.zeros(shape, dtype=x.dtype)
+    inside = tuple(slice(0, min(a, b)) for a, b in zip(x.shape, shape))
+    out[inside] = x[inside]
+    return out
+
