@@ -16,6 +16,7 @@ working memory fits the limit (else the one needing least memory).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import math
@@ -29,6 +30,9 @@ from fftconv._problem import LinearProblem
 from fftconv._shapes import circular_length
 
 METHODS = ("direct", "fft", "overlap-add")
+_CANDIDATE_CACHE_SIZE = 512
+# Estimates are pure functions of a problem's signature: computed once per signature.
+_CANDIDATES: collections.OrderedDict[tuple, tuple[Candidate, ...]] = collections.OrderedDict()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,8 +231,24 @@ class Planner:
     def candidates(self, p: LinearProblem) -> tuple[Candidate, ...]:
         return (self.direct(p), self.fft(p), self.overlap(p, self.memory_limit))
 
+    def signature(self, p: LinearProblem) -> tuple:
+        """Everything the estimates depend on: shapes, dtype, support, backend, threads, limit."""
+        taps = int(np.count_nonzero(np.any(p.kernel != 0, axis=tuple(
+            ax for ax in range(p.kernel.ndim) if ax not in p.axes))))
+        return (p.y.shape, p.kernel.shape, p.axes, p.windows, p.dtype.str, taps,
+                self.backend.name, id(self.backend), self.threads, self.memory_limit,
+                self.rates)
+
     def plan(self, p: LinearProblem, method: str = "auto") -> Plan:
-        candidates = self.candidates(p)
+        key = self.signature(p)
+        candidates = _CANDIDATES.get(key)
+        if candidates is None:
+            candidates = self.candidates(p)
+            _CANDIDATES[key] = candidates
+            while len(_CANDIDATES) > _CANDIDATE_CACHE_SIZE:
+                _CANDIDATES.popitem(last=False)
+        else:
+            _CANDIDATES.move_to_end(key)
         by_name = {c.method: c for c in candidates}
         if method != "auto":
             chosen, reason = by_name[method], "forced by method="

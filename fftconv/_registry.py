@@ -45,7 +45,9 @@ class BackendInfo:
     priority: int = 0
 
 
+@functools.cache
 def _distribution_name(ep: importlib.metadata.EntryPoint) -> str:
+    # Reading a distribution's name parses its METADATA file: do it once per entry point.
     dist = getattr(ep, "dist", None)
     return dist.name if dist is not None else ""
 
@@ -74,6 +76,7 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 
 
 _instances: dict[str, Any] = {}
+_auto_choice: list[Any] = []
 _failures: dict[str, BackendInfo] = {}
 _lock = threading.Lock()
 
@@ -82,6 +85,8 @@ def refresh_backends() -> None:
     """Forget discovered backends, so newly installed plugins are found (used by tests too)."""
     with _lock:
         _entry_points.cache_clear()
+        _distribution_name.cache_clear()
+        _auto_choice.clear()
         _instances.clear()
         _failures.clear()
 
@@ -180,6 +185,9 @@ def available_backends() -> list[str]:
 
 
 def _auto() -> Any:
+    """The fastest available backend; decided once until :func:`refresh_backends`."""
+    if _auto_choice:
+        return _auto_choice[0]
     for info in backend_infos():
         if info.status == "broken":
             warnings.warn(f"fftconv backend {info.name!r} is broken and was skipped: "
@@ -187,7 +195,8 @@ def _auto() -> Any:
     names = available_backends()
     if not names:
         raise BackendError(f"no FFT backend can run here; install one: {KNOWN_HINTS['scipy']}")
-    return _instances[names[0]]
+    _auto_choice[:] = [_instances[names[0]]]
+    return _auto_choice[0]
 
 
 def load_backend(name: str) -> Any:

@@ -14,6 +14,7 @@ with the flipped kernel:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 
@@ -38,6 +39,11 @@ def run(problem: LinearProblem, plan) -> np.ndarray:
     return _shift_and_add(problem, data, flipped, plan.threads)
 
 
+@functools.lru_cache(maxsize=1)
+def opencv_installed() -> bool:
+    return importlib.util.find_spec("cv2") is not None
+
+
 def opencv_applies(problem: LinearProblem) -> bool:
     """True when the OpenCV engine computes this problem directly."""
     limit = OPENCV_DIRECT_AREA.get(problem.dtype)
@@ -45,7 +51,7 @@ def opencv_applies(problem: LinearProblem) -> bool:
         limit is not None
         and len(problem.axes) == 2
         and math.prod(problem.kernel_lengths) < limit
-        and importlib.util.find_spec("cv2") is not None
+        and opencv_installed()
     )
 
 

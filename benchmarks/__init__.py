@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of fftconv and its peers (``make bench``)."""
