@@ -163,7 +163,10 @@ class PyFFTWBackend:
 
     def _plan(self, kind: str, x: np.ndarray, s, axes, workers: int) -> _Plan:
         effort, time_limit, wisdom = self._settings()
-        key = (kind, x.shape, x.dtype.str, tuple(s), tuple(axes), workers, effort,
+        # Keyed by the padded buffer's shape, not x's: the image and the kernel of one
+        # convolution share a plan (and its buffer).
+        in_shape, _ = _shapes(kind, x.shape, s, axes)
+        key = (kind, in_shape, x.dtype.str, tuple(axes), workers, effort,
                threading.get_ident())
         with self._cache_lock:
             plan = self._plans.get(key)

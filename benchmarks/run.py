@@ -46,22 +46,39 @@ def timings(name: str, n: int, k: int, repeats: int) -> list[float]:
 
 def peak_memory(name: str, n: int, k: int) -> float:
     """Peak RSS growth (bytes) of one call, measured in a fresh interpreter."""
+    # ru_maxrss survives exec on Linux (a child starts at its parent's peak), so read the
+    # process's own high-water mark, reset just before the call.
     code = (
-        "import resource, json, sys\n"
-        "from benchmarks.run import data\n"
+        "import json\n"
+        "from benchmarks.run import data, rss_reset, rss\n"
         "from benchmarks.peers import CONTENDERS\n"
         f"image, kernel = data({n}, {k})\n"
         f"call = CONTENDERS[{name!r}](image, kernel)\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "base = rss_reset()\n"
         "call()\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(json.dumps((peak - base) * 1024))\n"
+        "print(json.dumps(rss('VmHWM') - base))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).parent.parent, check=False)
     if result.returncode != 0:
         return float("nan")
     return float(result.stdout.strip().splitlines()[-1])
+
+
+def rss(field: str = "VmRSS") -> int:
+    """A field of /proc/self/status, in bytes (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def rss_reset() -> int:
+    """Reset the peak-RSS mark to the current RSS (writing 5 to clear_refs); return it."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return rss()
 
 
 def versions() -> dict[str, str]:
@@ -159,6 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--memory", default="4096:257,4096:127",
                         help="n:k cases for the peak-memory table ('' for none)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="re-measure memory into the newest results file of today")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.kernels, args.repeats, args.memory = "256", "3,31", 2, "256:31"
@@ -167,14 +186,19 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     kernels = [int(k) for k in args.kernels.split(",")]
     memory_cases = [tuple(int(v) for v in c.split(":")) for c in args.memory.split(",") if c]
-    result = run(sizes, kernels, args.repeats, memory_cases)
     import fftconv
+
+    if args.memory_only:
+        sizes = []
+    result = run(sizes, kernels, args.repeats, memory_cases)
 
     meta = {"machine": platform.node() or "unknown", "date": datetime.date.today().isoformat(),
             "threads": fftconv.config.resolve().threads(), "cores": os.cpu_count(),
             "versions": versions()}
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"{meta['machine']}-{meta['date']}{'-quick' if args.quick else ''}"
+    if args.memory_only and stem.with_suffix(".json").exists():
+        result["rows"] = json.loads(stem.with_suffix(".json").read_text())["rows"]
     stem.with_suffix(".md").write_text(markdown(result, meta))
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, **result}, indent=1))
     plot(result, stem.with_suffix(".png"))

@@ -7,20 +7,30 @@ scipy nor pyfftw nor dask: all of that happens on first use.
 from __future__ import annotations
 
 from fftconv import _config as config
+from fftconv._adjoint import convolve_vjp, correlate_vjp
 from fftconv._api import convolve, correlate, plan
 from fftconv._config import set_backend
+from fftconv._estimate import KernelFit, estimate_kernel
 from fftconv._registry import BackendError, available_backends, get_backend, refresh_backends
+from fftconv._template import match_template
+from fftconv._window import window_sum
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
+    "KernelFit",
     "available_backends",
     "config",
     "convolve",
+    "convolve_vjp",
     "correlate",
+    "correlate_vjp",
+    "estimate_kernel",
     "get_backend",
+    "match_template",
     "plan",
     "refresh_backends",
     "set_backend",
+    "window_sum",
 ]

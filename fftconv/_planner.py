@@ -31,6 +31,7 @@ from fftconv._shapes import circular_length
 
 METHODS = ("direct", "fft", "overlap-add")
 _CANDIDATE_CACHE_SIZE = 512
+DEFAULT_TILE_BUDGET = 16 * 2**20
 # Estimates are pure functions of a problem's signature: computed once per signature.
 _CANDIDATES: collections.OrderedDict[tuple, tuple[Candidate, ...]] = collections.OrderedDict()
 
@@ -221,15 +222,19 @@ class Planner:
         seconds = (per_transform * batch_k + tiles * work) / _speedup(self.threads, self.rates)
         seconds += tiles * self.rates.tile / min(tiles, self.threads) if tiles > 1 else 0.0
         complex_item = 2 * p.dtype.itemsize if p.is_real else p.dtype.itemsize
-        per_tile = spectrum * p.batch * complex_item + math.prod(shape) * p.batch * (
-            p.dtype.itemsize)
+        # per tile in flight: the zero-padded input copy, its spectrum, the circular result
+        per_tile = spectrum * p.batch * complex_item + math.prod(shape) * (
+            p.batch + batch_y) * p.dtype.itemsize
         in_flight = min(tiles, self.threads) if tiles > 1 else 1
         total = spectrum * batch_k * complex_item + in_flight * per_tile
         return Candidate(method, seconds, int(total), shape, block,
                          note=f", {tiles} tiles" if tiles > 1 else "")
 
     def candidates(self, p: LinearProblem) -> tuple[Candidate, ...]:
-        return (self.direct(p), self.fft(p), self.overlap(p, self.memory_limit))
+        # Without a limit, tiles still stay within one image's bytes: near the optimum the
+        # tile size barely changes the time, and streaming is what overlap-add is for.
+        budget = self.memory_limit or max(p.y.nbytes, DEFAULT_TILE_BUDGET)
+        return (self.direct(p), self.fft(p), self.overlap(p, budget))
 
     def signature(self, p: LinearProblem) -> tuple:
         """Everything the estimates depend on: shapes, dtype, support, backend, threads, limit."""

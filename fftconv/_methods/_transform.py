@@ -28,14 +28,17 @@ class Transform:
         out = fn(spectrum, self.shape, self.axes, self.workers)
         return out if out.dtype == self.dtype else out.astype(self.dtype)
 
-    def convolve(self, x: np.ndarray, kernel_spectrum: np.ndarray) -> np.ndarray:
-        """Circular convolution of ``x`` (zero-padded to ``shape``) with a ready spectrum."""
-        spectrum = self.forward(x)
+    @staticmethod
+    def multiply(spectrum: np.ndarray, kernel_spectrum: np.ndarray) -> np.ndarray:
+        """The product, in place unless broadcasting makes it larger than ``spectrum``."""
         if spectrum.shape == np.broadcast_shapes(spectrum.shape, kernel_spectrum.shape):
             spectrum *= kernel_spectrum
-        else:
-            spectrum = spectrum * kernel_spectrum
-        return self.inverse(spectrum)
+            return spectrum
+        return spectrum * kernel_spectrum
+
+    def convolve(self, x: np.ndarray, kernel_spectrum: np.ndarray) -> np.ndarray:
+        """Circular convolution of ``x`` (zero-padded to ``shape``) with a ready spectrum."""
+        return self.inverse(self.multiply(self.forward(x), kernel_spectrum))
 
 
 def window_slices(ndim: int, axes: Sequence[int], starts: Sequence[int],

@@ -32,7 +32,7 @@ OPENCV_DIRECT_AREA = {np.dtype("float32"): 130, np.dtype("float64"): 50}
 
 def run(problem: LinearProblem, plan) -> np.ndarray:
     """Valid correlation of the zero-extended data window with the flipped kernel."""
-    data = _data_window(problem)
+    data = data_window(problem)
     flipped = np.flip(problem.kernel, axis=problem.axes)
     if opencv_applies(problem):
         return _opencv(problem, data, flipped)
@@ -55,7 +55,7 @@ def opencv_applies(problem: LinearProblem) -> bool:
     )
 
 
-def _data_window(problem: LinearProblem) -> np.ndarray:
+def data_window(problem: LinearProblem) -> np.ndarray:
     """The data the window reads, ``[a - K + 1, b)`` per axis, zero outside ``y``."""
     y = problem.y
     lo, hi, pads = [], [], []

@@ -16,9 +16,14 @@ def run(problem: LinearProblem, plan) -> np.ndarray:
     """
     transform = Transform(plan.backend, plan.fft_shape, problem.axes, problem.is_real,
                           problem.dtype, plan.threads)
+    # Peak memory is two spectra, then one spectrum and the circular result: the
+    # kernel's spectrum is dropped before the inverse transform.
+    spectrum = transform.forward(problem.y)
     kernel_spectrum = plan.kernel_spectrum(transform, problem.kernel)
-    circular = transform.convolve(problem.y, kernel_spectrum)
+    spectrum = transform.multiply(spectrum, kernel_spectrum)
     del kernel_spectrum
+    circular = transform.inverse(spectrum)
+    del spectrum
     starts = [a for a, _ in problem.windows]
     stops = [b for _, b in problem.windows]
     out = circular[window_slices(circular.ndim, problem.axes, starts, stops)]

@@ -1,0 +1,94 @@
+"""match_template: zero-normalized cross-correlation from one correlation and window sums.
+
+``ncc = Σ(W − W̄)(T − T̄) / sqrt(Σ(W − W̄)² · Σ(T − T̄)²)`` for every window ``W``.
+The numerator is one correlation with the zero-mean template (the planner
+picks FFT or direct); the window statistics are running sums in float64 of the
+image with its global mean removed, so a large offset cannot cancel them
+(skimage #1712).  Windows whose variance is at round-off level give 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fftconv._api import correlate
+from fftconv._request import as_array, result_dtype
+from fftconv._shapes import BOUNDARIES, check_choice
+from fftconv._window import window_sum
+
+
+def _window_moments(image, template_shape, mode, boundary, weights):
+    """Σw·x and Σw·x² over every window, in float64."""
+    if weights is None:
+        s1 = window_sum(image, template_shape, mode, boundary=boundary)
+        s2 = window_sum(image * image, template_shape, mode, boundary=boundary)
+        return s1.astype(np.float64), s2.astype(np.float64)
+    s1 = correlate(image, weights, mode, boundary=boundary, dtype=np.float64)
+    s2 = correlate(image * image, weights, mode, boundary=boundary, dtype=np.float64)
+    return s1, s2
+
+
+def match_template(image, template, mode="valid", *, boundary="constant", mask=None):
+    """Zero-normalized cross-correlation of ``template`` at every position, in [-1, 1].
+
+    Parameters
+    ----------
+    image, template : array_like
+        Same ndim; any ndim.
+    mode : {'valid', 'same', 'full'}
+        ``'valid'`` equals ``skimage.feature.match_template(image, template)``;
+        ``'same'`` is centred like :func:`fftconv.correlate`.
+    boundary : str
+        Boundary rule for windows that reach beyond the image.
+    mask : array_like of bool, optional
+        Template pixels that count (OpenCV's ``mask``); others are ignored.
+
+    Returns
+    -------
+    ndarray
+        float32 for float32 / integer inputs, float64 for float64.  1 where the
+        template appears exactly (up to brightness and contrast); 0 where a
+        window has no variance.
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.random((40, 50))
+    >>> scores = fftconv.match_template(image, 3 * image[10:18, 20:30] + 1)
+    >>> np.unravel_index(scores.argmax(), scores.shape), round(float(scores.max()), 6)
+    ((np.int64(10), np.int64(20)), 1.0)
+    """
+    check_choice("boundary", boundary, BOUNDARIES)
+    image = as_array(image, "image")
+    template = as_array(template, "template")
+    out_dtype = result_dtype(image, template, None)
+    if out_dtype.kind == "c":
+        raise TypeError("match_template needs real image and template")
+    if template.ndim != image.ndim:
+        raise ValueError(f"template.ndim={template.ndim} must equal image.ndim={image.ndim}")
+    weights = None
+    if mask is not None:
+        weights = np.asarray(mask, dtype=bool)
+        if weights.shape != template.shape:
+            raise ValueError(f"mask has shape {weights.shape}; the template has {template.shape}")
+        if not weights.any():
+            raise ValueError("mask selects no template pixel")
+        weights = weights.astype(np.float64)
+    count = float(template.size if weights is None else weights.sum())
+    t = template.astype(np.float64)
+    w = 1.0 if weights is None else weights
+    t_zero = (t - (t * w).sum() / count) * w
+    t_energy = float((t_zero**2).sum())
+    centred = image.astype(out_dtype) - np.asarray(image.mean(dtype=np.float64), out_dtype)
+    numerator = correlate(centred, t_zero.astype(out_dtype), mode, boundary=boundary)
+    s1, s2 = _window_moments(centred, template.shape, mode, boundary, weights)
+    variance = s2 - s1 * s1 / count
+    scale = float(np.abs(centred).max()) ** 2 * count
+    flat = variance <= np.finfo(out_dtype).eps * 8 * max(scale, np.finfo(np.float64).tiny)
+    if t_energy <= np.finfo(np.float64).eps * count * float(np.abs(t).max()) ** 2:
+        return np.zeros(numerator.shape, dtype=out_dtype)
+    with np.errstate(all="ignore"):
+        ncc = numerator / np.sqrt(np.where(flat, 1.0, variance) * t_energy)
+    ncc = np.where(flat, 0.0, np.clip(ncc, -1.0, 1.0))
+    return ncc.astype(out_dtype)
