@@ -1,9 +1,11 @@
 """pyFFTW backend: FFTW plans, reused, thread-safe, with wisdom kept across processes.
 
 * Plans are built with ``pyfftw.FFTW`` on buffers of our own (so planning
-  with FFTW_MEASURE can never destroy a caller's array) and kept in a
-  bounded LRU cache keyed by (transform, shape, dtype, lengths, axes, threads,
-  effort, calling thread).  FFTW plans must not run from two threads at
+  with FFTW_MEASURE can never destroy a caller's array).  Small plans (input
+  buffer up to 8 MiB: overlap tiles, small images) are kept in a bounded LRU
+  cache keyed by (transform, padded shape, dtype, axes, threads, effort,
+  calling thread); larger ones are rebuilt from FFTW's wisdom on each call,
+  which costs under a millisecond and holds no image-sized buffer between calls.  FFTW plans must not run from two threads at
   once (pyFFTW #346): each thread gets its own plan, and FFTW's planner, which
   is not thread-safe at all, runs under one process-wide lock.
 * Inputs are copied into the plan's input buffer (zero-padded to ``s``);
@@ -35,7 +37,8 @@ EFFORT_FLAGS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE",
                 "patient": "FFTW_PATIENT", "exhaustive": "FFTW_EXHAUSTIVE"}
 WISDOM_FORMAT = 1
 PLAN_CACHE_SIZE = 32
-PLAN_CACHE_BYTES = 512 * 2**20
+PLAN_CACHE_BYTES = 256 * 2**20
+PLAN_BUFFER_LIMIT = 8 * 2**20
 
 _planner_lock = threading.Lock()
 
@@ -147,6 +150,7 @@ class PyFFTWBackend:
         self._plans: collections.OrderedDict = collections.OrderedDict()
         self._cache_lock = threading.Lock()
         self._wisdom_loaded_from: Path | None = None
+        self._measured: set[tuple] = set()
 
     # -- planning -----------------------------------------------------------------------
 
@@ -166,14 +170,22 @@ class PyFFTWBackend:
         # Keyed by the padded buffer's shape, not x's: the image and the kernel of one
         # convolution share a plan (and its buffer).
         in_shape, _ = _shapes(kind, x.shape, s, axes)
-        key = (kind, in_shape, x.dtype.str, tuple(axes), workers, effort,
-               threading.get_ident())
+        signature = (kind, in_shape, x.dtype.str, tuple(axes), workers, effort)
+        key = (*signature, threading.get_ident())
         with self._cache_lock:
             plan = self._plans.get(key)
             if plan is not None:
                 self._plans.move_to_end(key)
                 return plan
         plan = self._build(kind, x, s, axes, workers, effort, time_limit, wisdom)
+        if effort != "estimate" and signature not in self._measured:
+            self._measured.add(signature)
+            save_wisdom(self._pyfftw, wisdom)
+        if plan.nbytes > PLAN_BUFFER_LIMIT:
+            # A large plan is rebuilt from wisdom on every call (under a millisecond once
+            # measured) rather than cached: a cached FFTW object keeps its buffers and the
+            # last arrays it ran on alive, several image-sized arrays per plan.
+            return plan
         with self._cache_lock:
             self._plans[key] = plan
             while len(self._plans) > PLAN_CACHE_SIZE or (
@@ -203,8 +215,6 @@ class PyFFTWBackend:
             fftw = pyfftw.FFTW(buffer, out, axes=tuple(axes), direction=direction,
                                flags=tuple(flags), threads=max(1, workers),
                                planning_timelimit=time_limit)
-            if effort != "estimate":
-                save_wisdom(pyfftw, wisdom)
         return _Plan(fftw, buffer, tuple(out_shape), out_dtype)
 
     # -- the contract ---------------------------------------------------------------------
