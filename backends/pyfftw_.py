@@ -5,9 +5,10 @@
   buffer up to 8 MiB: overlap tiles, small images) are kept in a bounded LRU
   cache keyed by (transform, padded shape, dtype, axes, threads, effort,
   calling thread); larger ones are rebuilt from FFTW's wisdom on each call,
-  which costs under a millisecond and holds no image-sized buffer between calls.  FFTW plans must not run from two threads at
-  once (pyFFTW #346): each thread gets its own plan, and FFTW's planner, which
-  is not thread-safe at all, runs under one process-wide lock.
+  which costs under a millisecond and holds no image-sized buffer between calls.
+  FFTW plans must not run from two threads at once (pyFFTW #346): each thread
+  gets its own plan, and FFTW's planner, which is not thread-safe at all, runs
+  under one process-wide lock.
 * Inputs are copied into the plan's input buffer (zero-padded to ``s``);
   every call gets a fresh output array, so nothing returned is ever reused.
 * Planner effort and time limit come from fftconv's settings

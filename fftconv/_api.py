@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from fftconv import _config, _nonfinite
 from fftconv._methods import RUNNERS
+from fftconv._methods import structured as _structured
 from fftconv._planner import Plan, Planner
-from fftconv._problem import linear_problem
+from fftconv._problem import LinearProblem, linear_problem
 from fftconv._registry import load_backend
 from fftconv._request import Request, build_request
 from fftconv._shapes import BOUNDARIES, check_choice, extension
+from fftconv._spectra import SHARED, SpectrumCache
 
 
 def _is_dask(value: object) -> bool:
@@ -21,28 +25,63 @@ def make_planner(settings: _config.Settings) -> Planner:
     return Planner(load_backend(settings.backend), settings.threads(), settings.memory_limit)
 
 
+def shape_problem(request: Request) -> LinearProblem:
+    """The request's LinearProblem with zero-stride stand-ins for the data (nothing allocated)."""
+    shape = list(request.image.shape)
+    windows = request.windows
+    if request.boundary != "constant":
+        moved = []
+        for ax, (a, b) in zip(request.axes, request.windows):
+            left, right = extension(shape[ax], request.kernel.shape[ax], (a, b))
+            shape[ax] += left + right
+            moved.append((a + left, b + left))
+        windows = tuple(moved)
+    y = np.broadcast_to(np.zeros((), dtype=request.image.dtype), shape)
+    return LinearProblem(y, request.kernel, request.axes, windows)
+
+
 def plan_request(request: Request, settings: _config.Settings) -> Plan:
-    problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
-                             request.boundary, request.cval)
-    return make_planner(settings).plan(problem, request.method)
+    return make_planner(settings).plan(shape_problem(request), request.method)
 
 
-def compute(request: Request, settings: _config.Settings) -> np.ndarray:
-    """Run a request whose inputs are finite."""
+def default_spectra(settings: _config.Settings) -> SpectrumCache | None:
+    if settings.spectrum_cache <= 0:
+        return None
+    SHARED.entries = settings.spectrum_cache
+    return SHARED
+
+
+def compute(request: Request, settings: _config.Settings,
+            spectra: SpectrumCache | None = None) -> np.ndarray:
+    """Run a request whose inputs are finite (structured kernels first, when cheaper)."""
+    if request.method == "auto":
+        structured = _structured.choose(request, settings, plan_request)
+        if structured is not None:
+            return _structured.run(structured, request,
+                                   lambda req: compute_plain(req, settings, spectra))
+    return compute_plain(request, settings, spectra)
+
+
+def compute_plain(request: Request, settings: _config.Settings,
+                  spectra: SpectrumCache | None = None) -> np.ndarray:
+    """Run a request with one of the three general methods."""
     problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
                              request.boundary, request.cval)
     plan = make_planner(settings).plan(problem, request.method)
+    plan = dataclasses.replace(plan, spectra=spectra if spectra is not None
+                               else default_spectra(settings))
     out = RUNNERS[plan.method](problem, plan)
     if problem.offset is not None:
         out += problem.offset
     return out
 
 
-def run_request(request: Request, settings: _config.Settings) -> np.ndarray:
+def run_request(request: Request, settings: _config.Settings,
+                spectra: SpectrumCache | None = None) -> np.ndarray:
     """Apply ``nan_policy`` around :func:`compute`."""
 
     def finite(req: Request) -> np.ndarray:
-        return compute(req, settings)
+        return compute(req, settings, spectra)
 
     if request.nan_policy == "raise":
         _nonfinite.check_raise(request)
@@ -74,19 +113,9 @@ def plan(image_shape, kernel_shape, *, dtype="float32", mode="same", boundary="c
     check_choice("boundary", boundary, BOUNDARIES)
     image = np.broadcast_to(np.zeros((), dtype=dtype), tuple(image_shape))
     kernel = np.broadcast_to(np.ones((), dtype=dtype), tuple(kernel_shape))
-    request = build_request(image, kernel, mode, "constant", 0.0, axes, method, "propagate",
+    request = build_request(image, kernel, mode, boundary, 0.0, axes, method, "propagate",
                             None, flip=False)
-    settings = _config.resolve(backend=backend, workers=workers)
-    if boundary != "constant":
-        grown = list(request.image.shape)
-        windows = []
-        for ax, (a, b) in zip(request.axes, request.windows):
-            left, right = extension(grown[ax], request.kernel.shape[ax], (a, b))
-            grown[ax] += left + right
-            windows.append((a + left, b + left))
-        request = request.replace(image=np.broadcast_to(request.image.flat[0], grown),
-                                  windows=tuple(windows))
-    return plan_request(request, settings)
+    return plan_request(request, _config.resolve(backend=backend, workers=workers))
 
 
 def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,

@@ -28,6 +28,7 @@ import numpy as np
 from fftconv._methods import direct as direct_method
 from fftconv._problem import LinearProblem
 from fftconv._shapes import circular_length
+from fftconv._spectra import spectrum_for
 
 METHODS = ("direct", "fft", "overlap-add")
 _CANDIDATE_CACHE_SIZE = 512
@@ -72,9 +73,15 @@ class Plan:
     candidates: tuple[Candidate, ...]
     memory_limit: int | None = None
     reason: str = ""
+    spectra: Any = None
+
+    @property
+    def seconds(self) -> float:
+        """The chosen method's estimate."""
+        return next(c.seconds for c in self.candidates if c.method == self.method)
 
     def kernel_spectrum(self, transform, kernel: np.ndarray) -> np.ndarray:
-        return transform.forward(kernel)
+        return spectrum_for(self.spectra, transform, kernel)
 
     def explain(self) -> str:
         """A few readable lines: each candidate's estimate and why this method won."""

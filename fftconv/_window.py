@@ -86,16 +86,19 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
     request = build_request(array, kernel, mode, boundary, cval, axes, "direct", "propagate",
                             None, flip=False)
     _config.resolve()  # a malformed configuration is reported here too
+    return _nonfinite.propagate(request, box_sum)
 
-    def compute(req):
-        problem = linear_problem(req.image, req.kernel, req.axes, req.windows, req.boundary,
-                                 req.cval)
-        out = data_window(problem)
-        for ax, k in zip(problem.axes, problem.kernel_lengths):
-            out = running_sum(out, k, ax)
-        out = out.astype(req.dtype)
-        if problem.offset is not None:
-            out += problem.offset
-        return out
 
-    return _nonfinite.propagate(request, compute)
+def box_sum(request, value=1.0) -> np.ndarray:
+    """``convolve(image, value * ones(kernel.shape))`` for a finite request, by running sums."""
+    problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
+                             request.boundary, request.cval)
+    out = data_window(problem)
+    for ax, k in zip(problem.axes, problem.kernel_lengths):
+        out = running_sum(out, k, ax)
+    if value != 1.0:
+        out *= value
+    out = out.astype(request.dtype)
+    if problem.offset is not None:
+        out += problem.offset
+    return out

@@ -1,0 +1,107 @@
+"""Structured kernels (separable, low rank, box) run exactly, and only when they should."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random
+from reference import assert_matches, reference
+
+import fftconv
+from fftconv._methods import structured
+from fftconv._structure import analyze
+
+MODES = ["full", "same", "valid"]
+BOUNDARIES = ["constant", "reflect", "mirror", "nearest", "wrap"]
+
+
+def gaussian(n, sigma, dtype="float64"):
+    t = np.arange(n) - (n - 1) / 2
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    return np.outer(g, g[: n - 1] if n > 3 else g).astype(dtype)
+
+
+@pytest.fixture
+def ran(monkeypatch):
+    """Which structured kind ran (proves the path was taken)."""
+    kinds = []
+    original = structured.run
+
+    def spy(choice, request, compute_plain):
+        kinds.append(choice.structure.kind)
+        return original(choice, request, compute_plain)
+
+    monkeypatch.setattr(structured, "run", spy)
+    return kinds
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_separable(rng, ran, mode, boundary, dtype):
+    x = random(rng, (60, 57), dtype)
+    k = gaussian(9, 2.0, dtype)  # 9x8: odd and even axes
+    got = fftconv.convolve(x, k, mode, boundary=boundary, cval=0.7)
+    assert ran == ["separable"]
+    assert_matches(got, reference(x, k, mode, boundary, cval=0.7), dtype)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_low_rank(rng, ran, boundary):
+    x = random(rng, (70, 64), "float64")
+    u, v = rng.standard_normal((2, 15)), rng.standard_normal((2, 13))
+    k = np.outer(u[0], v[0]) + np.outer(u[1], v[1])
+    got = fftconv.convolve(x, k, "same", boundary=boundary, cval=-0.3)
+    assert ran == ["low-rank"]
+    assert_matches(got, reference(x, k, "same", boundary, cval=-0.3), "float64")
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+def test_box(rng, ran, mode, boundary, monkeypatch):
+    monkeypatch.setattr(structured, "BOX_RATE", 0.0)  # make the running sums win here
+    x = random(rng, (40, 37), "float32")
+    k = np.full((6, 5), 0.25, np.float32)
+    got = fftconv.convolve(x, k, mode, boundary=boundary, cval=2.0)
+    assert ran == ["box"]
+    assert_matches(got, reference(x, k, mode, boundary, cval=2.0), "float32")
+
+
+def test_separable_3d_and_correlate(rng, ran):
+    x = random(rng, (20, 18, 16), "float64")
+    f = [rng.uniform(0.1, 1, n) for n in (5, 4, 6)]
+    k = np.multiply.outer(np.multiply.outer(f[0], f[1]), f[2])
+    got = fftconv.correlate(x, k, "same", boundary="reflect")
+    assert ran == ["separable"]
+    assert_matches(got, reference(x, k, "same", "reflect", correlate=True), "float64")
+
+
+def test_nan_stays_local_on_the_separable_path(rng, ran):
+    x = random(rng, (50, 50), "float32")
+    x[10, 20] = np.nan
+    k = gaussian(7, 1.5, "float32")
+    got = fftconv.convolve(x, k)
+    assert "separable" in ran
+    poison = reference(np.isnan(x).astype(float), np.ones(k.shape)) > 0.5
+    assert np.array_equal(np.isnan(got), poison) and poison.sum() == k.size
+
+
+def test_near_separable_is_not_mistaken(rng):
+    k = np.outer(np.hanning(9), np.hanning(9)) + 1e-4 * random(rng, (9, 9), "float64")
+    assert analyze(k, (0, 1)).kind == "general"
+    assert analyze(np.outer(np.hanning(9), np.hanning(9)), (0, 1)).kind == "separable"
+
+
+def test_rank_tolerance_follows_dtype(rng):
+    base = np.outer(np.hanning(12)[1:-1], np.hanning(11)[1:-1])
+    noisy = base + 1e-9 * random(rng, base.shape, "float64")
+    assert analyze(noisy.astype(np.float32), (0, 1)).kind == "separable"
+    assert analyze(noisy, (0, 1)).kind == "general"
+
+
+def test_batched_kernels_are_not_structured(rng, ran):
+    x = random(rng, (30, 30, 3), "float64")
+    k = np.stack([gaussian(5, 1.0)] * 3, axis=-1)
+    got = fftconv.convolve(x, k, axes=(0, 1))
+    assert ran == []
+    assert_matches(got, reference(x, k, axes=(0, 1)), "float64")
