@@ -10,6 +10,7 @@ from fftconv import _config as config
 from fftconv._adjoint import convolve_vjp, correlate_vjp
 from fftconv._api import convolve, correlate, plan
 from fftconv._config import set_backend
+from fftconv._convolver import Convolver
 from fftconv._estimate import KernelFit, estimate_kernel
 from fftconv._registry import BackendError, available_backends, get_backend, refresh_backends
 from fftconv._template import match_template
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
+    "Convolver",
     "KernelFit",
     "available_backends",
     "config",

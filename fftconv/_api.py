@@ -6,8 +6,9 @@ import dataclasses
 
 import numpy as np
 
-from fftconv import _config, _nonfinite
+from fftconv import _autotune, _config, _nonfinite
 from fftconv._methods import RUNNERS
+from fftconv._methods import direct as direct_method
 from fftconv._methods import structured as _structured
 from fftconv._planner import Plan, Planner
 from fftconv._problem import LinearProblem, linear_problem
@@ -21,8 +22,9 @@ def _is_dask(value: object) -> bool:
     return type(value).__module__.split(".")[0] == "dask"
 
 
-def make_planner(settings: _config.Settings) -> Planner:
-    return Planner(load_backend(settings.backend), settings.threads(), settings.memory_limit)
+def make_planner(settings: _config.Settings, kernel_ready: bool = False) -> Planner:
+    return Planner(load_backend(settings.backend), settings.threads(), settings.memory_limit,
+                   kernel_ready=kernel_ready)
 
 
 def shape_problem(request: Request) -> LinearProblem:
@@ -65,9 +67,24 @@ def compute(request: Request, settings: _config.Settings,
 def compute_plain(request: Request, settings: _config.Settings,
                   spectra: SpectrumCache | None = None) -> np.ndarray:
     """Run a request with one of the three general methods."""
+    # Plans depend on shapes only: plan on stand-ins, so a direct 'same' call can go
+    # straight to OpenCV's own borders without building the extended image first.
+    planner = make_planner(settings, kernel_ready=spectra is not None)
+    plan = planner.plan(shape_problem(request), request.method)
+    if request.method == "auto" and settings.autotune:
+        plan = _autotune.best(request, plan, settings, spectra, run_plan)
+    if plan.method == "direct":
+        out = direct_method.opencv_same(request)
+        if out is not None:
+            return out
+    return run_plan(request, plan, settings, spectra)
+
+
+def run_plan(request: Request, plan: Plan, settings: _config.Settings,
+             spectra: SpectrumCache | None) -> np.ndarray:
+    """Run one general method on the request's real data."""
     problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
                              request.boundary, request.cval)
-    plan = make_planner(settings).plan(problem, request.method)
     plan = dataclasses.replace(plan, spectra=spectra if spectra is not None
                                else default_spectra(settings))
     out = RUNNERS[plan.method](problem, plan)

@@ -39,6 +39,7 @@ class Settings:
     wisdom_path: str | None = None
     memory_limit: int | None = None
     spectrum_cache: int = 8
+    autotune: bool = False
 
     def threads(self) -> int:
         """``workers`` as a positive thread count (negative counts back from all cores)."""
@@ -122,6 +123,17 @@ def _parse_path(value: object) -> str | None:
     return os.fspath(value)  # type: ignore[return-value]
 
 
+def _parse_flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a flag (true/false)")
+
+
 def _parse_count(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a count")
@@ -142,6 +154,7 @@ PARSERS: Mapping[str, Callable[[object], Any]] = MappingProxyType({
     "wisdom_path": _parse_path,
     "memory_limit": parse_bytes,
     "spectrum_cache": _parse_count,
+    "autotune": _parse_flag,
 })
 
 
@@ -237,7 +250,7 @@ class set:
     ----------
     **settings
         Any of ``backend``, ``workers``, ``planner_effort``, ``planner_time_limit``,
-        ``wisdom_path``, ``memory_limit``, ``spectrum_cache``.
+        ``wisdom_path``, ``memory_limit``, ``spectrum_cache``, ``autotune``.
 
     Examples
     --------

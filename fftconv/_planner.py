@@ -44,8 +44,10 @@ class Rates:
     fft: float = 9.0e-10  # per n·log2(n) of one real transform, its copies included
     tile: float = 1.0e-4  # fixed cost of one overlap tile (Python, slicing, plan lookup)
     direct_numpy: float = 1.0e-9  # per tap·output
-    direct_opencv: float = 1.2e-10  # per tap·output (OpenCV's own threads included)
+    opencv_pass: float = 1.2e-9  # per output, whatever the kernel (OpenCV's threads included)
+    opencv_tap: float = 4.1e-11  # per tap·output on top of that
     product: float = 1.5e-9  # per complex element of the spectrum product
+    box: float = 1.2e-8  # running sums: per output per axis
     thread_efficiency: float = 0.7  # speed-up per extra thread
 
 
@@ -146,11 +148,14 @@ class Planner:
     """Estimates every method for one :class:`LinearProblem` and picks one."""
 
     def __init__(self, backend, threads: int, memory_limit: int | None,
-                 rates: Rates | None = None) -> None:
+                 rates: Rates | None = None, kernel_ready: bool = False) -> None:
         self.backend = backend
         self.threads = threads
         self.memory_limit = memory_limit
+        self.fixed_rates = rates
         self.rates = rates or Rates()
+        # A Convolver holds the kernel's spectrum: its transform is not paid per call.
+        self.kernel_ready = kernel_ready
 
     def fast_len(self, n: int, real: bool) -> int:
         return int(self.backend.next_fast_len(int(n), real))
@@ -161,7 +166,8 @@ class Planner:
         outputs = math.prod(p.out_shape)
         itemsize = p.dtype.itemsize
         if direct_method.opencv_applies(p):
-            seconds, engine = taps * outputs * self.rates.direct_opencv, "opencv"
+            seconds = outputs * (self.rates.opencv_pass + taps * self.rates.opencv_tap)
+            engine = "opencv"
         else:
             seconds = taps * outputs * self.rates.direct_numpy / _speedup(self.threads, self.rates)
             engine = "numpy"
@@ -226,7 +232,8 @@ class Planner:
         batch_y = math.prod(n for ax, n in enumerate(p.y.shape) if ax not in p.axes)
         batch_k = math.prod(n for ax, n in enumerate(p.kernel.shape) if ax not in p.axes)
         work = (per_transform * (batch_y + p.batch) + spectrum * p.batch * self.rates.product)
-        seconds = (per_transform * batch_k + tiles * work) / _speedup(self.threads, self.rates)
+        kernel = 0.0 if self.kernel_ready else per_transform * batch_k
+        seconds = (kernel + tiles * work) / _speedup(self.threads, self.rates)
         seconds += tiles * self.rates.tile / min(tiles, self.threads) if tiles > 1 else 0.0
         complex_item = 2 * p.dtype.itemsize if p.is_real else p.dtype.itemsize
         # per tile in flight: the zero-padded input copy, its spectrum, the circular result
@@ -249,9 +256,13 @@ class Planner:
             ax for ax in range(p.kernel.ndim) if ax not in p.axes))))
         return (p.y.shape, p.kernel.shape, p.axes, p.windows, p.dtype.str, taps,
                 self.backend.name, id(self.backend), self.threads, self.memory_limit,
-                self.rates)
+                self.rates, self.kernel_ready)
 
     def plan(self, p: LinearProblem, method: str = "auto") -> Plan:
+        if self.fixed_rates is None:
+            from fftconv._calibrate import rates_for
+
+            self.rates = rates_for(self.backend.name, p.dtype, self.threads)
         key = self.signature(p)
         candidates = _CANDIDATES.get(key)
         if candidates is None:

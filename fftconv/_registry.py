@@ -185,18 +185,31 @@ def available_backends() -> list[str]:
 
 
 def _auto() -> Any:
-    """The fastest available backend; decided once until :func:`refresh_backends`."""
+    """The available backend of highest ``priority``; decided once until :func:`refresh_backends`.
+
+    Ranked on the entry points' class attributes, so only the winner is
+    instantiated (importing pyFFTW imports dask too, when it is installed).
+    """
     if _auto_choice:
         return _auto_choice[0]
-    for info in backend_infos():
-        if info.status == "broken":
-            warnings.warn(f"fftconv backend {info.name!r} is broken and was skipped: "
-                          f"{info.detail}", RuntimeWarning, stacklevel=4)
-    names = available_backends()
-    if not names:
-        raise BackendError(f"no FFT backend can run here; install one: {KNOWN_HINTS['scipy']}")
-    _auto_choice[:] = [_instances[names[0]]]
-    return _auto_choice[0]
+    ranked = []
+    for name, ep in _entry_points().items():
+        try:
+            factory = ep.load()
+        except Exception as err:
+            warnings.warn(f"fftconv backend {name!r} is broken and was skipped: import failed: "
+                          f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=4)
+            continue
+        if _missing_requirement(factory) is None:
+            ranked.append((-int(getattr(factory, "priority", 0)), name))
+    for _, name in sorted(ranked):
+        backend, info = _get_or_load(name)
+        if backend is not None:
+            _auto_choice[:] = [backend]
+            return backend
+        warnings.warn(f"fftconv backend {name!r} is broken and was skipped: {info.detail}",
+                      RuntimeWarning, stacklevel=4)
+    raise BackendError(f"no FFT backend can run here; install one: {KNOWN_HINTS['scipy']}")
 
 
 def load_backend(name: str) -> Any:

@@ -51,6 +51,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from fftconv._calibrate import calibrate
+
+    backends = args.backend or None
+    threads = [int(t) for t in args.threads.split(",")] if args.threads else None
+    path = calibrate(backends=backends, dtypes=tuple(args.dtype or ("float32", "float64")),
+                     threads=threads)
+    print(f"calibration written to {path}")
+    return 0
+
+
 def _synthetic_sky(n: int, seed: int = 7) -> np.ndarray:
     """A deterministic test image: point sources on a smooth background, float32."""
     rng = np.random.default_rng(seed)
@@ -143,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend")
     p.add_argument("--workers", type=int)
     p.set_defaults(func=cmd_plan)
+    c = sub.add_parser("calibrate", help="measure the planner's rates on this machine")
+    c.add_argument("--backend", action="append", help="backend to measure (repeatable)")
+    c.add_argument("--dtype", action="append", default=None, choices=["float32", "float64"])
+    c.add_argument("--threads", help="comma-separated thread counts (default: 1 and all)")
+    c.set_defaults(func=cmd_calibrate)
     d = sub.add_parser("demo", help="convolve a built-in synthetic image with a large PSF")
     d.add_argument("--size", type=int, default=4096)
     d.add_argument("--kernel", type=int, default=255)

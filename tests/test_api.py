@@ -182,3 +182,24 @@ def test_dtype_override(rng):
     got = fftconv.convolve(x, k, dtype="float64")
     assert_matches(got, reference(x, k), "float64")
     assert fftconv.convolve(x, k, dtype=np.complex64).dtype == np.complex64
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kshape", [(3, 3), (4, 2), (5, 6), (1, 7)])
+@pytest.mark.parametrize("boundary", ["constant", "reflect", "mirror", "nearest"])
+def test_opencv_border_path(rng, monkeypatch, boundary, kshape, dtype):
+    """'same' + small 2-D kernel goes to OpenCV's own borders, and still equals the reference."""
+    pytest.importorskip("cv2")
+    from fftconv._methods import direct
+
+    taken = []
+    original = direct.opencv_same
+    monkeypatch.setattr(direct, "opencv_same",
+                        lambda req: taken.append(1) or original(req))
+    x = random(rng, (19, 23, 3), dtype)
+    k = random(rng, kshape, dtype)
+    got = fftconv.convolve(x, k, "same", boundary=boundary, axes=(0, 1), method="direct")
+    assert taken and original(
+        fftconv._request.build_request(x, k, "same", boundary, 0.0, (0, 1), "direct",
+                                       "propagate", None, flip=False)) is not None
+    assert_matches(got, reference(x, k, "same", boundary, axes=(0, 1)), dtype)

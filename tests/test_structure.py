@@ -59,7 +59,7 @@ def test_low_rank(rng, ran, boundary):
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("mode", MODES)
 def test_box(rng, ran, mode, boundary, monkeypatch):
-    monkeypatch.setattr(structured, "BOX_RATE", 0.0)  # make the running sums win here
+    monkeypatch.setattr(structured, "box_rate", lambda *a: 0.0)  # make the running sums win
     x = random(rng, (40, 37), "float32")
     k = np.full((6, 5), 0.25, np.float32)
     got = fftconv.convolve(x, k, mode, boundary=boundary, cval=2.0)
@@ -79,7 +79,7 @@ def test_separable_3d_and_correlate(rng, ran):
 def test_nan_stays_local_on_the_separable_path(rng, ran):
     x = random(rng, (50, 50), "float32")
     x[10, 20] = np.nan
-    k = gaussian(7, 1.5, "float32")
+    k = gaussian(15, 3.0, "float32")  # 15x14: past OpenCV's 2-D direct area, so passes win
     got = fftconv.convolve(x, k)
     assert "separable" in ran
     poison = reference(np.isnan(x).astype(float), np.ones(k.shape)) > 0.5
@@ -105,3 +105,52 @@ def test_batched_kernels_are_not_structured(rng, ran):
     got = fftconv.convolve(x, k, axes=(0, 1))
     assert ran == []
     assert_matches(got, reference(x, k, axes=(0, 1)), "float64")
+
+
+# -- Convolver and the spectrum cache ------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["fft", "overlap-add", "auto"])
+def test_convolver_equals_convolve_and_transforms_kernel_once(rng, method, monkeypatch):
+    k = random(rng, (9, 7), "float32")
+    conv = fftconv.Convolver(k, boundary="wrap", method=method, backend="scipy")
+    backend = fftconv._registry.load_backend("scipy")
+    kernel_transforms = []
+    original = backend.rfftn
+
+    def spy(x, s, axes, workers=1):
+        if x.shape == k.shape:
+            kernel_transforms.append(s)
+        return original(x, s, axes, workers)
+
+    monkeypatch.setattr(backend, "rfftn", spy)
+    frames = random(rng, (4, 80, 70), "float32")
+    for frame in frames:
+        assert_matches(conv(frame), reference(frame, k, "same", "wrap"), "float32")
+    assert len(kernel_transforms) <= 1
+
+
+def test_convolver_validates_early_and_copies_the_kernel(rng):
+    with pytest.raises(ValueError, match="boundary="):
+        fftconv.Convolver(np.ones((3, 3)), boundary="bounce")
+    with pytest.raises(ValueError, match="mode="):
+        fftconv.Convolver(np.ones(3), mode="half", axes=0)
+    k = np.ones((3, 3))
+    conv = fftconv.Convolver(k, correlate=True)
+    k[:] = 5
+    x = random(rng, (10, 10), "float64")
+    assert_matches(conv(x), reference(x, np.ones((3, 3)), correlate=True), "float64")
+    assert "correlate" in repr(conv) and conv.plan((4096, 4096)).method
+
+
+def test_shared_spectrum_cache_is_bounded_and_opt_out(rng):
+    from fftconv._spectra import SHARED
+
+    SHARED.clear()
+    x = random(rng, (300, 300), "float32")
+    for n in range(12):
+        fftconv.convolve(x, random(rng, (31 + n, 31), "float32"), method="fft")
+    assert 0 < len(SHARED) <= 8
+    SHARED.clear()
+    with fftconv.config.set(spectrum_cache=0):
+        fftconv.convolve(x, random(rng, (31, 31), "float32"), method="fft")
+    assert len(SHARED) == 0

@@ -125,3 +125,49 @@ def _opencv(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray) -> np
         full = cv2.filter2D(plane, -1, taps, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
         out[index] = full[: out_hw[0], : out_hw[1]]
     return _restore(problem, out)
+
+
+def opencv_borders() -> dict[str, int]:
+    import cv2
+
+    # filter2D has no wrap mode; its constant border is always 0.
+    return {"reflect": cv2.BORDER_REFLECT, "mirror": cv2.BORDER_REFLECT_101,
+            "nearest": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}
+
+
+def opencv_same(request) -> np.ndarray | None:
+    """'same' mode straight from the image with OpenCV's own borders (no padded copy).
+
+    Returns None when OpenCV cannot give exactly the SPEC result: not 2-D,
+    not real float, kernel past the direct switch-over, wrap or non-zero
+    ``cval``, or an extension longer than the image (OpenCV does not repeat
+    the rule as np.pad does).
+    """
+    limit = OPENCV_DIRECT_AREA.get(request.dtype)
+    if (limit is None or request.mode != "same" or len(request.axes) != 2
+            or not opencv_installed() or request.boundary == "wrap"
+            or (request.boundary == "constant" and request.cval != 0)):
+        return None
+    lengths = [request.kernel.shape[ax] for ax in request.axes]
+    sizes = [request.image.shape[ax] for ax in request.axes]
+    if math.prod(lengths) >= limit or any(k - 1 >= n for k, n in zip(lengths, sizes)):
+        return None
+    import cv2
+
+    border = opencv_borders()[request.boundary]
+    # out[j] = sum_u flip(k)[u] x[j + u - (K - 1 - s)], s = (K - 1) // 2: the anchor is K-1-s
+    anchor = tuple(k - 1 - (k - 1) // 2 for k in lengths)[::-1]
+    src = np.moveaxis(request.image, request.axes, (-2, -1))
+    ker = np.moveaxis(np.flip(request.kernel, axis=request.axes), request.axes, (-2, -1))
+    if src.ndim == 2:  # one plane: OpenCV's result is the answer, no copy
+        return cv2.filter2D(np.ascontiguousarray(src), -1, np.ascontiguousarray(ker),
+                            anchor=anchor, borderType=border)
+    batch = np.broadcast_shapes(src.shape[:-2], ker.shape[:-2])
+    out = np.empty((*batch, *src.shape[-2:]), dtype=request.dtype)
+    src_b = np.broadcast_to(src, (*batch, *src.shape[-2:]))
+    ker_b = np.broadcast_to(ker, (*batch, *ker.shape[-2:]))
+    for index in np.ndindex(*batch):
+        plane = np.ascontiguousarray(src_b[index])
+        taps = np.ascontiguousarray(ker_b[index])
+        out[index] = cv2.filter2D(plane, -1, taps, anchor=anchor, borderType=border)
+    return np.moveaxis(out, (-2, -1), request.axes)

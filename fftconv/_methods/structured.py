@@ -14,8 +14,6 @@ from fftconv._shapes import output_window
 from fftconv._spectra import kernel_digest
 from fftconv._structure import GENERAL, Structure, analyze, pass_cvals
 
-# Running sums: seconds per output element per axis (cumsum + two gathers in float64).
-BOX_RATE = 1.2e-8
 _cache: collections.OrderedDict[tuple, Structure] = collections.OrderedDict()
 _lock = threading.Lock()
 
@@ -65,6 +63,15 @@ def _passes_cost(request, factors, plan_request, settings) -> float:
     return total
 
 
+def box_rate(request, settings) -> float:
+    """Running sums: seconds per output element per axis (calibrated)."""
+    from fftconv._calibrate import rates_for
+    from fftconv._registry import load_backend
+
+    return rates_for(load_backend(settings.backend).name, request.dtype,
+                     settings.threads()).box
+
+
 def choose(request, settings, plan_request: Callable) -> Choice | None:
     """The structured route if it is estimated faster than the best general method."""
     structure = structure_of(request.kernel, request.axes)
@@ -74,7 +81,7 @@ def choose(request, settings, plan_request: Callable) -> Choice | None:
     if structure.kind == "box":
         outputs = math.prod(b - a for a, b in request.windows) * math.prod(
             n for ax, n in enumerate(request.image.shape) if ax not in request.axes)
-        seconds = outputs * len(request.axes) * BOX_RATE
+        seconds = outputs * len(request.axes) * box_rate(request, settings)
     else:
         seconds = sum(_passes_cost(request, term, plan_request, settings)
                       for term in structure.terms)

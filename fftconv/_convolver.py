@@ -1,0 +1,85 @@
+"""Convolver: one kernel, many images — plan and kernel spectrum paid once per shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fftconv import _config
+from fftconv._api import _is_dask, plan_request, run_request
+from fftconv._request import METHOD_NAMES, NAN_POLICIES, as_array, build_request
+from fftconv._shapes import BOUNDARIES, MODES, check_choice
+from fftconv._spectra import SpectrumCache
+
+
+class Convolver:
+    """A kernel bound to its settings, applied to many images.
+
+    Calling it on images of one shape reuses the plan and the kernel's spectrum
+    (a stack of frames, or a deconvolution iterating with one PSF, pays the
+    kernel transform once).  Backend, method and threads are fixed when the
+    Convolver is made, so every call (and every Dask task) computes the same thing.
+
+    Parameters
+    ----------
+    kernel : array_like
+    mode, boundary, cval, axes, method, backend, workers, nan_policy, dtype
+        As in :func:`fftconv.convolve`.
+    correlate : bool
+        Correlate instead of convolve.
+    max_spectra : int
+        Kernel spectra kept (one per image shape / transform seen).
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> blur = fftconv.Convolver(np.ones((5, 5)) / 25, boundary="reflect")
+    >>> frames = np.random.default_rng(0).random((3, 64, 64))
+    >>> out = [blur(frame) for frame in frames]
+    >>> bool(np.allclose(out[1], fftconv.convolve(frames[1], np.ones((5, 5)) / 25,
+    ...                                           boundary="reflect")))
+    True
+    """
+
+    def __init__(self, kernel, *, mode="same", boundary="constant", cval=0.0, axes=None,
+                 method="auto", backend=None, workers=None, nan_policy="propagate",
+                 dtype=None, correlate=False, max_spectra=4) -> None:
+        # A private, read-only copy: changing the caller's array later changes nothing here.
+        self.kernel = np.array(as_array(kernel, "kernel"), copy=True)
+        self.kernel.flags.writeable = False
+        self.options = dict(mode=mode, boundary=boundary, cval=cval, axes=axes,
+                            method=method, nan_policy=nan_policy, dtype=dtype)
+        self.correlate = correlate
+        self.settings = _config.resolve(backend=backend, workers=workers)
+        self._spectra = SpectrumCache(entries=max_spectra, max_bytes=None)
+        # Validate every argument now, against a stand-in image shaped like the kernel.
+        if axes is None:
+            self._request(np.broadcast_to(np.zeros((), self.kernel.dtype), self.kernel.shape))
+        else:
+            for name, allowed in (("mode", MODES), ("boundary", BOUNDARIES),
+                                  ("method", METHOD_NAMES), ("nan_policy", NAN_POLICIES)):
+                check_choice(name, self.options[name], allowed)
+
+    def _request(self, image):
+        o = self.options
+        return build_request(image, self.kernel, o["mode"], o["boundary"], o["cval"],
+                             o["axes"], o["method"], o["nan_policy"], o["dtype"],
+                             flip=self.correlate)
+
+    def __call__(self, image):
+        """Convolve ``image`` (ndarray or dask array) with the bound kernel."""
+        if _is_dask(image):
+            from fftconv import _dask
+
+            return _dask.apply_convolver(self, image)
+        return run_request(self._request(image), self.settings, self._spectra)
+
+    def plan(self, image_shape, dtype=np.float32):
+        """The plan for images of this shape (see :func:`fftconv.plan`)."""
+        stand_in = np.broadcast_to(np.zeros((), dtype=dtype), tuple(image_shape))
+        return plan_request(self._request(stand_in), self.settings)
+
+    def __repr__(self) -> str:
+        kind = "correlate" if self.correlate else "convolve"
+        return (f"Convolver({kind}, kernel {self.kernel.shape} {self.kernel.dtype}, "
+                f"{self.options['mode']!r}, boundary={self.options['boundary']!r}, "
+                f"backend={self.settings.backend!r})")

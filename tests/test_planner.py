@@ -1,0 +1,132 @@
+"""The planner: shape-only model checks, memory limits, calibration, autotune."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import random
+from reference import assert_matches, reference
+
+import fftconv
+from fftconv import _autotune, _calibrate
+from fftconv._planner import Rates, lambertw_m1, optimal_block
+
+
+def test_lambert_w_branch():
+    for z in (-0.3678, -0.2, -1e-3, -1e-9):
+        w = lambertw_m1(z)
+        assert w <= -1 and math.isclose(w * math.exp(w), z, rel_tol=1e-10)
+
+
+@pytest.mark.parametrize("k", [2, 17, 255, 1025])
+def test_blocks_are_fast_lengths(k):
+    from fftconv._fastlen import next_smooth
+
+    block, length = optimal_block(k, 10**6, next_smooth)
+    assert next_smooth(length) == length and block == length - k + 1 and block > 0
+
+
+@pytest.mark.parametrize("shape, kshape", [((4096, 4096), (255, 255)), ((8192,), (1001,)),
+                                           ((300, 300, 300), (31, 31, 31))])
+def test_plan_is_shape_only_and_explains(shape, kshape):
+    plan = fftconv.plan(shape, kshape)
+    assert {c.method for c in plan.candidates} == {"direct", "fft", "overlap-add"}
+    text = plan.explain()
+    assert plan.method in text.splitlines()[0] and len(text.splitlines()) == 4
+    for c in plan.candidates:
+        if c.fft_shape:
+            assert all(fftconv._registry.load_backend("scipy").next_fast_len(n, True) == n
+                       for n in c.fft_shape)
+
+
+def test_small_kernels_go_direct_large_ones_fft():
+    assert fftconv.plan((4096, 4096), (3, 3)).method == "direct"
+    assert fftconv.plan((4096, 4096), (127, 127)).method in ("fft", "overlap-add")
+    assert fftconv.plan((10**6,), (10**5,)).method in ("fft", "overlap-add")
+
+
+@pytest.mark.parametrize("limit", ["4MiB", "64MiB"])
+def test_memory_limit_is_respected_and_result_unchanged(rng, limit):
+    x = random(rng, (600, 500), "float32")
+    k = random(rng, (65, 65), "float32")
+    with fftconv.config.set(memory_limit=limit):
+        plan = fftconv.plan(x.shape, k.shape)
+        chosen = next(c for c in plan.candidates if c.method == plan.method)
+        assert chosen.bytes <= fftconv.config.get("memory_limit")
+        got = fftconv.convolve(x, k)
+    assert_matches(got, reference(x, k), "float32")
+
+
+def test_memory_estimate_bounds_the_measured_peak(rng):
+    """tracemalloc sees numpy's allocations; the estimate plus the output must cover them."""
+    import tracemalloc
+
+    x = random(rng, (700, 650), "float32")
+    k = random(rng, (41, 41), "float32")
+    for method in ("fft", "overlap-add"):
+        plan = fftconv.plan(x.shape, k.shape, method=method, backend="numpy")
+        estimate = next(c for c in plan.candidates if c.method == method).bytes
+        fftconv.convolve(x, k, method=method, backend="numpy")
+        tracemalloc.start()
+        fftconv.convolve(x, k, method=method, backend="numpy")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak <= 1.5 * (estimate + x.nbytes), (method, peak, estimate)
+
+
+def test_calibration_round_trip_and_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(_calibrate, "calibration_path", lambda: tmp_path / "cal.json")
+    _calibrate._loaded.clear()
+    custom = Rates(fft=1e-6)
+    _calibrate.save({_calibrate._key("scipy", "float32", 2): custom})
+    assert _calibrate.rates_for("scipy", np.float32, 2) == custom
+    assert _calibrate.rates_for("scipy", np.float32, 7) == custom  # nearest thread count
+    assert _calibrate.rates_for("numpy", np.float32, 2) == Rates()
+    with fftconv.config.set(workers=2):  # a slow FFT makes the planner avoid it
+        assert fftconv.plan((2048, 2048), (31, 31), backend="scipy").method == "direct"
+
+
+def test_corrupt_calibration_is_reported_and_ignored(tmp_path, monkeypatch):
+    path = tmp_path / "cal.json"
+    monkeypatch.setattr(_calibrate, "calibration_path", lambda: path)
+    _calibrate._loaded.clear()
+    path.write_text(json.dumps({"format": 1, "entries": {"scipy|<f4|2": {"fft": "fast"}}}))
+    with pytest.warns(_calibrate.CalibrationWarning, match="unusable"):
+        assert _calibrate.rates_for("scipy", np.float32, 2) == Rates()
+    path.write_text("{")
+    with pytest.warns(_calibrate.CalibrationWarning):
+        fftconv.plan((64, 64), (3, 3))
+
+
+def test_calibrate_measures_quickly(tmp_path, monkeypatch):
+    monkeypatch.setattr(_calibrate, "calibration_path", lambda: tmp_path / "cal.json")
+    monkeypatch.setattr(_calibrate, "measure", lambda b, d, n: Rates(fft=2e-9))
+    path = _calibrate.calibrate(backends=["numpy"], dtypes=("float32",), threads=[1],
+                                report=lambda line: None)
+    assert json.loads(path.read_text())["entries"]["numpy|<f4|1"]["fft"] == 2e-9
+
+
+def test_measure_gives_positive_rates():
+    rates = _calibrate.measure("numpy", "float32", 1, size=128)
+    assert all(v > 0 for v in (rates.fft, rates.tile, rates.direct_numpy, rates.box))
+
+
+def test_autotune_measures_once_per_signature(rng, monkeypatch):
+    _autotune.forget()
+    x = random(rng, (120, 110), "float32")
+    k = random(rng, (15, 15), "float32")
+    runs = []
+    from fftconv import _api
+
+    original = _api.run_plan
+    monkeypatch.setattr(_api, "run_plan", lambda *a: runs.append(a[1].method) or original(*a))
+    with fftconv.config.set(autotune=True):
+        first = fftconv.convolve(x, k)
+        measured = len(runs)
+        second = fftconv.convolve(x, k)
+    assert measured >= 3 and len(runs) == measured + 1  # trials, then the winner only
+    assert_matches(first, reference(x, k), "float32")
+    np.testing.assert_array_equal(first, second)
