@@ -21,6 +21,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.regret
+	$(BIN)/python -m benchmarks.operations
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

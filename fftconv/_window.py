@@ -1,8 +1,8 @@
 """window_sum: the sum over every window, by running sums, in time independent of its size.
 
-Prefix sums restart every ``block`` (>= window) elements, so their rounding
-grows with the block, not with the whole axis: a window sum is one or two
-differences of prefix sums of at most ``block`` terms, accumulated in float64
+Prefix sums restart for every ``block`` (>= window) outputs, so their rounding
+grows with the block, not with the whole axis: a window sum is one difference
+of prefix sums over at most ``block + window`` terms, accumulated in float64
 (complex128).  Data with a large offset stays exact to SPEC §1.3.
 """
 
@@ -16,28 +16,30 @@ from fftconv._problem import linear_problem
 from fftconv._request import build_request
 from fftconv._shapes import normalize_axes
 
-BLOCK = 4096
+BLOCK = 1024
 
 
 def running_sum(x: np.ndarray, k: int, axis: int) -> np.ndarray:
-    """``out[i] = x[i : i + k].sum()`` along ``axis`` (length ``n - k + 1``), float64 sums."""
+    """``out[i] = x[i : i + k].sum()`` along ``axis`` (length ``n - k + 1``), float64 sums.
+
+    The axis is cut into overlapping segments of ``block + k - 1`` values, one
+    per ``block`` outputs; a segment's prefix sums give its windows by one
+    subtraction.  Only slicing: no gathers, and rounding bounded by the segment.
+    """
     moved = np.moveaxis(x, axis, -1)
     n = moved.shape[-1]
+    count = n - k + 1
     block = max(k, BLOCK)
-    blocks = -(-n // block)
-    padded = np.zeros((*moved.shape[:-1], blocks * block),
+    blocks = -(-count // block)
+    padded = np.zeros((*moved.shape[:-1], blocks * block + k - 1),
                       dtype=np.result_type(moved.dtype, np.float64))
     padded[..., :n] = moved
-    prefix = np.cumsum(padded.reshape(*moved.shape[:-1], blocks, block), axis=-1).reshape(
-        padded.shape)
-    start = np.arange(n - k + 1)
-    stop = start + k - 1
-    before = np.where(start % block == 0, 0, prefix[..., np.maximum(start - 1, 0)])
-    head_end = (start // block + 1) * block - 1
-    spans = stop // block != start // block
-    total = np.where(spans, prefix[..., np.minimum(head_end, prefix.shape[-1] - 1)]
-                     + prefix[..., stop], prefix[..., stop]) - before
-    return np.moveaxis(total, -1, axis)
+    segments = np.lib.stride_tricks.sliding_window_view(padded, block + k - 1, axis=-1)
+    prefix = np.cumsum(segments[..., ::block, :], axis=-1)
+    sums = prefix[..., k - 1: k - 1 + block].copy()
+    sums[..., 1:] -= prefix[..., : block - 1]
+    out = sums.reshape(*moved.shape[:-1], blocks * block)[..., :count]
+    return np.moveaxis(out, -1, axis)
 
 
 def _sizes(size, axes: tuple[int, ...]) -> tuple[int, ...]:
