@@ -20,12 +20,20 @@ from fftconv._window import window_sum
 def _window_moments(image, template_shape, mode, boundary, weights):
     """Σw·x and Σw·x² over every window, in float64."""
     if weights is None:
-        s1 = window_sum(image, template_shape, mode, boundary=boundary)
-        s2 = window_sum(image * image, template_shape, mode, boundary=boundary)
-        return s1.astype(np.float64), s2.astype(np.float64)
+        s1 = window_sum(image, template_shape, mode, boundary=boundary, dtype=np.float64)
+        s2 = window_sum(np.square(image, dtype=np.float64), template_shape, mode,
+                        boundary=boundary, dtype=np.float64)
+        return s1, s2
     s1 = correlate(image, weights, mode, boundary=boundary, dtype=np.float64)
     s2 = correlate(image * image, weights, mode, boundary=boundary, dtype=np.float64)
     return s1, s2
+
+
+def _out_shape(image_shape, template_shape, mode):
+    from fftconv._shapes import output_window
+
+    return tuple(b - a for a, b in (output_window(n, k, mode)
+                                    for n, k in zip(image_shape, template_shape)))
 
 
 def match_template(image, template, mode="valid", *, boundary="constant", mask=None):
@@ -80,15 +88,23 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     w = 1.0 if weights is None else weights
     t_zero = (t - (t * w).sum() / count) * w
     t_energy = float((t_zero**2).sum())
-    centred = image.astype(out_dtype) - np.asarray(image.mean(dtype=np.float64), out_dtype)
+    if t_energy <= np.finfo(np.float64).eps * count * float(np.abs(t).max()) ** 2:
+        return np.zeros(_out_shape(image.shape, template.shape, mode), dtype=out_dtype)
+    centred = np.subtract(image, image.mean(dtype=np.float64), dtype=out_dtype)
     numerator = correlate(centred, t_zero.astype(out_dtype), mode, boundary=boundary)
     s1, s2 = _window_moments(centred, template.shape, mode, boundary, weights)
-    variance = s2 - s1 * s1 / count
-    scale = float(np.abs(centred).max()) ** 2 * count
+    scale = max(float(centred.max()), -float(centred.min())) ** 2 * count
+    del centred
+    # In place from here on: these are image-sized float64 arrays.
+    np.multiply(s1, s1, out=s1)
+    s1 /= count
+    variance = np.subtract(s2, s1, out=s2)
+    del s1
     flat = variance <= np.finfo(out_dtype).eps * 8 * max(scale, np.finfo(np.float64).tiny)
-    if t_energy <= np.finfo(np.float64).eps * count * float(np.abs(t).max()) ** 2:
-        return np.zeros(numerator.shape, dtype=out_dtype)
+    variance *= t_energy
+    ncc = np.sqrt(variance, out=variance)
     with np.errstate(all="ignore"):
-        ncc = numerator / np.sqrt(np.where(flat, 1.0, variance) * t_energy)
-    ncc = np.where(flat, 0.0, np.clip(ncc, -1.0, 1.0))
+        np.divide(numerator, ncc, out=ncc)
+    ncc[flat] = 0.0
+    np.clip(ncc, -1.0, 1.0, out=ncc)
     return ncc.astype(out_dtype)
