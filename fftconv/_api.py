@@ -136,12 +136,14 @@ def plan(image_shape, kernel_shape, *, dtype="float32", mode="same", boundary="c
 
 
 def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
-              dtype, *, flip: bool):
+              dtype, *, flip: bool, tile=None):
     if _is_dask(image):
         from fftconv import _dask
 
         return _dask.convolve(image, kernel, mode, boundary, cval, axes, method, backend,
-                              workers, nan_policy, dtype, flip=flip)
+                              workers, nan_policy, dtype, flip=flip, tile=tile)
+    if tile is not None:
+        raise ValueError(f"tile={tile!r} applies to dask arrays only (the image is in memory)")
     request = build_request(image, kernel, mode, boundary, cval, axes, method, nan_policy,
                             dtype, flip=flip)
     settings = _config.resolve(backend=backend, workers=workers)
@@ -149,7 +151,8 @@ def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, worker
 
 
 def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=None,
-             method="auto", backend=None, workers=None, nan_policy="propagate", dtype=None):
+             method="auto", backend=None, workers=None, nan_policy="propagate", dtype=None,
+             tile=None):
     """N-D convolution of ``image`` with ``kernel``, exact on every method.
 
     The result is defined by extending the image with ``boundary``, taking
@@ -183,6 +186,10 @@ def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=
         convolution that treats non-finite inputs as missing.
     dtype : dtype, optional
         Result dtype; default ``result_type(image, kernel, float32)``.
+    tile : {None, 'auto'}
+        Dask arrays only: ``'auto'`` rechunks the convolved axes so that every
+        tile plus the kernel's halo is a fast FFT length (the chunks change;
+        the values do not).
 
     Returns
     -------
@@ -206,11 +213,12 @@ def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=
            [6.333, 7.   , 7.667]])
     """
     return _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
-                     nan_policy, dtype, flip=False)
+                     nan_policy, dtype, flip=False, tile=tile)
 
 
 def correlate(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=None,
-              method="auto", backend=None, workers=None, nan_policy="propagate", dtype=None):
+              method="auto", backend=None, workers=None, nan_policy="propagate", dtype=None,
+              tile=None):
     """N-D cross-correlation: ``convolve(image, conj(flip(kernel)), ...)``.
 
     Correlation slides the kernel without flipping it (this is what deep
@@ -226,4 +234,4 @@ def correlate(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes
            [67., 77.]])
     """
     return _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
-                     nan_policy, dtype, flip=True)
+                     nan_policy, dtype, flip=True, tile=tile)

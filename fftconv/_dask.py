@@ -1,0 +1,205 @@
+"""Dask arrays in, lazy Dask arrays out (SPEC §2): halo tiling with any chunking.
+
+The image is extended once, lazily, by the boundary rule (the same index maps
+as ``np.pad``, so every rule and extensions wider than the image match the
+in-memory result).  Every output block then reads exactly the region of the
+extension it needs — its own extent plus the kernel's reach, asymmetric for
+even kernels, across as many input chunks as that takes (chunks smaller than
+the halo included) — and computes a ``valid`` convolution of it in memory.
+
+The kernel enters the graph once (one ``dask.delayed`` key every block
+depends on).  Backend, method, threads and every other setting are resolved
+when the graph is built and re-applied inside each task, so a worker computes
+what the caller configured; each worker process keeps the kernel's spectrum
+for the tile shapes it sees.  Tasks use one FFT thread unless ``workers=`` is
+given: the scheduler's own threads are the parallelism.
+
+This module is imported only when a Dask array arrives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+
+from fftconv import _config
+from fftconv._boundary import source_index
+from fftconv._request import build_request
+from fftconv._shapes import extension
+from fftconv._spectra import SpectrumCache
+
+_caches: dict[str, SpectrumCache] = {}
+_caches_lock = threading.Lock()
+
+
+def _worker_cache(token: str) -> SpectrumCache:
+    """One spectrum cache per kernel per worker process (tasks of one graph share it)."""
+    with _caches_lock:
+        cache = _caches.get(token)
+        if cache is None:
+            cache = _caches[token] = SpectrumCache(entries=4, max_bytes=None)
+            while len(_caches) > 16:
+                _caches.pop(next(iter(_caches)))
+        return cache
+
+
+def _extend_axis(x: da.Array, axis: int, pad: tuple[int, int], boundary: str,
+                 cval) -> da.Array:
+    left, right = pad
+    if not left and not right:
+        return x
+    n = x.shape[axis]
+    parts = []
+    if boundary == "constant":
+        def edge(width):
+            shape = list(x.shape)
+            shape[axis] = width
+            return da.full(shape, cval, dtype=x.dtype, chunks=tuple(
+                c if ax != axis else (width,) for ax, c in enumerate(x.chunks)))
+    else:
+        index = source_index(n, pad, boundary)
+
+        def edge(width, start=None):
+            picks = index[start:start + width]
+            return da.take(x, picks, axis=axis)
+    if left:
+        parts.append(edge(left) if boundary == "constant" else edge(left, 0))
+    parts.append(x)
+    if right:
+        parts.append(edge(right) if boundary == "constant" else edge(right, left + n))
+    return da.concatenate(parts, axis=axis)
+
+
+def _out_chunks(in_chunks: tuple[int, ...], length: int) -> tuple[int, ...]:
+    """Output chunks that follow the input's as far as the output's length allows."""
+    out, total = [], 0
+    for c in in_chunks:
+        if total + c >= length:
+            break
+        out.append(c)
+        total += c
+    out.append(length - total)
+    return tuple(c for c in out if c > 0)
+
+
+def fast_tiles(chunks: tuple[int, ...], k: int, fast_len) -> tuple[int, ...]:
+    """``tile="auto"``: chunk lengths near the current ones whose tile + halo is a fast length."""
+    n = sum(chunks)
+    target = max(chunks)
+    best = fast_len(target + k - 1) - (k - 1)
+    if best <= 0:
+        best = target
+    full, rest = divmod(n, best)
+    return (best,) * full + ((rest,) if rest else ())
+
+
+def _block(piece: np.ndarray, kernel: np.ndarray, token: str, axes, method: str,
+           nan_policy: str, dtype, settings: dict) -> np.ndarray:
+    from fftconv._api import run_request
+
+    with _config.set(**settings):
+        resolved = _config.resolve()
+        request = build_request(piece, kernel, "valid", "constant", 0.0, tuple(axes), method,
+                                nan_policy, dtype, flip=False)
+        return run_request(request, resolved, _worker_cache(token))
+
+
+def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
+             dtype, *, flip: bool, tile=None):
+    """The lazy counterpart of :func:`fftconv.convolve` for a dask array ``image``."""
+    kernel = np.asarray(kernel.compute() if isinstance(kernel, da.Array) else kernel)
+    stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
+    request = build_request(stand_in, kernel, mode, boundary, cval, axes, method, nan_policy,
+                            dtype, flip=flip)
+    settings = _config.resolve(backend=backend, workers=workers or 1)
+    frozen = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    k = request.kernel
+    x = image.astype(request.dtype)
+    for ax in range(x.ndim):  # broadcast kernel axes: those image axes stay whole
+        if ax not in request.axes and k.shape[ax] > 1 and len(x.chunks[ax]) > 1:
+            x = x.rechunk({ax: -1})
+    if tile == "auto":
+        from fftconv._registry import load_backend
+
+        backend_obj = load_backend(settings.backend)
+        x = x.rechunk({ax: fast_tiles(x.chunks[ax], k.shape[ax],
+                                      lambda n: backend_obj.next_fast_len(n, True))
+                       for ax in request.axes})
+    elif tile is not None:
+        raise ValueError(f"tile={tile!r} is not one of None, 'auto'")
+    out_chunks = list(x.chunks)
+    for ax, (a, b) in zip(request.axes, request.windows):
+        pad = extension(x.shape[ax], k.shape[ax], (a, b))
+        x = _extend_axis(x, ax, pad, boundary, request.cval)
+        out_chunks[ax] = _out_chunks(image.chunks[ax] if tile is None else out_chunks[ax],
+                                     b - a)
+    for ax in range(x.ndim):
+        if ax not in request.axes:
+            out_chunks[ax] = (max(x.shape[ax], k.shape[ax]),) if k.shape[ax] > 1 and \
+                x.shape[ax] == 1 else x.chunks[ax]
+    kernel_key = dask.delayed(k, pure=True)
+    token = dask.base.tokenize(k, request.dtype.str)
+    return _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen)
+
+
+def _spans(chunks: tuple[int, ...], start: int, stop: int):
+    """Chunks overlapping ``[start, stop)``: (first chunk index, count, offset in the first)."""
+    bounds = np.cumsum((0, *chunks))
+    first = int(np.searchsorted(bounds, start, side="right")) - 1
+    last = int(np.searchsorted(bounds, stop, side="left")) - 1
+    return first, last - first + 1, start - int(bounds[first])
+
+
+def _stitched(parts, region, kernel, token, axes, method, nan_policy, dtype, settings):
+    """One output block: join the input chunks it overlaps, cut its region, convolve."""
+    piece = np.block(parts)[region]
+    return _block(piece, kernel, token, axes, method, nan_policy, dtype, settings)
+
+
+def _nested(name, ranges, axis=0, prefix=()):
+    if axis == len(ranges):
+        return (name, *prefix)
+    return [_nested(name, ranges, axis + 1, (*prefix, i)) for i in ranges[axis]]
+
+
+def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen):
+    """One task per output block, reading the input chunks its region overlaps."""
+    from dask.highlevelgraph import HighLevelGraph
+
+    ndim = x.ndim
+    starts = [np.cumsum((0, *c[:-1])) for c in out_chunks]
+    name = "fftconv-" + dask.base.tokenize(x, token, request.axes, request.dtype.str, method,
+                                           nan_policy, frozen, out_chunks)
+    layer = {}
+    for index in np.ndindex(*[len(c) for c in out_chunks]):
+        ranges, region = [], []
+        for ax in range(ndim):
+            j0 = int(starts[ax][index[ax]])
+            j1 = j0 + out_chunks[ax][index[ax]]
+            if ax in request.axes:
+                lo, hi = j0, j1 + k.shape[ax] - 1
+            elif x.shape[ax] == 1:
+                lo, hi = 0, 1
+            else:
+                lo, hi = j0, j1
+            first, count, offset = _spans(x.chunks[ax], lo, hi)
+            ranges.append(range(first, first + count))
+            region.append(slice(offset, offset + hi - lo))
+        layer[(name, *index)] = (_stitched, _nested(x.name, ranges), tuple(region),
+                                 kernel_key.key, token, request.axes, method, nan_policy,
+                                 request.dtype, frozen)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, kernel_key])
+    meta = np.empty((0,) * ndim, dtype=request.dtype)
+    return da.Array(graph, name, tuple(out_chunks), meta=meta)
+
+
+def apply_convolver(convolver, image):
+    o = convolver.options
+    return convolve(image, convolver.kernel, o["mode"], o["boundary"], o["cval"], o["axes"],
+                    o["method"], convolver.settings.backend, convolver.settings.workers,
+                    o["nan_policy"], o["dtype"], flip=convolver.correlate)
+

@@ -1,0 +1,129 @@
+"""Dask arrays (SPEC §2): lazy, equal to the in-memory result for any chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random
+from reference import assert_matches, reference
+
+import fftconv
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+MODES = ["full", "same", "valid"]
+BOUNDARIES = ["constant", "reflect", "mirror", "nearest", "wrap"]
+CHUNKINGS = {"uniform": (8, 6), "ragged": ((5, 11, 7), (3, 9, 7)), "smaller-than-halo": (3, 2)}
+
+
+@pytest.mark.parametrize("chunking", list(CHUNKINGS))
+@pytest.mark.parametrize("kshape", [(5, 3), (6, 4)], ids=["odd", "even"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("fn", ["convolve", "correlate"])
+def test_tiled_equals_reference(rng, fn, mode, boundary, kshape, chunking):
+    x = random(rng, (23, 19), "float64")
+    k = random(rng, kshape, "float64")
+    lazy = getattr(fftconv, fn)(da.from_array(x, chunks=CHUNKINGS[chunking]), k, mode,
+                                boundary=boundary, cval=0.4)
+    assert isinstance(lazy, da.Array)
+    expected = reference(x, k, mode, boundary, cval=0.4, correlate=fn == "correlate")
+    assert_matches(lazy.compute(), expected, "float64")
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "overlap-add", "auto"])
+def test_methods_and_float32_meta(rng, method):
+    x = random(rng, (40, 33), "float32")
+    k = random(rng, (7, 7), "float32")
+    lazy = fftconv.convolve(da.from_array(x, chunks=9), k, method=method, boundary="mirror")
+    assert lazy.dtype == np.float32 and lazy._meta.dtype == np.float32
+    assert_matches(lazy.compute(), reference(x, k, "same", "mirror"), "float32")
+
+
+def test_channel_axis_and_per_slice_kernel(rng):
+    x = random(rng, (30, 26, 3), "float32")
+    k = random(rng, (5, 4), "float32")
+    lazy = fftconv.convolve(da.from_array(x, chunks=(8, 9, 1)), k, "full", axes=(0, 1))
+    assert_matches(lazy.compute(), reference(x, k, "full", axes=(0, 1)), "float32")
+    per_channel = random(rng, (5, 4, 3), "float32")
+    lazy = fftconv.convolve(da.from_array(x, chunks=(8, 9, 1)), per_channel, axes=(0, 1))
+    assert_matches(lazy.compute(), reference(x, per_channel, axes=(0, 1)), "float32")
+
+
+def test_kernel_is_embedded_once(rng):
+    x = da.from_array(random(rng, (200, 200), "float64"), chunks=20)
+    k = random(rng, (31, 31), "float64")
+    graph = dict(fftconv.convolve(x, k).__dask_graph__())
+
+    def is_kernel(value):
+        return isinstance(value, np.ndarray) and value.shape == k.shape
+
+    def count(value):
+        found = 1 if is_kernel(value) else 0
+        if isinstance(value, (tuple, list)):
+            found += sum(count(v) for v in value)
+        for attr in ("args", "value"):  # dask's Task / DataNode objects
+            inner = getattr(value, attr, None)
+            if inner is not None and inner is not value:
+                found += count(inner) if not isinstance(inner, dict) else 0
+        return found
+
+    assert sum(count(v) for v in graph.values()) == 1
+
+
+def test_graph_building_computes_nothing(rng):
+    def explode(block):
+        raise AssertionError("computed while building the graph")
+
+    x = da.map_blocks(explode, da.zeros((50, 50), chunks=10), dtype=float)
+    lazy = fftconv.convolve(x, np.ones((5, 5)), boundary="reflect", tile="auto")
+    assert lazy.shape == (50, 50)
+
+
+def test_settings_are_fixed_when_the_graph_is_built(rng, monkeypatch):
+    backend = fftconv._registry.load_backend("numpy")
+    used = []
+    original = backend.rfftn
+    monkeypatch.setattr(backend, "rfftn", lambda *a, **kw: used.append(1) or original(*a, **kw))
+    x = random(rng, (60, 60), "float64")
+    with fftconv.set_backend("numpy"):
+        lazy = fftconv.convolve(da.from_array(x, chunks=30), random(rng, (9, 9), "float64"),
+                                method="fft")
+    lazy.compute()  # outside the with block: the graph still uses numpy
+    assert used
+
+
+def test_tile_auto_picks_fast_lengths(rng):
+    x = random(rng, (300, 70), "float32")
+    k = random(rng, (31, 5), "float32")
+    lazy = fftconv.convolve(da.from_array(x, chunks=(97, 70)), k, tile="auto")
+    backend = fftconv._registry.load_backend(fftconv.get_backend())
+    for n in lazy.chunks[0][:-1]:
+        assert backend.next_fast_len(n + 30, True) == n + 30
+    assert_matches(lazy.compute(), reference(x, k), "float32")
+    with pytest.raises(ValueError, match="dask arrays only"):
+        fftconv.convolve(x, k, tile="auto")
+
+
+def test_nan_stays_local_across_chunks(rng):
+    x = random(rng, (40, 40), "float32")
+    x[19, 20] = np.nan  # next to a chunk edge
+    got = fftconv.convolve(da.from_array(x, chunks=20), np.ones((3, 3), np.float32)).compute()
+    assert np.isnan(got).sum() == 9 and np.isnan(got[18:21, 19:22]).all()
+
+
+def test_convolver_on_dask(rng):
+    k = random(rng, (9, 9), "float32")
+    conv = fftconv.Convolver(k, boundary="nearest")
+    x = random(rng, (64, 48), "float32")
+    lazy = conv(da.from_array(x, chunks=16))
+    assert_matches(lazy.compute(), reference(x, k, "same", "nearest"), "float32")
+
+
+def test_processes_scheduler(rng):
+    x = random(rng, (48, 40), "float64")
+    k = random(rng, (7, 6), "float64")
+    lazy = fftconv.correlate(da.from_array(x, chunks=16), k, boundary="wrap")
+    got = lazy.compute(scheduler="processes", num_workers=2)
+    assert_matches(got, reference(x, k, "same", "wrap", correlate=True), "float64")
