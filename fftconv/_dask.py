@@ -146,17 +146,24 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     return _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen)
 
 
-def _spans(chunks: tuple[int, ...], start: int, stop: int):
-    """Chunks overlapping ``[start, stop)``: (first chunk index, count, offset in the first)."""
+def _spans(chunks: tuple[int, ...], start: int, stop: int) -> list[tuple[int, slice]]:
+    """The chunks overlapping ``[start, stop)``, each with the part of it inside."""
     bounds = np.cumsum((0, *chunks))
     first = int(np.searchsorted(bounds, start, side="right")) - 1
     last = int(np.searchsorted(bounds, stop, side="left")) - 1
-    return first, last - first + 1, start - int(bounds[first])
+    return [(i, slice(max(start, int(bounds[i])) - int(bounds[i]),
+                      min(stop, int(bounds[i + 1])) - int(bounds[i])))
+            for i in range(first, last + 1)]
 
 
-def _stitched(parts, region, kernel, token, axes, method, nan_policy, dtype, settings):
-    """One output block: join the input chunks it overlaps, cut its region, convolve."""
-    piece = np.block(parts)[region]
+def _stitched(parts, cuts, kernel, token, axes, method, nan_policy, dtype, settings):
+    """One output block: cut each input chunk it overlaps, join the cuts, convolve."""
+    def trim(node, axis=0, index=()):
+        if axis == len(cuts):
+            return node[index]
+        return [trim(child, axis + 1, (*index, cut)) for child, cut in zip(node, cuts[axis])]
+
+    piece = np.block(trim(parts))
     return _block(piece, kernel, token, axes, method, nan_policy, dtype, settings)
 
 
@@ -186,10 +193,10 @@ def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, 
                 lo, hi = 0, 1
             else:
                 lo, hi = j0, j1
-            first, count, offset = _spans(x.chunks[ax], lo, hi)
-            ranges.append(range(first, first + count))
-            region.append(slice(offset, offset + hi - lo))
-        layer[(name, *index)] = (_stitched, _nested(x.name, ranges), tuple(region),
+            spans = _spans(x.chunks[ax], lo, hi)
+            ranges.append([i for i, _ in spans])
+            region.append([cut for _, cut in spans])
+        layer[(name, *index)] = (_stitched, _nested(x.name, ranges), region,
                                  kernel_key.key, token, request.axes, method, nan_policy,
                                  request.dtype, frozen)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, kernel_key])

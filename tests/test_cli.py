@@ -1,0 +1,163 @@
+"""The command line: round trips for every format, every error case, atomic outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import random
+from reference import assert_matches, reference
+
+from fftconv import cli
+from fftconv._io import load_kernel
+
+zarr = pytest.importorskip("zarr")
+tifffile = pytest.importorskip("tifffile")
+
+
+def read(path):
+    path = str(path)
+    if path.endswith(".zarr"):
+        return zarr.open(path, mode="r")[:]
+    if path.endswith(".npy"):
+        return np.load(path)
+    return tifffile.imread(path)
+
+
+@pytest.fixture
+def files(tmp_path, rng):
+    x = random(rng, (70, 53), "float32")
+    np.save(tmp_path / "in.npy", x)
+    stored = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=x.shape,
+                             chunks=(32, 32), dtype=x.dtype)
+    stored[:] = x
+    tifffile.imwrite(tmp_path / "in.tif", x, tile=(32, 32))
+    np.save(tmp_path / "k.npy", random(rng, (7, 6), "float32"))
+    return tmp_path, x
+
+
+@pytest.mark.parametrize("source", ["in.npy", "in.zarr", "in.tif"])
+@pytest.mark.parametrize("target", ["out.zarr", "out.npy", "out.tiff"])
+def test_round_trips(files, source, target):
+    folder, x = files
+    argv = ["convolve", str(folder / source), str(folder / "k.npy"), str(folder / target),
+            "--boundary", "mirror", "--chunks", "20"]
+    assert cli.main(argv) == 0
+    k = np.load(folder / "k.npy")
+    assert_matches(read(folder / target), reference(x, k, "same", "mirror"), "float32")
+
+
+@pytest.mark.parametrize("spec, shape", [("gaussian:sigma=1.5", (13, 13)),
+                                         ("disk:radius=3", (7, 7)), ("box:size=4", (4, 4))])
+def test_named_kernels(spec, shape):
+    kernel = load_kernel(spec)
+    assert kernel.shape == shape and abs(kernel.sum() - 1) < 1e-6
+
+
+def _run(argv):
+    return subprocess.run([sys.executable, "-m", "fftconv.cli", *argv], capture_output=True,
+                          text=True, check=False)
+
+
+@pytest.mark.parametrize("case, argv, message", [
+    ("missing input", ["nope.npy", "k.npy", "o.npy"], "does not exist"),
+    ("bad format", ["in.npy", "k.npy", "o.bmp"], "unknown format"),
+    ("bad kernel spec", ["in.npy", "blur:sigma=2", "o.npy"], "neither a .npy"),
+    ("bad kernel value", ["in.npy", "gaussian:sigma=-1", "o.npy"], "positive"),
+    ("wrong parameter", ["in.npy", "disk:sigma=2", "o.npy"], "radius"),
+    ("existing output", ["in.npy", "k.npy", "in.zarr"], "--overwrite"),
+    ("output is input", ["in.npy", "k.npy", "in.npy", "--overwrite"], "also an input"),
+    ("bad option", ["in.npy", "k.npy", "o.npy", "--mode", "half"], "invalid choice"),
+    ("bad boundary for data", ["in.npy", "k.npy", "o.npy", "--method", "direct",
+                               "--memory-limit", "lots"], "memory_limit"),
+    ("unreadable input", ["junk.npy", "k.npy", "o.npy"], "could not be read"),
+    ("kernel rank", ["in.npy", "k1.npy", "o.npy"], "dimensions"),
+])
+def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, message):
+    folder, _ = files
+    (folder / "junk.npy").write_bytes(b"not a numpy file")
+    np.save(folder / "k1.npy", np.ones(3))
+    before = sorted(p.name for p in folder.iterdir())
+    result = subprocess.run([sys.executable, "-m", "fftconv.cli", "convolve", *argv],
+                            capture_output=True, text=True, cwd=folder, check=False)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_failed_write_leaves_nothing_and_keeps_the_old_output(files, monkeypatch):
+    folder, _ = files
+    np.save(folder / "out.npy", np.zeros(3))
+    import dask.array as da
+
+    def broken_store(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(da, "store", broken_store)
+    argv = ["convolve", str(folder / "in.npy"), "box:size=3", str(folder / "out.npy"),
+            "--overwrite"]
+    assert cli.main(argv) == 2
+    np.testing.assert_array_equal(np.load(folder / "out.npy"), np.zeros(3))
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_input_is_never_modified(files):
+    folder, x = files
+    assert cli.main(["convolve", str(folder / "in.zarr"), "gaussian:sigma=2",
+                     str(folder / "o.zarr")]) == 0
+    np.testing.assert_array_equal(read(folder / "in.zarr"), x)
+
+
+def test_backends_and_plan_commands(capsys):
+    assert cli.main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "scipy" in out and "available" in out and "in effect" in out
+    assert cli.main(["plan", "--image", "4096x4096", "--kernel", "255x255"]) == 0
+    assert "overlap-add" in capsys.readouterr().out
+
+
+def test_distributed_local_cluster(files):
+    distributed = pytest.importorskip("distributed")
+    folder, x = files
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        argv = ["convolve", str(folder / "in.zarr"), str(folder / "k.npy"),
+                str(folder / "dist.zarr"), "--chunks", "25", "--boundary", "wrap",
+                "--scheduler", cluster.scheduler_address]
+        assert cli.main(argv) == 0
+    k = np.load(folder / "k.npy")
+    assert_matches(read(folder / "dist.zarr"), reference(x, k, "same", "wrap"), "float32")
+
+
+def _crash_once(block, marker):
+    """Kill this worker process the first time any block passes here."""
+    import os
+
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return block
+    os.close(fd)
+    os._exit(1)
+
+
+def test_killed_worker_is_retried_and_result_complete(tmp_path, rng):
+    distributed = pytest.importorskip("distributed")
+    import dask.array as da
+
+    import fftconv
+
+    x = random(rng, (96, 80), "float64")
+    k = random(rng, (9, 7), "float64")
+    lazy = fftconv.convolve(da.from_array(x, chunks=24), k, boundary="reflect")
+    guarded = lazy.map_blocks(_crash_once, str(tmp_path / "crashed"), dtype=lazy.dtype,
+                              meta=lazy._meta)  # never call it here to infer meta
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        got = client.compute(guarded).result(timeout=120)
+    assert (tmp_path / "crashed").exists()  # a worker really died mid-computation
+    assert_matches(got, reference(x, k, "same", "reflect"), "float64")
