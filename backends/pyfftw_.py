@@ -1,11 +1,11 @@
 """pyFFTW backend: FFTW plans, reused, thread-safe, with wisdom kept across processes.
 
 * Plans are built with ``pyfftw.FFTW`` on buffers of our own (so planning
-  with FFTW_MEASURE can never destroy a caller's array).  Small plans (input
-  buffer up to 8 MiB: overlap tiles, small images) are kept in a bounded LRU
-  cache keyed by (transform, padded shape, dtype, axes, threads, effort,
-  calling thread); larger ones are rebuilt from FFTW's wisdom on each call,
-  which costs under a millisecond and holds no image-sized buffer between calls.
+  with FFTW_MEASURE can never destroy a caller's array) and kept in an LRU
+  cache bounded to 512 MiB of buffers, keyed by (transform, padded shape,
+  dtype, axes, threads, effort, calling thread).  Between calls a plan points
+  at its own spare output, never at a result it returned.  A plan too large
+  for the cache is rebuilt from FFTW's wisdom on each call.
   FFTW plans must not run from two threads at once (pyFFTW #346): each thread
   gets its own plan, and FFTW's planner, which is not thread-safe at all, runs
   under one process-wide lock.
@@ -38,8 +38,8 @@ EFFORT_FLAGS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE",
                 "patient": "FFTW_PATIENT", "exhaustive": "FFTW_EXHAUSTIVE"}
 WISDOM_FORMAT = 1
 PLAN_CACHE_SIZE = 32
-PLAN_CACHE_BYTES = 256 * 2**20
-PLAN_BUFFER_LIMIT = 8 * 2**20
+PLAN_CACHE_BYTES = 512 * 2**20
+PLAN_BUFFER_LIMIT = PLAN_CACHE_BYTES // 2
 
 _planner_lock = threading.Lock()
 
@@ -110,12 +110,14 @@ def save_wisdom(pyfftw, path: Path) -> None:
 class _Plan:
     """One FFTW plan with its own zero-padded input buffer."""
 
-    def __init__(self, fftw, buffer: np.ndarray, out_shape, out_dtype) -> None:
+    def __init__(self, fftw, buffer: np.ndarray, spare: np.ndarray, out_shape,
+                 out_dtype) -> None:
         self.fftw = fftw
         self.buffer = buffer
+        self.spare = spare  # the planning output: parked on the plan between calls
         self.out_shape = out_shape
         self.out_dtype = out_dtype
-        self.nbytes = buffer.nbytes
+        self.nbytes = buffer.nbytes + spare.nbytes
 
     def __call__(self, x: np.ndarray, axes) -> np.ndarray:
         import pyfftw
@@ -130,7 +132,11 @@ class _Plan:
                 buffer[tuple(tail)] = 0
         out = pyfftw.empty_aligned(self.out_shape, dtype=self.out_dtype)
         # __call__, not execute(): only __call__ applies the 1/n of inverse transforms.
-        return self.fftw(input_array=buffer, output_array=out)
+        result = self.fftw(input_array=buffer, output_array=out)
+        # A plan keeps a reference to the arrays it last ran on: park it on its own spare
+        # output, so the caller's result is freed as soon as the caller drops it.
+        self.fftw.update_arrays(buffer, self.spare)
+        return result
 
 
 class PyFFTWBackend:
@@ -183,9 +189,8 @@ class PyFFTWBackend:
             self._measured.add(signature)
             save_wisdom(self._pyfftw, wisdom)
         if plan.nbytes > PLAN_BUFFER_LIMIT:
-            # A large plan is rebuilt from wisdom on every call (under a millisecond once
-            # measured) rather than cached: a cached FFTW object keeps its buffers and the
-            # last arrays it ran on alive, several image-sized arrays per plan.
+            # Too large to cache: rebuilt from wisdom on every call instead (planning is
+            # under a millisecond once measured; fresh buffers cost their page faults).
             return plan
         with self._cache_lock:
             self._plans[key] = plan
@@ -216,7 +221,7 @@ class PyFFTWBackend:
             fftw = pyfftw.FFTW(buffer, out, axes=tuple(axes), direction=direction,
                                flags=tuple(flags), threads=max(1, workers),
                                planning_timelimit=time_limit)
-        return _Plan(fftw, buffer, tuple(out_shape), out_dtype)
+        return _Plan(fftw, buffer, out, tuple(out_shape), out_dtype)
 
     # -- the contract ---------------------------------------------------------------------
 

@@ -203,3 +203,40 @@ def test_opencv_border_path(rng, monkeypatch, boundary, kshape, dtype):
         fftconv._request.build_request(x, k, "same", boundary, 0.0, (0, 1), "direct",
                                        "propagate", None, flip=False)) is not None
     assert_matches(got, reference(x, k, "same", boundary, axes=(0, 1)), dtype)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "overlap-add"])
+def test_forced_method_is_the_one_that_runs(rng, monkeypatch, method):
+    """The other executors raise: only the requested one may run."""
+    from fftconv import _methods
+
+    def refuse(name):
+        def run(*args, **kwargs):
+            raise AssertionError(f"{name} ran although method={method!r}")
+        return run
+
+    for name in _methods.RUNNERS:
+        if name != method:
+            monkeypatch.setitem(_methods.RUNNERS, name, refuse(name))
+    monkeypatch.setattr(fftconv._methods.direct, "opencv_same", lambda request: None)
+    x = random(rng, (40, 37), "float64")
+    k = random(rng, (6, 5), "float64")
+    got = fftconv.convolve(x, k, "same", boundary="reflect", method=method)
+    assert_matches(got, reference(x, k, "same", "reflect"), "float64")
+
+
+def test_auto_runs_what_the_plan_says(rng, monkeypatch):
+    from fftconv import _methods
+
+    x = random(rng, (300, 300), "float32")
+    for kshape in [(3, 3), (41, 37)]:
+        k = random(rng, kshape, "float32")
+        chosen = fftconv.plan(x.shape, k.shape, dtype="float32").method
+        ran = []
+        for name, run in list(_methods.RUNNERS.items()):
+            monkeypatch.setitem(_methods.RUNNERS, name,
+                                lambda *a, _n=name, _r=run, _ran=ran: _ran.append(_n) or _r(*a))
+        monkeypatch.setattr(fftconv._methods.direct, "opencv_same", lambda request: None)
+        fftconv.convolve(x, k)
+        assert ran == [chosen]
+        monkeypatch.undo()
