@@ -61,11 +61,31 @@ def _scheduler(spec: str | None):
     return {}, client
 
 
+def _limit_malloc_arenas() -> None:
+    """One glibc malloc arena for this process (Linux; a no-op elsewhere).
+
+    With one arena per thread, the large buffers that tasks free on one thread and
+    allocate on another fragment into several arenas: the 16384² out-of-core
+    benchmark peaks at 550 MiB that way and at 450 MiB with one arena, at the same
+    speed.  The command line owns its process, so it can choose; library users can
+    set ``MALLOC_ARENA_MAX=1`` themselves.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
     from fftconv._io import check_output, load_kernel, open_image, write_image
 
     output = check_output(args.output, args.overwrite, inputs=[args.input])
+    _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
     kernel = load_kernel(args.kernel)
     if kernel.ndim != image.ndim:
@@ -157,6 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import fftconv
     from fftconv._io import open_image, write_image
 
+    _limit_malloc_arenas()
     n, k, chunk = args.size, args.kernel, args.chunks
     psf = _airy_psf(k)
     print(f"fftconv demo: a {n}x{n} float32 synthetic sky ({n * n * 4 / 2**20:.0f} MiB) on "
@@ -246,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--method", default="auto", choices=["auto", "direct", "fft", "overlap-add"])
     v.add_argument("--backend")
     v.add_argument("--workers", type=int, help="FFT threads per task")
-    v.add_argument("--chunks", type=int, help="chunk side (default: dask's auto)")
+    v.add_argument("--chunks", type=int, help="chunk side (default: a zarr store's own chunks "
+                   "when they hold ≥ 4 MiB, else dask's auto)")
     v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
                                        "address")
     v.add_argument("--memory-limit", help="working memory per call, e.g. 512MiB")

@@ -161,3 +161,24 @@ def test_killed_worker_is_retried_and_result_complete(tmp_path, rng):
         got = client.compute(guarded).result(timeout=120)
     assert (tmp_path / "crashed").exists()  # a worker really died mid-computation
     assert_matches(got, reference(x, k, "same", "reflect"), "float64")
+
+
+def test_zarr_inputs_keep_their_own_chunks_when_large_enough(tmp_path):
+    from fftconv._io import open_image
+
+    big = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(4096, 1024),
+                          chunks=(1024, 1024), dtype="float32")  # 4 MiB chunks
+    small = zarr.open_array(str(tmp_path / "small.zarr"), mode="w", shape=(4096, 1024),
+                            chunks=(16, 16), dtype="float32")
+    assert big.chunks and small.chunks
+    assert open_image(tmp_path / "big.zarr").chunksize == (1024, 1024)
+    assert open_image(tmp_path / "small.zarr").chunksize != (16, 16)  # dask's auto
+    assert open_image(tmp_path / "big.zarr", chunks=512).chunksize == (512, 512)
+
+
+def test_zarr_output_is_blosc_compressed(files):
+    folder, _ = files
+    assert cli.main(["convolve", str(folder / "in.zarr"), "box:size=3",
+                     str(folder / "out.zarr")]) == 0
+    out = zarr.open_array(str(folder / "out.zarr"), mode="r")
+    assert "blosc" in str(out.compressors).lower()

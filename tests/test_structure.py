@@ -154,3 +154,17 @@ def test_shared_spectrum_cache_is_bounded_and_opt_out(rng):
     with fftconv.config.set(spectrum_cache=0):
         fftconv.convolve(x, random(rng, (31, 31), "float32"), method="fft")
     assert len(SHARED) == 0
+
+
+def test_low_rank_pricing_plans_one_term_not_every_term(rng, monkeypatch):
+    """A rank-r kernel is priced from one term's passes (it once planned all 2r of them)."""
+    from fftconv import _api
+
+    yy, xx = np.mgrid[-20:21, -20:21]
+    disk = (yy**2 + xx**2 <= 400).astype(np.float64)  # symmetric: low rank, rank ~ 10
+    calls = []
+    original = _api.plan_request
+    monkeypatch.setattr(_api, "plan_request", lambda *a: calls.append(1) or original(*a))
+    x = random(rng, (300, 300), "float64")
+    fftconv.convolve(x, disk)
+    assert len(calls) <= 4
