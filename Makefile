@@ -4,25 +4,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[all,test,bench]'
+	$(BIN)/python -m pip install -q -e '.[all,test,bench,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fftconv demo
 
 test: $(STAMP)
-	$(BIN)/ruff check fftconv backends tests benchmarks
+	$(BIN)/ruff check fftconv backends tests benchmarks docs
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.regret
 	$(BIN)/python -m benchmarks.operations
+	$(BIN)/python -m benchmarks.dask_bench
+
+# Warnings are errors; the pages' examples run in `make test` (pytest --doctest-glob).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis docs/_build docs/_generated_api
