@@ -5,6 +5,13 @@ setting is first resolved (the file is re-read only when it changes), so a
 malformed value is an error on first use, naming where it came from.
 Context managers use a :class:`contextvars.ContextVar`, so a ``with`` block
 in one thread never changes what another thread sees.
+
+Examples
+--------
+>>> import fftconv
+>>> with fftconv.config.set(workers=1, spectrum_cache=0):
+...     fftconv.config.get("workers"), fftconv.config.get("spectrum_cache")
+(1, 0)
 """
 
 from __future__ import annotations

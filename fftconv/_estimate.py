@@ -21,7 +21,18 @@ from fftconv._api import convolve
 
 @dataclasses.dataclass(frozen=True)
 class KernelFit:
-    """How well the estimated kernel explains the output."""
+    """How well the estimated kernel explains the output (``full_output=True``).
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> rng = np.random.default_rng(0)
+    >>> image, kernel = rng.random((64, 64)), rng.random((5, 5))
+    >>> output = fftconv.convolve(image, kernel)
+    >>> k, fit = fftconv.estimate_kernel(image, output, (5, 5), full_output=True)
+    >>> bool(np.allclose(k, kernel)), fit.converged, fit.relative_residual < 1e-9
+    (True, True, True)
+    """
 
     residual: float  # ‖(conv(image, k) − output)[mask]‖
     relative_residual: float  # residual / ‖output[mask]‖

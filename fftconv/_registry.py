@@ -28,7 +28,20 @@ KNOWN_HINTS = {
 
 
 class BackendError(ValueError):
-    """A backend asked for by name cannot be used (unknown, not installed or broken)."""
+    """A backend asked for by name cannot be used (unknown, not installed or broken).
+
+    The message lists the installed backends (unknown name), the install command
+    (not installed) or the original error, which is also the ``__cause__`` (broken).
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> try:
+    ...     fftconv.convolve(np.ones(8), np.ones(3), backend="nonesuch")
+    ... except fftconv.BackendError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    backend='nonesuch' is not one of the registered backends ... (available: ...)
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +95,15 @@ _lock = threading.Lock()
 
 
 def refresh_backends() -> None:
-    """Forget discovered backends, so newly installed plugins are found (used by tests too)."""
+    """Forget discovered backends, so newly installed plugins are found (used by tests too).
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> fftconv.refresh_backends()          # e.g. after ``pip install`` of a plugin
+    >>> "numpy" in fftconv.available_backends()
+    True
+    """
     with _lock:
         _entry_points.cache_clear()
         _distribution_name.cache_clear()
