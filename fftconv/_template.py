@@ -102,8 +102,9 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     del s1
     flat = variance <= np.finfo(out_dtype).eps * 8 * max(scale, np.finfo(np.float64).tiny)
     variance *= t_energy
-    ncc = np.sqrt(variance, out=variance)
+    # Round-off can leave flat windows slightly negative: they are zeroed below.
     with np.errstate(all="ignore"):
+        ncc = np.sqrt(variance, out=variance)
         np.divide(numerator, ncc, out=ncc)
     ncc[flat] = 0.0
     np.clip(ncc, -1.0, 1.0, out=ncc)

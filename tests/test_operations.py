@@ -137,6 +137,7 @@ def test_match_template_equals_skimage(rng, shape, tshape, dtype):
     np.testing.assert_allclose(got, expected, atol=2e-5 if dtype == "float32" else 1e-10)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # flat windows once warned from sqrt
 def test_match_template_peak_and_flat_regions(rng):
     image = rng.random((60, 70)).astype(np.float32) + 100.0
     image[:20, :20] = 5.0  # flat: zero variance -> 0
