@@ -41,23 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.run import rss
+
 CONTENDERS = ("copy", "fftconv", "fftconv CLI", "map_overlap+fftconvolve")
-
-
-def _peak_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
 
 
 def _kernel(radius: int) -> np.ndarray:
@@ -126,11 +112,12 @@ def run_one(name: str, source: str, output: str, radius: int) -> dict:
     kernel = _kernel(radius)
     image = da.from_zarr(source)
     lazy = _lazy(name, image, kernel)
-    baseline = _rss_mib()
+    baseline = rss() / 2**20
     start = time.perf_counter()
     lazy.store(_target(lazy, output), lock=False)
     seconds = time.perf_counter() - start
-    return {"name": name, "seconds": seconds, "peak_mib": _peak_mib(), "baseline_mib": baseline}
+    return {"name": name, "seconds": seconds, "peak_mib": rss("VmHWM") / 2**20,
+            "baseline_mib": baseline}
 
 
 def run_cli(source: str, output: str, radius: int) -> dict:

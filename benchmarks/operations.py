@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
 import sys
 import time
 
@@ -17,16 +16,7 @@ import numpy as np
 
 import fftconv
 from benchmarks.run import RESULTS
-
-
-def median_time(fn, repeats=3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from fftconv._calibrate import _median_time as median_time
 
 
 def template_rows(n, t, rng):
