@@ -66,7 +66,8 @@ def load_wisdom(pyfftw, path: Path) -> bool:
     """Import wisdom from ``path``; warn (never raise) when it is unreadable or stale."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # Nothing there to read; a path that cannot be written is reported on save.
         return False
     except (OSError, ValueError) as err:
         warnings.warn(f"FFTW wisdom at {path} is unreadable and was ignored: {err}",
