@@ -14,16 +14,13 @@ import numpy as np
 from fftconv._api import correlate
 from fftconv._request import as_array, result_dtype
 from fftconv._shapes import BOUNDARIES, check_choice
-from fftconv._window import window_sum
+from fftconv._window import window_moments
 
 
 def _window_moments(image, template_shape, mode, boundary, weights):
     """Σw·x and Σw·x² over every window, in float64."""
     if weights is None:
-        s1 = window_sum(image, template_shape, mode, boundary=boundary, dtype=np.float64)
-        s2 = window_sum(np.square(image, dtype=np.float64), template_shape, mode,
-                        boundary=boundary, dtype=np.float64)
-        return s1, s2
+        return window_moments(image, template_shape, mode, boundary)
     s1 = correlate(image, weights, mode, boundary=boundary, dtype=np.float64)
     s2 = correlate(image * image, weights, mode, boundary=boundary, dtype=np.float64)
     return s1, s2
@@ -95,17 +92,21 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     s1, s2 = _window_moments(centred, template.shape, mode, boundary, weights)
     scale = max(float(centred.max()), -float(centred.min())) ** 2 * count
     del centred
-    # In place from here on: these are image-sized float64 arrays.
+    # Σ(W − W̄)² = Σx² − (Σx)²/count cancels: float64, in place (image-sized arrays).
     np.multiply(s1, s1, out=s1)
     s1 /= count
     variance = np.subtract(s2, s1, out=s2)
     del s1
     flat = variance <= np.finfo(out_dtype).eps * 8 * max(scale, np.finfo(np.float64).tiny)
-    variance *= t_energy
-    # Round-off can leave flat windows slightly negative: they are zeroed below.
+    # Past the cancellation the output precision is enough: the square root and
+    # the division run in the output dtype (half the memory traffic for float32).
+    denominator = variance.astype(out_dtype)
+    del variance
+    # Round-off can leave flat windows slightly negative (NaN here): zeroed below.
     with np.errstate(all="ignore"):
-        ncc = np.sqrt(variance, out=variance)
-        np.divide(numerator, ncc, out=ncc)
+        np.sqrt(denominator, out=denominator)
+        denominator *= out_dtype.type(np.sqrt(t_energy))
+        ncc = np.divide(numerator, denominator, out=numerator)
     ncc[flat] = 0.0
     np.clip(ncc, -1.0, 1.0, out=ncc)
-    return ncc.astype(out_dtype)
+    return ncc

@@ -17,14 +17,51 @@ BOUNDARIES = ["constant", "reflect", "mirror", "nearest", "wrap"]
 
 # -- window_sum --------------------------------------------------------------------------
 
+@pytest.fixture(params=["opencv", "numpy"])
+def sums_engine(request, monkeypatch):
+    """Window sums through OpenCV's box filters, and through numpy's running sums."""
+    if request.param == "opencv":
+        pytest.importorskip("cv2")
+    else:
+        monkeypatch.setattr("fftconv._window.opencv_installed", lambda: False)
+    return request.param
+
+
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("size", [1, 3, (4, 2), (7, 5)])
-def test_window_sum_is_convolve_with_ones(rng, mode, boundary, size):
-    x = random(rng, (23, 19), "float64")
+@pytest.mark.parametrize("shape", [(23, 19), (9, 300)])  # (9, 300): rows wide enough to slide
+def test_window_sum_is_convolve_with_ones(rng, mode, boundary, size, shape, sums_engine):
+    x = random(rng, shape, "float64")
     shape = (size, size) if isinstance(size, int) else size
     got = fftconv.window_sum(x, size, mode, boundary=boundary, cval=0.5)
     assert_matches(got, reference(x, np.ones(shape), mode, boundary, cval=0.5), "float64")
+
+
+@pytest.mark.parametrize("axes", [(0, 1), (1, 2), (0, 2)])
+def test_window_sum_batched_planes(rng, axes, sums_engine):
+    x = random(rng, (6, 7, 260), "float32")
+    shape = [1, 1, 1]
+    for ax, k in zip(axes, (3, 4)):
+        shape[ax] = k
+    got = fftconv.window_sum(x, (3, 4), "valid", axes=axes)
+    assert got.dtype == np.float32
+    assert_matches(got, reference(x, np.ones(shape), "valid", "constant"), "float32")
+
+
+def test_window_sum_counts_exactly(rng, sums_engine):
+    mask = rng.random((300, 280)) < 0.5
+    got = fftconv.window_sum(mask.astype(np.float64), (5, 9), "valid")
+    expected = np.lib.stride_tricks.sliding_window_view(mask, (5, 9)).sum(axis=(-1, -2))
+    assert np.array_equal(got, expected)
+
+
+def test_window_sum_sliding_axis_stays_exact(rng, sums_engine):
+    # 3000 sliding steps over sums of 3·1e6: the rounding must not drift
+    x = 1e6 + rng.uniform(-1, 1, (3000, 256))
+    got = fftconv.window_sum(x, (3, 1), mode="valid")
+    expected = x[:-2] + x[1:-1] + x[2:]
+    assert np.abs(got - expected).max() <= 1e-11 * np.abs(expected).max()
 
 
 def test_window_sum_large_offset_float32(rng):
@@ -125,9 +162,10 @@ def test_vjp_bad_cotangent():
 
 # -- match_template ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape, tshape", [((40, 37), (7, 5)), ((12, 14, 11), (4, 3, 5))])
+@pytest.mark.parametrize("shape, tshape", [((40, 37), (7, 5)), ((12, 14, 11), (4, 3, 5)),
+                                           ((30, 300), (6, 9))])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_match_template_equals_skimage(rng, shape, tshape, dtype):
+def test_match_template_equals_skimage(rng, shape, tshape, dtype, sums_engine):
     skimage = pytest.importorskip("skimage.feature")
     image = rng.random(shape).astype(dtype)
     template = rng.random(tshape).astype(dtype)
@@ -138,7 +176,7 @@ def test_match_template_equals_skimage(rng, shape, tshape, dtype):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # flat windows once warned from sqrt
-def test_match_template_peak_and_flat_regions(rng):
+def test_match_template_peak_and_flat_regions(rng, sums_engine):
     image = rng.random((60, 70)).astype(np.float32) + 100.0
     image[:20, :20] = 5.0  # flat: zero variance -> 0
     template = image[30:41, 40:49].copy()
