@@ -171,3 +171,25 @@ def test_computed_inputs_are_never_recomputed_for_halos(rng):
                    if isinstance(k, tuple))
     assert_matches(lazy.compute(), reference(2 * x, np.ones((5, 5)), "same", "wrap"),
                    "float64")
+
+
+def test_pieces_join_into_the_padded_transform_shape(rng):
+    from fftconv._dask import _join, _join_starts
+
+    # nested one level per axis, as the graph builds them
+    parts = [[[random(rng, (a, b, 3), "float32")] for b in (4, 1, 6)] for a in (2, 5)]
+    starts = _join_starts(parts)
+    joined = _join(parts, starts, (9, 12, 3), np.float32)
+    expected = np.zeros((9, 12, 3), np.float32)
+    expected[:7, :11] = np.block(parts)
+    assert np.array_equal(joined, expected)
+
+
+@pytest.mark.parametrize("method", ["fft", "overlap-add", "direct"])
+def test_blocks_joined_padded_match_every_method(rng, method):
+    da = pytest.importorskip("dask.array")
+    x = random(rng, (50, 47), "float64")
+    k = random(rng, (9, 6), "float64")
+    got = fftconv.convolve(da.from_array(x, chunks=(17, 13)), k, boundary="wrap",
+                           method=method).compute()
+    assert_matches(got, reference(x, k, "same", "wrap"), "float64")
