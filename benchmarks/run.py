@@ -45,13 +45,19 @@ def timings(name: str, n: int, k: int, repeats: int) -> list[float]:
 
 
 def peak_memory(name: str, n: int, k: int) -> float:
-    """Peak RSS growth (bytes) of one call, measured in a fresh interpreter."""
+    """Peak RSS growth (bytes) of one call, measured in a fresh interpreter.
+
+    The interpreter first runs the contender once on a small problem, so the
+    modules and plans that pulls in are not counted as the call's memory.
+    """
     # ru_maxrss survives exec on Linux (a child starts at its parent's peak), so read the
     # process's own high-water mark, reset just before the call.
     code = (
         "import json\n"
         "from benchmarks.run import data, rss_reset, rss\n"
         "from benchmarks.peers import CONTENDERS\n"
+        # A small warm-up call first: the imports it triggers are not the call's memory.
+        f"CONTENDERS[{name!r}](*data(128, {min(k, 31)}))()\n"
         f"image, kernel = data({n}, {k})\n"
         f"call = CONTENDERS[{name!r}](image, kernel)\n"
         "base = rss_reset()\n"
@@ -83,7 +89,7 @@ def rss_reset() -> int:
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "numpy": np.__version__}
-    for module in ("scipy", "pyfftw", "cv2", "fftconv"):
+    for module in ("scipy", "pyfftw", "cv2", "astropy", "fftconv"):
         try:
             out[module] = __import__(module).__version__
         except ImportError:
@@ -168,19 +174,48 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_memory(result: dict, path: Path) -> None:
+    """Peak RSS growth of one call against kernel size, per image size measured."""
+    memory = [m for m in result["memory"] if m["bytes"] == m["bytes"]]  # drop NaN (failed)
+    if not memory:
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    sizes = sorted({m["n"] for m in memory})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(7 * len(sizes), 5), squeeze=False)
+    for ax, n in zip(axes[0], sizes):
+        for name in dict.fromkeys(m["name"] for m in memory):
+            pts = sorted((m["k"], m["bytes"] / (n * n * 4)) for m in memory
+                         if m["n"] == n and m["name"] == name)
+            if pts:
+                ax.semilogy(*zip(*pts), marker="o", label=name,
+                            linestyle="-" if name.startswith("fftconv") else "--")
+        ax.set(title=f"{n}×{n} float32: peak memory of one call", xlabel="kernel side",
+               ylabel="peak RSS growth / image bytes")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="2048,4096")
     parser.add_argument("--kernels", default="3,7,31,127,255,511")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--memory", default="4096:257,4096:127",
+    parser.add_argument("--memory", default="4096:31,4096:127,4096:257,4096:511",
                         help="n:k cases for the peak-memory table ('' for none)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--memory-only", action="store_true",
                         help="re-measure memory into the newest results file of today")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.kernels, args.repeats, args.memory = "256", "3,31", 2, "256:31"
+        args.sizes, args.kernels, args.repeats, args.memory = "256", "3,31", 2, "256:15,256:31"
     os.environ.setdefault("FFTCONV_PLANNER_EFFORT", "measure")
     os.environ.setdefault("FFTCONV_WISDOM_PATH", str(RESULTS / ".wisdom.json"))
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -202,6 +237,7 @@ def main(argv=None) -> int:
     stem.with_suffix(".md").write_text(markdown(result, meta))
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, **result}, indent=1))
     plot(result, stem.with_suffix(".png"))
+    plot_memory(result, stem.parent / f"{stem.name}-memory.png")
     print(f"wrote {stem.with_suffix('.md')}")
     return 0
 
