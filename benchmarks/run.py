@@ -198,7 +198,7 @@ def plot_memory(result: dict, path: Path) -> None:
         ax.set(title=f"{n}×{n} float32: peak memory of one call", xlabel="kernel side",
                ylabel="peak RSS growth / image bytes")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
