@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fftconv._api import correlate
+from fftconv._api import _is_dask, correlate
 from fftconv._request import as_array, result_dtype
 from fftconv._shapes import BOUNDARIES, check_choice
 from fftconv._window import window_moments
@@ -39,7 +39,9 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     Parameters
     ----------
     image, template : array_like
-        Same ndim; any ndim.
+        Same ndim; any ndim.  A dask ``image`` gives a lazy dask result: the
+        correlation and the window moments are tiled with halos like
+        :func:`fftconv.convolve`, nothing is computed while the graph is built.
     mode : {'valid', 'same', 'full'}
         ``'valid'`` equals ``skimage.feature.match_template(image, template)``;
         ``'same'`` is centred like :func:`fftconv.correlate`.
@@ -65,7 +67,9 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     ((np.int64(10), np.int64(20)), 1.0)
     """
     check_choice("boundary", boundary, BOUNDARIES)
-    image = as_array(image, "image")
+    lazy = _is_dask(image)
+    if not lazy:
+        image = as_array(image, "image")
     template = as_array(template, "template")
     out_dtype = result_dtype(image, template, None)
     if out_dtype.kind == "c":
@@ -86,7 +90,13 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     t_zero = (t - (t * w).sum() / count) * w
     t_energy = float((t_zero**2).sum())
     if t_energy <= np.finfo(np.float64).eps * count * float(np.abs(t).max()) ** 2:
+        if lazy:
+            import dask.array as da
+
+            return da.zeros(_out_shape(image.shape, template.shape, mode), dtype=out_dtype)
         return np.zeros(_out_shape(image.shape, template.shape, mode), dtype=out_dtype)
+    if lazy:
+        return _lazy_scores(image, t_zero, weights, count, t_energy, mode, boundary, out_dtype)
     centred = np.subtract(image, image.mean(dtype=np.float64), dtype=out_dtype)
     numerator = correlate(centred, t_zero.astype(out_dtype), mode, boundary=boundary)
     s1, s2 = _window_moments(centred, template.shape, mode, boundary, weights)
@@ -110,3 +120,28 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     ncc[flat] = 0.0
     np.clip(ncc, -1.0, 1.0, out=ncc)
     return ncc
+
+
+def _lazy_scores(image, t_zero, weights, count, t_energy, mode, boundary, out_dtype):
+    """match_template of a dask ``image``: the same sums as correlations, tiled lazily.
+
+    The numerator and both window moments are :func:`fftconv.correlate` calls on
+    the dask array (halo tiling; a box of ones takes the running-sum route on
+    each tile, in float64); the mean, the scale and the final arithmetic are
+    dask expressions, so nothing is computed while the graph is built.
+    """
+    import dask.array as da
+
+    ones = np.ones(t_zero.shape) if weights is None else weights
+    centred = (image - image.mean(dtype=np.float64)).astype(out_dtype)
+    numerator = correlate(centred, t_zero.astype(out_dtype), mode, boundary=boundary)
+    wide = centred.astype(np.float64)
+    s1 = correlate(wide, ones, mode, boundary=boundary, dtype=np.float64)
+    s2 = correlate(wide * wide, ones, mode, boundary=boundary, dtype=np.float64)
+    scale = da.maximum(centred.max(), -centred.min()).astype(np.float64) ** 2 * count
+    variance = s2 - s1 * s1 / count
+    flat = variance <= np.finfo(out_dtype).eps * 8 * da.maximum(scale,
+                                                                 np.finfo(np.float64).tiny)
+    denominator = da.sqrt(da.where(flat, 1.0, variance)).astype(out_dtype)
+    ncc = numerator / (denominator * out_dtype.type(np.sqrt(t_energy)))
+    return da.clip(da.where(flat, 0.0, ncc), -1.0, 1.0).astype(out_dtype)

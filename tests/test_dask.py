@@ -193,3 +193,34 @@ def test_blocks_joined_padded_match_every_method(rng, method):
     got = fftconv.convolve(da.from_array(x, chunks=(17, 13)), k, boundary="wrap",
                            method=method).compute()
     assert_matches(got, reference(x, k, "same", "wrap"), "float64")
+
+
+@pytest.mark.parametrize("mode", ["valid", "same", "full"])
+@pytest.mark.parametrize("boundary", ["constant", "reflect", "wrap"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_match_template_tiles_like_convolve(rng, mode, boundary, dtype):
+    x = random(rng, (45, 52), dtype)
+    x[:12, :12] = 3.0  # flat windows score 0 in both
+    template = x[20:29, 30:37].copy()
+    lazy = fftconv.match_template(da.from_array(x, chunks=(11, 17)), template, mode,
+                                  boundary=boundary)
+    assert isinstance(lazy, da.Array) and lazy.dtype == np.dtype(dtype)
+    expected = fftconv.match_template(x, template, mode, boundary=boundary)
+    np.testing.assert_allclose(lazy.compute(), expected,
+                               atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+def test_match_template_lazy_mask_and_no_compute(rng):
+    def explode(block):
+        raise AssertionError("computed while building the graph")
+
+    bomb = da.map_blocks(explode, da.zeros((40, 40), chunks=10), dtype=float)
+    mask = np.ones((5, 6), dtype=bool)
+    mask[:, :2] = False
+    assert fftconv.match_template(bomb, np.arange(30.0).reshape(5, 6), mask=mask).shape \
+        == (36, 35)
+    x = rng.random((40, 40))
+    template = x[8:13, 20:26].copy()
+    got = fftconv.match_template(da.from_array(x, chunks=13), template, mask=mask).compute()
+    np.testing.assert_allclose(got, fftconv.match_template(x, template, mask=mask),
+                               atol=1e-12)
