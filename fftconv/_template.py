@@ -102,12 +102,23 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     s1, s2 = _window_moments(centred, template.shape, mode, boundary, weights)
     scale = max(float(centred.max()), -float(centred.min())) ** 2 * count
     del centred
+    return _scores(numerator, s1, s2, scale, count, t_energy)
+
+
+def _scores(numerator: np.ndarray, s1: np.ndarray, s2: np.ndarray, scale, count: float,
+            t_energy: float) -> np.ndarray:
+    """The scores from the numerator and the window moments Σx, Σx² (float64), in place.
+
+    ``scale`` (max |x|² · count) sets the level below which a window counts as
+    flat; the result has ``numerator``'s dtype.
+    """
+    out_dtype = numerator.dtype
     # Σ(W − W̄)² = Σx² − (Σx)²/count cancels: float64, in place (image-sized arrays).
     np.multiply(s1, s1, out=s1)
     s1 /= count
     variance = np.subtract(s2, s1, out=s2)
     del s1
-    flat = variance <= np.finfo(out_dtype).eps * 8 * max(scale, np.finfo(np.float64).tiny)
+    flat = variance <= np.finfo(out_dtype).eps * 8 * max(float(scale), np.finfo(np.float64).tiny)
     # Past the cancellation the output precision is enough: the square root and
     # the division run in the output dtype (half the memory traffic for float32).
     denominator = variance.astype(out_dtype)
@@ -127,8 +138,8 @@ def _lazy_scores(image, t_zero, weights, count, t_energy, mode, boundary, out_dt
 
     The numerator and both window moments are :func:`fftconv.correlate` calls on
     the dask array (halo tiling; a box of ones takes the running-sum route on
-    each tile, in float64); the mean, the scale and the final arithmetic are
-    dask expressions, so nothing is computed while the graph is built.
+    each tile, in float64); the mean and the scale are dask reductions and
+    :func:`_scores` runs per block, so nothing is computed while the graph is built.
     """
     import dask.array as da
 
@@ -139,9 +150,5 @@ def _lazy_scores(image, t_zero, weights, count, t_energy, mode, boundary, out_dt
     s1 = correlate(wide, ones, mode, boundary=boundary, dtype=np.float64)
     s2 = correlate(wide * wide, ones, mode, boundary=boundary, dtype=np.float64)
     scale = da.maximum(centred.max(), -centred.min()).astype(np.float64) ** 2 * count
-    variance = s2 - s1 * s1 / count
-    flat = variance <= np.finfo(out_dtype).eps * 8 * da.maximum(scale,
-                                                                 np.finfo(np.float64).tiny)
-    denominator = da.sqrt(da.where(flat, 1.0, variance)).astype(out_dtype)
-    ncc = numerator / (denominator * out_dtype.type(np.sqrt(t_energy)))
-    return da.clip(da.where(flat, 0.0, ncc), -1.0, 1.0).astype(out_dtype)
+    # Each task's blocks are its own (fresh outputs of the correlations): in place is safe.
+    return da.map_blocks(_scores, numerator, s1, s2, scale, count, t_energy, dtype=out_dtype)
