@@ -16,12 +16,12 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.peers import CONTENDERS, PEERS, applies
+from fftconv._calibrate import _times
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -34,14 +34,7 @@ def data(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def timings(name: str, n: int, k: int, repeats: int) -> list[float]:
     image, kernel = data(n, k)
-    call = CONTENDERS[name](image, kernel)
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
+    return _times(CONTENDERS[name](image, kernel), repeats)
 
 
 def peak_memory(name: str, n: int, k: int) -> float:

@@ -50,21 +50,21 @@ def _entries() -> dict:
         stat = path.stat()
     except OSError:
         return {}
-    stamp = (stat.st_mtime_ns, stat.st_size)
-    cached = _loaded.get(str(path))
-    if cached and cached[0] == stamp:
-        return cached[1]
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if record.get("format") != FORMAT or not isinstance(record.get("entries"), dict):
-            raise ValueError("unknown format")
-        entries = {key: _rates(values) for key, values in record["entries"].items()}
-    except (OSError, ValueError, TypeError) as err:
-        warnings.warn(f"calibration file {path} is unusable and was ignored ({err}); "
-                      "run `fftconv calibrate` to rewrite it", CalibrationWarning, stacklevel=4)
-        entries = {}
-    _loaded[str(path)] = (stamp, entries)
-    return entries
+    def parse() -> dict:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record.get("format") != FORMAT or not isinstance(record.get("entries"), dict):
+                raise ValueError("unknown format")
+            return {key: _rates(values) for key, values in record["entries"].items()}
+        except (OSError, ValueError, TypeError) as err:
+            warnings.warn(f"calibration file {path} is unusable and was ignored ({err}); "
+                          "run `fftconv calibrate` to rewrite it", CalibrationWarning,
+                          stacklevel=6)
+            return {}
+
+    from fftconv._config import read_if_changed
+
+    return read_if_changed(_loaded, path, stat, parse)
 
 
 def _rates(values: dict) -> Rates:
@@ -107,14 +107,19 @@ def save(entries: dict[str, Rates], path: Path | None = None) -> Path:
     return path
 
 
-def _median_time(fn: Callable[[], object], repeats: int = 3) -> float:
+def _times(fn: Callable[[], object], repeats: int = 3) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn``, after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def _median_time(fn: Callable[[], object], repeats: int = 3) -> float:
+    return statistics.median(_times(fn, repeats))
 
 
 def _solve(measured: float, estimate: Callable[[float], float]) -> float:

@@ -201,6 +201,17 @@ def user_cache_dir() -> Path:
 _file_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
 
 
+def read_if_changed(cache: dict, path: Path, stat: os.stat_result, parse: Callable[[], Any]):
+    """``parse()`` of the file at ``path``, cached until its mtime or size changes."""
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = cache.get(str(path))
+    if cached and cached[0] == stamp:
+        return cached[1]
+    value = parse()
+    cache[str(path)] = (stamp, value)
+    return value
+
+
 def _file_layer() -> dict[str, Any]:
     path = user_config_path()
     try:
@@ -209,19 +220,16 @@ def _file_layer() -> dict[str, Any]:
         if os.environ.get(CONFIG_ENV):
             raise ValueError(f"{CONFIG_ENV}={str(path)!r}: no such config file") from None
         return {}
-    stamp = (stat.st_mtime_ns, stat.st_size)
-    cached = _file_cache.get(str(path))
-    if cached and cached[0] == stamp:
-        return cached[1]
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as err:
-        raise ValueError(f"config file {str(path)!r} is not valid TOML: {err}") from None
-    table = raw.get("fftconv", raw)
-    parsed = {key: parse_setting(key, value, f"config file {str(path)!r}")
-              for key, value in table.items()}
-    _file_cache[str(path)] = (stamp, parsed)
-    return parsed
+    def parse() -> dict[str, Any]:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as err:
+            raise ValueError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+        table = raw.get("fftconv", raw)
+        return {key: parse_setting(key, value, f"config file {str(path)!r}")
+                for key, value in table.items()}
+
+    return read_if_changed(_file_cache, path, stat, parse)
 
 
 def _env_layer() -> dict[str, Any]:
