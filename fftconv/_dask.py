@@ -29,11 +29,12 @@ import dask
 import dask.array as da
 import numpy as np
 
-from fftconv import _config
+from fftconv import _config, _workspace
 from fftconv._boundary import source_index
+from fftconv._nonfinite import has_nonfinite
 from fftconv._request import build_request
 from fftconv._shapes import extension
-from fftconv._spectra import SpectrumCache
+from fftconv._spectra import SpectrumCache, spectrum_for
 
 _caches: dict[str, SpectrumCache] = {}
 _caches_lock = threading.Lock()
@@ -108,7 +109,9 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
     When one FFT will convolve the block, the pieces are joined straight into
     the transform's zero-padded shape, so the backend pads nothing: one copy of
     the tile fewer, and a tile's worth less memory per task.  The zeros past the
-    tile are the constant-0 boundary the ``valid`` window never reads.
+    tile are the constant-0 boundary the ``valid`` window never reads.  When the
+    backend also transforms into given arrays, that padded tile and its spectrum
+    are this thread's reused buffers (:mod:`fftconv._workspace`).
     """
     from fftconv._api import plan_request, run_request
 
@@ -124,8 +127,61 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
         if plan.method == "fft":
             for ax, n in zip(request.axes, plan.fft_shape):
                 padded[ax] = max(n, shape[ax])
-        piece = _join(parts, starts, tuple(padded), request.dtype)
-        return run_request(request.replace(image=piece), resolved, _worker_cache(token))
+        cache = _worker_cache(token)
+        transform = _in_place_transform(request, plan, resolved, tuple(padded))
+        if transform is None:
+            piece = _join_into(parts, starts, np.empty(padded, dtype=request.dtype))
+        else:
+            spectrum_shape = list(padded)
+            spectrum_shape[request.axes[-1]] = padded[request.axes[-1]] // 2 + 1
+            piece, spectrum = _workspace.buffers(tuple(padded), tuple(spectrum_shape),
+                                                 request.dtype)
+            _join_into(parts, starts, piece)
+            if not has_nonfinite(piece):
+                return _convolve_in_place(transform, piece, spectrum, request, cache)
+        return run_request(request.replace(image=piece), resolved, cache)
+
+
+def _in_place_transform(request, plan, settings, padded: tuple[int, ...]):
+    """The transform that convolves this block in the thread's buffers, or None.
+
+    Only what :func:`fftconv._api.compute` would run as one plain real FFT
+    qualifies, on a backend with ``rfftn_into`` / ``irfftn_into``: never a
+    structured kernel, an autotuned choice, a non-finite kernel or a kernel
+    broadcast over an image axis.  Non-finite data is checked per block.
+    """
+    from fftconv._api import plan_request
+    from fftconv._methods import structured
+    from fftconv._methods._transform import Transform
+
+    backend = plan.backend
+    if (plan.method != "fft" or request.dtype.kind != "f"
+            or not (hasattr(backend, "rfftn_into") and hasattr(backend, "irfftn_into"))
+            or any(padded[ax] != n for ax, n in zip(request.axes, plan.fft_shape))
+            or any(request.kernel.shape[ax] not in (1, padded[ax])
+                   for ax in range(len(padded)) if ax not in request.axes)
+            or has_nonfinite(request.kernel)):
+        return None
+    if request.method == "auto" and (
+            settings.autotune or structured.choose(request, settings, plan_request)):
+        return None
+    if request.method not in ("auto", "fft"):
+        return None
+    return Transform(backend, plan.fft_shape, request.axes, True, request.dtype, plan.threads)
+
+
+def _convolve_in_place(transform, real: np.ndarray, spectrum: np.ndarray, request,
+                       cache: SpectrumCache) -> np.ndarray:
+    """``fftconv._methods.fft.run`` in the given buffers: ``real`` is overwritten."""
+    from fftconv._methods._transform import window_slices
+
+    backend, axes = transform.backend, transform.axes
+    backend.rfftn_into(real, spectrum, axes, transform.workers)
+    np.multiply(spectrum, spectrum_for(cache, transform, request.kernel), out=spectrum)
+    backend.irfftn_into(spectrum, real, axes, transform.workers)
+    window = window_slices(real.ndim, axes, [a for a, _ in request.windows],
+                           [b for _, b in request.windows])
+    return np.array(real[window])  # a copy: the buffer serves the next tile
 
 
 def _leaves(parts, index=()):
@@ -149,9 +205,8 @@ def _join_starts(parts) -> list[np.ndarray]:
     return starts
 
 
-def _join(parts, starts, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """``np.block(parts)`` written into the corner of a zero array of ``shape``."""
-    out = np.empty(shape, dtype=dtype)
+def _join_into(parts, starts, out: np.ndarray) -> np.ndarray:
+    """``np.block(parts)`` written into the corner of ``out``, zeros around it."""
     for d, s in enumerate(starts):  # zero only what the pieces leave uncovered
         out[(slice(None),) * d + (slice(int(s[-1]), None),)] = 0
     for index, leaf in _leaves(parts):

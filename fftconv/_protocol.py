@@ -16,6 +16,19 @@ The instance provides everything in :class:`FFTBackend`.  Transforms take
 zero-padded at the end) and ``workers`` (threads; a backend without threads
 ignores it).  They must not modify their input, and must keep the precision:
 float32 in, complex64 out; float64 in, complex128 out.
+
+Two methods are optional; fftconv looks them up with ``getattr`` and allocates
+fresh arrays through the required ones when they are missing:
+
+``rfftn_into(x, out, axes, workers)``
+    the real transform of ``x`` (already at the transform's shape) written
+    into the complex array ``out``; ``x`` is left as it was.
+``irfftn_into(x, out, axes, workers)``
+    the inverse of ``rfftn_into``: the real result, at ``out``'s shape,
+    written into ``out``; ``x`` may be overwritten.
+
+They let the Dask path convolve tile after tile in the same two buffers per
+thread (no allocation, no page faults, nothing left for malloc to hold).
 """
 
 from __future__ import annotations

@@ -174,12 +174,12 @@ def test_computed_inputs_are_never_recomputed_for_halos(rng):
 
 
 def test_pieces_join_into_the_padded_transform_shape(rng):
-    from fftconv._dask import _join, _join_starts
+    from fftconv._dask import _join_into, _join_starts
 
     # nested one level per axis, as the graph builds them
     parts = [[[random(rng, (a, b, 3), "float32")] for b in (4, 1, 6)] for a in (2, 5)]
     starts = _join_starts(parts)
-    joined = _join(parts, starts, (9, 12, 3), np.float32)
+    joined = _join_into(parts, starts, np.full((9, 12, 3), np.nan, np.float32))
     expected = np.zeros((9, 12, 3), np.float32)
     expected[:7, :11] = np.block(parts)
     assert np.array_equal(joined, expected)
