@@ -23,7 +23,6 @@ import dataclasses
 import itertools
 import math
 import operator
-import threading
 
 import dask
 import dask.array as da
@@ -36,19 +35,16 @@ from fftconv._request import build_request
 from fftconv._shapes import extension
 from fftconv._spectra import SpectrumCache, spectrum_for
 
-_caches: dict[str, SpectrumCache] = {}
-_caches_lock = threading.Lock()
+_caches = _workspace.Idle(limit=16)
 
 
 def _worker_cache(token: str) -> SpectrumCache:
-    """One spectrum cache per kernel per worker process (tasks of one graph share it)."""
-    with _caches_lock:
-        cache = _caches.get(token)
-        if cache is None:
-            cache = _caches[token] = SpectrumCache(entries=4, max_bytes=None)
-            while len(_caches) > 16:
-                _caches.pop(next(iter(_caches)))
-        return cache
+    """One spectrum cache per kernel per worker process (tasks of one graph share it).
+
+    Dropped once idle (:mod:`fftconv._workspace`): it serves one computation,
+    the worker process outlives it.
+    """
+    return _caches.get(token, lambda: SpectrumCache(entries=4, max_bytes=None))
 
 
 def _extend_axis(x: da.Array, axis: int, pad: tuple[int, int], boundary: str, cval,

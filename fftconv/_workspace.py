@@ -1,4 +1,4 @@
-"""Per-thread work buffers for the Dask path's tiles: one real array, one spectrum.
+"""Memory the Dask path keeps between tiles, and gives back once the tiles stop coming.
 
 A Dask graph convolves tile after tile of one padded shape on a few scheduler
 threads.  Fresh arrays for every tile's data, spectrum and inverse cost page
@@ -6,17 +6,104 @@ faults (at 2250², about a fifth of the tile's FFT time) and leave malloc's
 arenas holding freed megabytes.  With a backend that transforms into given
 arrays (``rfftn_into`` / ``irfftn_into``, see :mod:`fftconv._protocol`), each
 thread keeps the two buffers of the last shape it convolved and reuses them:
-about twice a tile's bytes per scheduler thread, held until the thread ends,
-the next shape replaces them, or :func:`release` is called from that thread.
+about twice a tile's bytes per scheduler thread.
+
+Those buffers, like the per-kernel spectrum caches of :mod:`fftconv._dask`,
+serve one computation.  Scheduler threads outlive it (Dask's thread pool, a
+distributed worker), so whatever is kept here is dropped after
+:data:`IDLE_SECONDS` without use — a 64-thread worker would otherwise hold 64
+tiles' buffers for good after one convolution.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import numpy as np
 
-_local = threading.local()
+IDLE_SECONDS = 5.0
+
+
+class Idle:
+    """A keyed store whose values are dropped after :data:`IDLE_SECONDS` unused.
+
+    A daemon timer sweeps it while it holds anything; at most ``limit`` values
+    are kept (the least recently used go first).
+
+    Examples
+    --------
+    >>> store = Idle(limit=2)
+    >>> store.get("a", lambda: [1]) is store.get("a", lambda: [2])
+    True
+    >>> store.clear(); len(store)
+    0
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self._items: dict[Hashable, list] = {}  # key -> [value, last use]
+        self._after_fork()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # A forked child inherits the lock as it was and the timer's record, not its thread.
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def get(self, key: Hashable, make: Callable[[], Any],
+            fits: Callable[[Any], bool] = lambda value: True) -> Any:
+        """The value under ``key``, made (and kept) when missing or when ``fits`` refuses it."""
+        with self._lock:
+            entry = self._items.pop(key, None)
+            if entry is not None and fits(entry[0]):
+                self._items[key] = entry  # re-inserted last: the dict is in LRU order
+                entry[1] = time.monotonic()
+                self._schedule()
+                return entry[0]
+        entry = None  # a misfit goes before its replacement is made
+        value = make()
+        with self._lock:
+            self._items[key] = [value, time.monotonic()]
+            while self.limit is not None and len(self._items) > self.limit:
+                self._items.pop(next(iter(self._items)))
+            self._schedule()
+        return value
+
+    def _schedule(self, delay: float | None = None) -> None:
+        """Start the sweep timer unless one is pending (lock held)."""
+        if self._timer is not None:
+            return
+        self._timer = threading.Timer(IDLE_SECONDS if delay is None else delay, self._sweep)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, (_, used) in self._items.items() if now - used >= IDLE_SECONDS]:
+                del self._items[key]
+            self._timer = None
+            if self._items:  # next when the least recently used one falls idle
+                oldest = min(used for _, used in self._items.values())
+                self._schedule(max(oldest + IDLE_SECONDS - now, 0.01))
+
+    def pop(self, key: Hashable) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_buffers = Idle()
 
 
 def buffers(real_shape: tuple[int, ...], spectrum_shape: tuple[int, ...],
@@ -31,16 +118,20 @@ def buffers(real_shape: tuple[int, ...], spectrum_shape: tuple[int, ...],
     (dtype('complex64'), True)
     >>> release()
     """
-    key = (tuple(real_shape), tuple(spectrum_shape), np.dtype(dtype).str)
-    held = getattr(_local, "held", None)
-    if held is None or held[0] != key:
-        _local.held = None  # let the old pair go before the new one is allocated
-        spectrum_dtype = np.result_type(dtype, np.complex64)
-        _local.held = (key, np.empty(real_shape, dtype), np.empty(spectrum_shape,
-                                                                  spectrum_dtype))
-    return _local.held[1], _local.held[2]
+    real_shape, spectrum_shape = tuple(real_shape), tuple(spectrum_shape)
+    dtype = np.dtype(dtype)
+    spectrum_dtype = np.result_type(dtype, np.complex64)
+
+    def make():
+        return np.empty(real_shape, dtype), np.empty(spectrum_shape, spectrum_dtype)
+
+    def fits(pair):
+        return (pair[0].shape == real_shape and pair[0].dtype == dtype
+                and pair[1].shape == spectrum_shape)
+
+    return _buffers.get(threading.get_ident(), make, fits)
 
 
 def release() -> None:
     """Drop the calling thread's buffers."""
-    _local.held = None
+    _buffers.pop(threading.get_ident())

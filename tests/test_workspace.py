@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -130,3 +133,68 @@ def test_buffers_are_reused_per_thread_and_replaced_per_shape():
     _workspace.release()
     assert _workspace.buffers((7, 8), (7, 5), np.dtype("float64"))[0] is not resized[0]
     _workspace.release()
+
+
+@pytest.fixture
+def quick_idle(monkeypatch):
+    """Idle time cut to 50 ms, so the sweep can be watched."""
+    monkeypatch.setattr(_workspace, "IDLE_SECONDS", 0.05)
+    yield
+    _workspace._buffers.clear()
+
+
+def _gone(store, seconds=5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while len(store) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(store) == 0
+
+
+def test_idle_buffers_and_kernel_caches_are_dropped_after_a_computation(
+        rng, scipy_backend, quick_idle):
+    from fftconv import _dask
+
+    x = random(rng, (64, 60), "float32")
+    k = random(rng, (7, 7), "float32")
+    lazy = fftconv.convolve(da.from_array(x, chunks=32), k, boundary="reflect", method="fft")
+    got = lazy.compute(scheduler="threads")
+    assert_matches(got, reference(x, k, "same", "reflect"), "float32")
+    assert _gone(_workspace._buffers) and _gone(_dask._caches)
+
+
+def test_a_value_in_use_is_kept_and_the_oldest_goes_over_the_limit(monkeypatch):
+    monkeypatch.setattr(_workspace, "IDLE_SECONDS", 0.3)
+    store = _workspace.Idle(limit=2)
+    a = store.get("a", object)
+    for _ in range(8):  # used every 0.1 s: never idle for 0.3 s
+        time.sleep(0.1)
+        assert store.get("a", object) is a
+    store.get("b", object)
+    store.get("a", object)
+    store.get("c", object)  # "b" is the least recently used
+    assert set(store._items) == {"a", "c"}
+    assert _gone(store)
+
+
+def test_a_misfit_is_replaced(quick_idle):
+    store = _workspace.Idle()
+    assert store.get("k", lambda: [1]) == [1]
+    assert store.get("k", lambda: [2], fits=lambda value: value == [2]) == [2]
+    assert store.get("k", lambda: [3], fits=lambda value: value == [2]) == [2]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_sweeps_on_its_own(quick_idle):
+    store = _workspace.Idle()
+    store.get("k", object)
+    with store._lock, warnings.catch_warnings():  # held at fork time: not in the child
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
+        pid = os.fork()
+        if pid == 0:  # the child: no timer thread came along, the lock is fresh
+            try:
+                store.get("j", object)
+                os._exit(0 if _gone(store) else 1)
+            finally:
+                os._exit(2)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert _gone(store)
