@@ -176,9 +176,10 @@ class PyFFTWBackend:
     def _plan(self, kind: str, x: np.ndarray, s, axes, workers: int) -> _Plan:
         effort, time_limit, wisdom = self._settings()
         # Keyed by the padded buffer's shape, not x's: the image and the kernel of one
-        # convolution share a plan (and its buffer).
-        in_shape, _ = _shapes(kind, x.shape, s, axes)
-        signature = (kind, in_shape, x.dtype.str, tuple(axes), workers, effort)
+        # convolution share a plan (and its buffer).  And by the output's: an inverse
+        # to 48 and one to 49 read the same 25 complex values.
+        in_shape, out_shape = _shapes(kind, x.shape, s, axes)
+        signature = (kind, in_shape, out_shape, x.dtype.str, tuple(axes), workers, effort)
         key = (*signature, threading.get_ident())
         with self._cache_lock:
             plan = self._plans.get(key)

@@ -64,6 +64,21 @@ def test_plans_are_reused_and_bounded(backend, rng, monkeypatch):
     assert len(backend._plans) <= pyfftw_.PLAN_CACHE_SIZE
 
 
+@pytest.mark.parametrize("n", [34, 35])
+def test_inverses_to_even_and_odd_lengths_have_their_own_plans(backend, rng, n):
+    # Transform lengths 48 and 49 share their 25 complex values; one plan for both
+    # made the second convolution fail (regression).
+    k = random(rng, (3, 15), "float64")
+    for m in (n, 69 - n):
+        x = random(rng, (3, m), "float64")
+        got = fftconv.convolve(x, k, "full", method="fft", backend="pyfftw")
+        assert_matches(got, reference(x, k, "full"), "float64")
+    s = (8, 48 + (n % 2))
+    spectrum = np.fft.rfftn(random(rng, (8, 48), "float64"))
+    np.testing.assert_allclose(backend.irfftn(spectrum, s, (0, 1)),
+                               np.fft.irfftn(spectrum, s, axes=(0, 1)), atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
 def test_native_precision(backend, rng, dtype):
     x = random(rng, (16, 12), dtype)
