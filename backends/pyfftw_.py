@@ -11,6 +11,8 @@
   under one process-wide lock.
 * Inputs are copied into the plan's input buffer (zero-padded to ``s``);
   every call gets a fresh output array, so nothing returned is ever reused.
+  ``rfftn_into`` / ``irfftn_into`` instead run the plan on the caller's arrays
+  (the Dask path's per-thread buffers, 64-byte aligned).
 * Planner effort and time limit come from fftconv's settings
   (``planner_effort``, ``planner_time_limit``).  Wisdom is loaded from
   ``wisdom_path`` (default: the user cache dir) on first use, checked against
@@ -254,6 +256,32 @@ class PyFFTWBackend:
 
     def ifftn(self, x, s, axes, workers=1):
         return self._run("ifftn", x, s, axes, workers)
+
+    def rfftn_into(self, x, out, axes, workers=1):
+        return self._into("rfftn", x, out, axes, workers)
+
+    def irfftn_into(self, x, out, axes, workers=1):
+        return self._into("irfftn", x, out, axes, workers)
+
+    def _into(self, kind: str, x: np.ndarray, out: np.ndarray, axes, workers: int):
+        """The cached plan run on the caller's arrays, or through a fresh result and a copy.
+
+        FFTW runs a plan on other arrays only when they are aligned like the
+        ones it was planned on (SIMD): an ``out`` that is not is filled by copy.
+        The plan is parked on its own buffers afterwards, so it never keeps the
+        caller's arrays alive.
+        """
+        axes = tuple(a % x.ndim for a in axes)
+        s = tuple((out if kind == "irfftn" else x).shape[ax] for ax in axes)
+        plan = self._plan(kind, x, s, axes, workers)
+        try:
+            # __call__ copies a misaligned input into the plan's buffer; c2r may destroy x.
+            plan.fftw(input_array=x, output_array=out)
+        except ValueError:
+            out[...] = plan(x, axes)
+        finally:
+            plan.fftw.update_arrays(plan.buffer, plan.spare)
+        return out
 
     def next_fast_len(self, n: int, real: bool = True) -> int:
         # FFTW has hand-written codelets for 2, 3, 5 and 7.

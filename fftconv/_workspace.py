@@ -123,13 +123,25 @@ def buffers(real_shape: tuple[int, ...], spectrum_shape: tuple[int, ...],
     spectrum_dtype = np.result_type(dtype, np.complex64)
 
     def make():
-        return np.empty(real_shape, dtype), np.empty(spectrum_shape, spectrum_dtype)
+        return _empty_aligned(real_shape, dtype), _empty_aligned(spectrum_shape, spectrum_dtype)
 
     def fits(pair):
         return (pair[0].shape == real_shape and pair[0].dtype == dtype
                 and pair[1].shape == spectrum_shape)
 
     return _buffers.get(threading.get_ident(), make, fits)
+
+
+def _empty_aligned(shape: tuple[int, ...], dtype: np.dtype, align: int = 64) -> np.ndarray:
+    """An empty C-contiguous array whose data starts on an ``align``-byte boundary.
+
+    FFTW runs its SIMD plans only on arrays aligned like those it planned on;
+    malloc's large blocks are 16-byte aligned.
+    """
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + align, dtype=np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def release() -> None:

@@ -19,9 +19,12 @@ from fftconv._registry import load_backend
 da = pytest.importorskip("dask.array")
 
 
-@pytest.fixture
-def scipy_backend():
-    backend = load_backend("scipy")
+@pytest.fixture(params=["scipy", "pyfftw"])
+def into_backend(request):
+    """A backend with ``rfftn_into`` / ``irfftn_into``."""
+    if request.param not in fftconv.available_backends():
+        pytest.skip(f"{request.param} is not installed")
+    backend = load_backend(request.param)
     if not hasattr(backend, "rfftn_into"):
         pytest.skip("this scipy's pocketfft binding has no out=")
     return backend
@@ -30,7 +33,7 @@ def scipy_backend():
 @pytest.mark.parametrize("shape, axes", [((10,), (0,)), ((9, 12), (0, 1)), ((9, 12), (1,)),
                                          ((5, 7, 6), (0, 2)), ((4, 6, 5), (2, 1, 0))], ids=str)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_scipy_into_methods_match_scipy_fft(rng, scipy_backend, shape, axes, dtype):
+def test_into_methods_match_scipy_fft(rng, into_backend, shape, axes, dtype):
     import scipy.fft
 
     x = random(rng, shape, dtype)
@@ -38,15 +41,43 @@ def test_scipy_into_methods_match_scipy_fft(rng, scipy_backend, shape, axes, dty
     spectrum_shape[axes[-1]] = shape[axes[-1]] // 2 + 1
     spectrum = np.full(spectrum_shape, np.nan, np.result_type(dtype, np.complex64))
     kept = x.copy()
-    scipy_backend.rfftn_into(x, spectrum, axes, 1)
+    into_backend.rfftn_into(x, spectrum, axes, 1)
     assert np.array_equal(x, kept)
     expected = scipy.fft.rfftn(x, axes=axes)
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(spectrum, expected, atol=tol * np.abs(expected).max())
     back = np.full(shape, np.nan, dtype)
-    scipy_backend.irfftn_into(spectrum, back, axes, 1)
+    into_backend.irfftn_into(spectrum, back, axes, 1)
     np.testing.assert_allclose(back, x, atol=tol)
     assert back.dtype == np.dtype(dtype)
+
+
+def _misaligned(shape, dtype) -> np.ndarray:
+    """An array whose data sits 16 bytes past a 64-byte boundary (FFTW plans want 32)."""
+    dtype = np.dtype(dtype)
+    raw = _workspace._empty_aligned((int(np.prod(shape)) * dtype.itemsize + 64,),
+                                    np.dtype(np.uint8))
+    return raw[16:16 + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "misaligned"])
+def test_pyfftw_runs_its_plans_on_the_callers_arrays(rng, aligned):
+    if "pyfftw" not in fftconv.available_backends():
+        pytest.skip("pyfftw is not installed")
+    backend = load_backend("pyfftw")
+    make = _workspace._empty_aligned if aligned else _misaligned
+    x = make((24, 30), np.dtype("float32"))
+    x[...] = random(rng, (24, 30), "float32")
+    kept = x.copy()
+    spectrum = make((24, 16), np.dtype("complex64"))
+    assert backend.rfftn_into(x, spectrum, (0, 1)) is spectrum
+    assert np.array_equal(x, kept)
+    np.testing.assert_allclose(spectrum, np.fft.rfftn(kept), atol=1e-4)
+    back = make((24, 30), np.dtype("float32"))
+    assert backend.irfftn_into(spectrum, back, (0, 1)) is back
+    np.testing.assert_allclose(back, kept, atol=1e-5)
+    for plan in backend._plans.values():  # parked on their own buffers: nothing of ours held
+        assert plan.fftw.input_array is plan.buffer and plan.fftw.output_array is plan.spare
 
 
 def _spy(monkeypatch, backend) -> list:
@@ -65,41 +96,41 @@ def _spy(monkeypatch, backend) -> list:
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
 @pytest.mark.parametrize("kshape", [(9, 7), (8, 6)], ids=["odd", "even"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_tiles_in_reused_buffers_match_reference(rng, monkeypatch, scipy_backend, dtype,
+def test_tiles_in_reused_buffers_match_reference(rng, monkeypatch, into_backend, dtype,
                                                  kshape, mode, boundary):
-    calls = _spy(monkeypatch, scipy_backend)
+    calls = _spy(monkeypatch, into_backend)
     x = random(rng, (61, 47), dtype)
     k = random(rng, kshape, dtype)
     lazy = fftconv.convolve(da.from_array(x, chunks=(20, 16)), k, mode, boundary=boundary,
-                            method="fft", backend="scipy")
+                            method="fft", backend=into_backend.name)
     got = lazy.compute(scheduler="threads")
     assert got.dtype == np.dtype(dtype)
     assert_matches(got, reference(x, k, mode, boundary), dtype)
     assert len(calls) == lazy.npartitions  # every tile went through the reused buffers
 
 
-def test_channel_axis_and_broadcast_kernel(rng, monkeypatch, scipy_backend):
-    calls = _spy(monkeypatch, scipy_backend)
+def test_channel_axis_and_broadcast_kernel(rng, monkeypatch, into_backend):
+    calls = _spy(monkeypatch, into_backend)
     x = random(rng, (30, 26, 3), "float32")
     k = random(rng, (7, 5, 1), "float32")
     got = fftconv.correlate(da.from_array(x, chunks=(11, 9, 3)), k, boundary="mirror",
-                            method="fft", backend="scipy", axes=(0, 1))
+                            method="fft", backend=into_backend.name, axes=(0, 1))
     assert_matches(got.compute(), reference(x, k, "same", "mirror", correlate=True,
                                             axes=(0, 1)), "float32")
     assert calls
 
 
 @pytest.mark.parametrize("nan_policy", ["propagate", "interpolate"])
-def test_non_finite_tiles_take_the_general_path(rng, monkeypatch, scipy_backend, nan_policy):
-    calls = _spy(monkeypatch, scipy_backend)
+def test_non_finite_tiles_take_the_general_path(rng, monkeypatch, into_backend, nan_policy):
+    calls = _spy(monkeypatch, into_backend)
     x = random(rng, (48, 48), "float64")
     x[5, 7] = np.nan
     x[40, 30] = np.inf
     k = random(rng, (7, 7), "float64") + 2.0
     image = da.from_array(x, chunks=16)
-    got = fftconv.convolve(image, k, boundary="reflect", method="fft", backend="scipy",
+    got = fftconv.convolve(image, k, boundary="reflect", method="fft", backend=into_backend.name,
                            nan_policy=nan_policy).compute(scheduler="sync")
-    expected = fftconv.convolve(x, k, boundary="reflect", method="fft", backend="scipy",
+    expected = fftconv.convolve(x, k, boundary="reflect", method="fft", backend=into_backend.name,
                                 nan_policy=nan_policy)
     assert np.array_equal(np.isnan(got), np.isnan(expected))
     assert np.isnan(got).any() == (nan_policy == "propagate")
@@ -151,12 +182,13 @@ def _gone(store, seconds=5.0) -> bool:
 
 
 def test_idle_buffers_and_kernel_caches_are_dropped_after_a_computation(
-        rng, scipy_backend, quick_idle):
+        rng, into_backend, quick_idle):
     from fftconv import _dask
 
     x = random(rng, (64, 60), "float32")
     k = random(rng, (7, 7), "float32")
-    lazy = fftconv.convolve(da.from_array(x, chunks=32), k, boundary="reflect", method="fft")
+    lazy = fftconv.convolve(da.from_array(x, chunks=32), k, boundary="reflect", method="fft",
+                            backend=into_backend.name)
     got = lazy.compute(scheduler="threads")
     assert_matches(got, reference(x, k, "same", "reflect"), "float32")
     assert _gone(_workspace._buffers) and _gone(_dask._caches)
