@@ -47,7 +47,8 @@ class Idle:
         self.limit = limit
         self._items: dict[Hashable, list] = {}  # key -> [value, last use]
         self._after_fork()
-        os.register_at_fork(after_in_child=self._after_fork)
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+            os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
         # A forked child inherits the lock as it was and the timer's record, not its thread.
