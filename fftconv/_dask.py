@@ -173,7 +173,8 @@ def _convolve_in_place(transform, real: np.ndarray, spectrum: np.ndarray, reques
 
     backend, axes = transform.backend, transform.axes
     backend.rfftn_into(real, spectrum, axes, transform.workers)
-    np.multiply(spectrum, spectrum_for(cache, transform, request.kernel), out=spectrum)
+    # In place: _in_place_transform admits only kernels that do not broadcast the spectrum.
+    spectrum = transform.multiply(spectrum, spectrum_for(cache, transform, request.kernel))
     backend.irfftn_into(spectrum, real, axes, transform.workers)
     window = window_slices(real.ndim, axes, [a for a, _ in request.windows],
                            [b for _, b in request.windows])
