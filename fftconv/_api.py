@@ -67,10 +67,7 @@ def compute(request: Request, settings: _config.Settings,
 def compute_plain(request: Request, settings: _config.Settings,
                   spectra: SpectrumCache | None = None) -> np.ndarray:
     """Run a request with one of the three general methods."""
-    # Plans depend on shapes only: plan on stand-ins, so a direct 'same' call can go
-    # straight to OpenCV's own borders without building the extended image first.
-    planner = make_planner(settings, kernel_ready=spectra is not None)
-    plan = planner.plan(shape_problem(request), request.method)
+    plan = _general_plan(request, settings, spectra)
     if request.method == "auto" and settings.autotune:
         plan = _autotune.best(request, plan, settings, spectra, run_plan)
     if plan.method == "direct":
@@ -78,6 +75,28 @@ def compute_plain(request: Request, settings: _config.Settings,
         if out is not None:
             return out
     return run_plan(request, plan, settings, spectra)
+
+
+def _general_plan(request: Request, settings: _config.Settings,
+                  spectra: SpectrumCache | None) -> Plan:
+    # Plans depend on shapes only: plan on stand-ins, so a direct 'same' call can go
+    # straight to OpenCV's own borders without building the extended image first.
+    planner = make_planner(settings, kernel_ready=spectra is not None)
+    return planner.plan(shape_problem(request), request.method)
+
+
+def static_plan(request: Request, settings: _config.Settings,
+                spectra: SpectrumCache | None = None) -> Plan | None:
+    """The general-method plan :func:`compute` will run for ``request``, known from shapes.
+
+    None when the choice waits for the data or the clock: a structured kernel
+    path (``method="auto"``) or autotuning.  For callers that prepare buffers
+    for the plan (:mod:`fftconv._dask`) and must agree with :func:`compute`.
+    """
+    if request.method == "auto" and (
+            settings.autotune or _structured.choose(request, settings, plan_request) is not None):
+        return None
+    return _general_plan(request, settings, spectra)
 
 
 def run_plan(request: Request, plan: Plan, settings: _config.Settings,

@@ -109,7 +109,7 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
     backend also transforms into given arrays, that padded tile and its spectrum
     are this thread's reused buffers (:mod:`fftconv._workspace`).
     """
-    from fftconv._api import plan_request, run_request
+    from fftconv._api import run_request, static_plan
 
     with _config.set(**settings):
         resolved = _config.resolve()
@@ -118,13 +118,13 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
         stand_in = np.broadcast_to(np.zeros((), dtype=dtype), shape)
         request = build_request(stand_in, kernel, "valid", "constant", 0.0, tuple(axes),
                                 method, nan_policy, dtype, flip=False)
+        cache = _worker_cache(token)
+        plan = static_plan(request, resolved, cache)
         padded = list(shape)
-        plan = plan_request(request, resolved)
-        if plan.method == "fft":
+        if plan is not None and plan.method == "fft":
             for ax, n in zip(request.axes, plan.fft_shape):
                 padded[ax] = max(n, shape[ax])
-        cache = _worker_cache(token)
-        transform = _in_place_transform(request, plan, resolved, tuple(padded))
+        transform = _in_place_transform(request, plan, tuple(padded))
         if transform is None:
             piece = _join_into(parts, starts, np.empty(padded, dtype=request.dtype))
         else:
@@ -138,32 +138,25 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
         return run_request(request.replace(image=piece), resolved, cache)
 
 
-def _in_place_transform(request, plan, settings, padded: tuple[int, ...]):
+def _in_place_transform(request, plan, padded: tuple[int, ...]):
     """The transform that convolves this block in the thread's buffers, or None.
 
-    Only what :func:`fftconv._api.compute` would run as one plain real FFT
-    qualifies, on a backend with ``rfftn_into`` / ``irfftn_into``: never a
-    structured kernel, an autotuned choice, a non-finite kernel or a kernel
+    Only what :func:`fftconv._api.compute` runs as one plain real FFT (``plan``,
+    from :func:`fftconv._api.static_plan`) qualifies, on a backend with
+    ``rfftn_into`` / ``irfftn_into``: never a non-finite kernel or a kernel
     broadcast over an image axis.  Non-finite data is checked per block.
     """
-    from fftconv._api import plan_request
-    from fftconv._methods import structured
     from fftconv._methods._transform import Transform
 
-    backend = plan.backend
-    if (plan.method != "fft" or request.dtype.kind != "f"
-            or not (hasattr(backend, "rfftn_into") and hasattr(backend, "irfftn_into"))
+    if (plan is None or plan.method != "fft" or request.dtype.kind != "f"
+            or not (hasattr(plan.backend, "rfftn_into") and hasattr(plan.backend, "irfftn_into"))
             or any(padded[ax] != n for ax, n in zip(request.axes, plan.fft_shape))
             or any(request.kernel.shape[ax] not in (1, padded[ax])
                    for ax in range(len(padded)) if ax not in request.axes)
             or has_nonfinite(request.kernel)):
         return None
-    if request.method == "auto" and (
-            settings.autotune or structured.choose(request, settings, plan_request)):
-        return None
-    if request.method not in ("auto", "fft"):
-        return None
-    return Transform(backend, plan.fft_shape, request.axes, True, request.dtype, plan.threads)
+    return Transform(plan.backend, plan.fft_shape, request.axes, True, request.dtype,
+                     plan.threads)
 
 
 def _convolve_in_place(transform, real: np.ndarray, spectrum: np.ndarray, request,

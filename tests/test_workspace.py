@@ -139,6 +139,26 @@ def test_non_finite_tiles_take_the_general_path(rng, monkeypatch, into_backend, 
     assert 0 < len(calls) < image.npartitions  # only the finite tiles used the buffers
 
 
+@pytest.mark.parametrize("kernel", ["disk", "separable"])
+def test_method_auto_tiles_run_what_the_in_memory_engine_runs(rng, monkeypatch, into_backend,
+                                                              kernel):
+    """Under method="auto" a tile uses the reused buffers exactly when compute runs one FFT.
+
+    A disk is planned as a plain FFT; a separable kernel takes the structured
+    path (two 1-D passes), which never pads the tile to an FFT shape.
+    """
+    from fftconv._io import _disk
+
+    calls = _spy(monkeypatch, into_backend)
+    x = random(rng, (128, 192), "float32")  # six tiles of one shape, planned alike
+    g = np.exp(-np.linspace(-3, 3, 41) ** 2)
+    k = (_disk(20) if kernel == "disk" else np.outer(g, g)).astype(np.float32)
+    image = da.from_array(x, chunks=64)
+    got = fftconv.convolve(image, k, boundary="reflect", backend=into_backend.name)
+    assert_matches(got.compute(scheduler="sync"), reference(x, k, "same", "reflect"), "float32")
+    assert len(calls) == (image.npartitions if kernel == "disk" else 0)
+
+
 def test_backend_without_the_optional_methods(rng, monkeypatch):
     numpy_backend = load_backend("numpy")
     assert not hasattr(numpy_backend, "rfftn_into")
