@@ -42,8 +42,12 @@ def shape_problem(request: Request) -> LinearProblem:
     return LinearProblem(y, request.kernel, request.axes, windows)
 
 
-def plan_request(request: Request, settings: _config.Settings) -> Plan:
-    return make_planner(settings).plan(shape_problem(request), request.method)
+def plan_request(request: Request, settings: _config.Settings,
+                 spectra: SpectrumCache | None = None) -> Plan:
+    # Plans depend on shapes only: plan on stand-ins, so a direct 'same' call can go
+    # straight to OpenCV's own borders without building the extended image first.
+    planner = make_planner(settings, kernel_ready=spectra is not None)
+    return planner.plan(shape_problem(request), request.method)
 
 
 def default_spectra(settings: _config.Settings) -> SpectrumCache | None:
@@ -67,7 +71,7 @@ def compute(request: Request, settings: _config.Settings,
 def compute_plain(request: Request, settings: _config.Settings,
                   spectra: SpectrumCache | None = None) -> np.ndarray:
     """Run a request with one of the three general methods."""
-    plan = _general_plan(request, settings, spectra)
+    plan = plan_request(request, settings, spectra)
     if request.method == "auto" and settings.autotune:
         plan = _autotune.best(request, plan, settings, spectra, run_plan)
     if plan.method == "direct":
@@ -75,14 +79,6 @@ def compute_plain(request: Request, settings: _config.Settings,
         if out is not None:
             return out
     return run_plan(request, plan, settings, spectra)
-
-
-def _general_plan(request: Request, settings: _config.Settings,
-                  spectra: SpectrumCache | None) -> Plan:
-    # Plans depend on shapes only: plan on stand-ins, so a direct 'same' call can go
-    # straight to OpenCV's own borders without building the extended image first.
-    planner = make_planner(settings, kernel_ready=spectra is not None)
-    return planner.plan(shape_problem(request), request.method)
 
 
 def static_plan(request: Request, settings: _config.Settings,
@@ -96,7 +92,7 @@ def static_plan(request: Request, settings: _config.Settings,
     if request.method == "auto" and (
             settings.autotune or _structured.choose(request, settings, plan_request) is not None):
         return None
-    return _general_plan(request, settings, spectra)
+    return plan_request(request, settings, spectra)
 
 
 def run_plan(request: Request, plan: Plan, settings: _config.Settings,
