@@ -50,6 +50,8 @@ class ScipyBackend:
         if self._pocketfft is not None:  # the optional methods exist only when they work
             self.rfftn_into = self._rfftn_into
             self.irfftn_into = self._irfftn_into
+            self.fftn_into = self._fftn_into
+            self.ifftn_into = self._ifftn_into
 
     def rfftn(self, x, s, axes, workers=1):
         return self._fft.rfftn(x, s=s, axes=axes, workers=workers)
@@ -74,6 +76,12 @@ class ScipyBackend:
         if leading:
             self._pocketfft.c2c(x, tuple(leading), False, 2, x, workers)
         return self._pocketfft.c2r(x, (last,), out.shape[last], False, 2, out, workers)
+
+    def _fftn_into(self, x, out, axes, workers=1):
+        return self._pocketfft.c2c(x, tuple(axes), True, 0, out, workers)
+
+    def _ifftn_into(self, x, out, axes, workers=1):
+        return self._pocketfft.c2c(x, tuple(axes), False, 2, out, workers)
 
     def next_fast_len(self, n: int, real: bool = True) -> int:
         return self._fft.next_fast_len(n, real=real)

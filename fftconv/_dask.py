@@ -107,7 +107,9 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
     the tile fewer, and a tile's worth less memory per task.  The zeros past the
     tile are the constant-0 boundary the ``valid`` window never reads.  When the
     backend also transforms into given arrays, that padded tile and its spectrum
-    are this thread's reused buffers (:mod:`fftconv._workspace`).
+    are this thread's reused buffers (:mod:`fftconv._workspace`); when it also
+    runs its complex passes in place, the tile is never joined whole: it is
+    joined and transformed a strip of rows at a time (:func:`_convolve_by_rows`).
     """
     from fftconv._api import run_request, static_plan
 
@@ -125,7 +127,10 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
             for ax, n in zip(request.axes, plan.fft_shape):
                 padded[ax] = max(n, shape[ax])
         transform = _in_place_transform(request, plan, tuple(padded))
-        if transform is None:
+        by_rows = transform is not None and _by_rows(transform)
+        if by_rows and not any(has_nonfinite(leaf) for _, leaf in _leaves(parts)):
+            return _convolve_by_rows(transform, parts, starts, tuple(padded), request, cache)
+        if transform is None or by_rows:
             piece = _join_into(parts, starts, np.empty(padded, dtype=request.dtype))
         else:
             spectrum_shape = list(padded)
@@ -174,6 +179,71 @@ def _convolve_in_place(transform, real: np.ndarray, spectrum: np.ndarray, reques
     return np.array(real[window])  # a copy: the buffer serves the next tile
 
 
+ROW_BYTES = 1 << 19  # a strip of rows transformed at a time: cache-sized, a few hundred KiB
+
+
+def _by_rows(transform) -> bool:
+    """Whether :func:`_convolve_by_rows` can run ``transform``: complex passes in place too."""
+    backend = transform.backend
+    return (len(transform.axes) > 1 and hasattr(backend, "fftn_into")
+            and hasattr(backend, "ifftn_into"))
+
+
+def _along(ndim: int, axis: int, index) -> tuple:
+    return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
+
+
+def _convolve_by_rows(transform, parts, starts, padded: tuple[int, ...], request,
+                      cache: SpectrumCache) -> np.ndarray:
+    """``fftconv._methods.fft.run`` a strip of rows at a time: no buffer of the whole tile.
+
+    The real pass (over the last transformed axis) runs strip by strip along the
+    first, each strip joined from the pieces into a small buffer, into this
+    thread's spectrum buffer; the complex passes over the other axes run on it
+    in place.  After the product the same passes run backwards, and each
+    strip's share of the ``valid`` window is copied out.  These are the passes
+    the whole-tile transform makes, in the same order, so the result is the
+    same; what goes is a tile-sized real buffer per thread, and each strip is
+    joined and transformed while it is still in cache.
+    """
+    from fftconv._methods._transform import window_slices
+
+    backend, axes, workers = transform.backend, transform.axes, transform.workers
+    lead, last, ndim = axes[0], axes[-1], len(padded)
+    spectrum_shape = list(padded)
+    spectrum_shape[last] = padded[last] // 2 + 1
+    strip = list(padded)
+    row_bytes = math.prod(strip) // strip[lead] * request.dtype.itemsize
+    strip[lead] = max(1, min(padded[lead], ROW_BYTES // max(1, row_bytes)))
+    rows, spectrum = _workspace.buffers(tuple(strip), tuple(spectrum_shape), request.dtype)
+    step, covered = strip[lead], int(starts[lead][-1])  # rows past `covered` are zeros
+    for r0 in range(0, padded[lead], step):
+        r1 = min(padded[lead], r0 + step)
+        target = spectrum[_along(ndim, lead, slice(r0, r1))]
+        if r0 >= covered:
+            target[...] = 0
+            continue
+        real = _join_into(parts, starts, rows[_along(ndim, lead, slice(0, r1 - r0))], lead, r0)
+        backend.rfftn_into(real, target, (last,), workers)
+    backend.fftn_into(spectrum, spectrum, axes[:-1], workers)
+    # In place: _in_place_transform admits only kernels that do not broadcast the spectrum.
+    spectrum = transform.multiply(spectrum, spectrum_for(cache, transform, request.kernel))
+    backend.ifftn_into(spectrum, spectrum, axes[:-1], workers)
+    window = list(window_slices(ndim, axes, [a for a, _ in request.windows],
+                                [b for _, b in request.windows]))
+    start, stop = request.windows[0]
+    out = np.empty([len(range(*w.indices(n))) for w, n in zip(window, padded)],
+                   dtype=request.dtype)
+    for r0 in range(start, stop, step):
+        r1 = min(stop, r0 + step)
+        real = rows[_along(ndim, lead, slice(0, r1 - r0))]
+        backend.irfftn_into(spectrum[_along(ndim, lead, slice(r0, r1))], real, (last,),
+                            workers)
+        window[lead] = slice(0, r1 - r0)
+        out[_along(ndim, lead, slice(r0 - start, r1 - start))] = real[tuple(window)]
+    return out
+
+
 def _leaves(parts, index=()):
     if isinstance(parts, list):
         for i, child in enumerate(parts):
@@ -195,13 +265,26 @@ def _join_starts(parts) -> list[np.ndarray]:
     return starts
 
 
-def _join_into(parts, starts, out: np.ndarray) -> np.ndarray:
-    """``np.block(parts)`` written into the corner of ``out``, zeros around it."""
+def _join_into(parts, starts, out: np.ndarray, axis: int = 0, offset: int = 0) -> np.ndarray:
+    """``np.block(parts)`` written into the corner of ``out``, zeros around it.
+
+    ``out`` may hold only the rows ``offset`` to ``offset + out.shape[axis]``
+    along ``axis``: then only the pieces' share of those rows is written.
+    """
+    stop = offset + out.shape[axis]
     for d, s in enumerate(starts):  # zero only what the pieces leave uncovered
-        out[(slice(None),) * d + (slice(int(s[-1]), None),)] = 0
+        end = int(s[-1]) - (offset if d == axis else 0)
+        out[(slice(None),) * d + (slice(max(end, 0), None),)] = 0
     for index, leaf in _leaves(parts):
-        out[tuple(slice(int(s[i]), int(s[i]) + n)
-                  for s, i, n in zip(starts, index, leaf.shape))] = leaf
+        source, target = [], []
+        for d, (s, i, n) in enumerate(zip(starts, index, leaf.shape)):
+            a = int(s[i])
+            lo, hi = (max(a, offset), min(a + n, stop)) if d == axis else (a, a + n)
+            shift = offset if d == axis else 0
+            source.append(slice(lo - a, hi - a))
+            target.append(slice(lo - shift, hi - shift))
+        if all(t.stop > t.start for t in target):
+            out[tuple(target)] = leaf[tuple(source)]
     return out
 
 

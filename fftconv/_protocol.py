@@ -17,7 +17,7 @@ zero-padded at the end) and ``workers`` (threads; a backend without threads
 ignores it).  They must not modify their input, and must keep the precision:
 float32 in, complex64 out; float64 in, complex128 out.
 
-Two methods are optional; fftconv looks them up with ``getattr`` and allocates
+Four methods are optional; fftconv looks them up with ``getattr`` and allocates
 fresh arrays through the required ones when they are missing:
 
 ``rfftn_into(x, out, axes, workers)``
@@ -26,9 +26,18 @@ fresh arrays through the required ones when they are missing:
 ``irfftn_into(x, out, axes, workers)``
     the inverse of ``rfftn_into``: the real result, at ``out``'s shape,
     written into ``out``; ``x`` may be overwritten.
+``fftn_into(x, out, axes, workers)`` and ``ifftn_into(x, out, axes, workers)``
+    the complex pair (the inverse normalised by ``1/n`` of its axes), written
+    into ``out``, which may be ``x`` itself: in place.
 
-They let the Dask path convolve tile after tile in the same two buffers per
-thread (no allocation, no page faults, nothing left for malloc to hold).
+``x`` and ``out`` may be views of any strides (the Dask path hands slices of
+its buffers); :func:`fftconv.testing.check_backend` checks all four.
+
+They let the Dask path convolve tile after tile in the same buffers per
+thread (no allocation, no page faults, nothing left for malloc to hold).  With
+all four, a tile of two or more transformed axes is transformed a strip of
+rows at a time, so that no buffer of the whole tile is needed (see
+:func:`fftconv._dask._convolve_by_rows`).
 """
 
 from __future__ import annotations

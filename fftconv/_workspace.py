@@ -6,7 +6,9 @@ faults (at 2250², about a fifth of the tile's FFT time) and leave malloc's
 arenas holding freed megabytes.  With a backend that transforms into given
 arrays (``rfftn_into`` / ``irfftn_into``, see :mod:`fftconv._protocol`), each
 thread keeps the two buffers of the last shape it convolved and reuses them:
-about twice a tile's bytes per scheduler thread.
+the spectrum, and the padded tile or (when the backend also runs its complex
+passes in place) a strip of its rows — one to two tiles' bytes per scheduler
+thread.
 
 Those buffers, like the per-kernel spectrum caches of :mod:`fftconv._dask`,
 serve one computation.  Scheduler threads outlive it (Dask's thread pool, a

@@ -91,6 +91,63 @@ def check_transforms(backend, rng) -> None:
             _close(inverse[index], padded, dtype, f"inverse of {what}")
 
 
+def _strided(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` as every other element of a larger array: a view with gaps."""
+    wide = np.zeros(tuple(2 * n for n in a.shape), a.dtype)
+    every_other = tuple(slice(None, None, 2) for _ in a.shape)
+    wide[every_other] = a
+    return wide[every_other]
+
+
+def _into(backend, name: str, x, out, axes) -> None:
+    method = getattr(backend, name, None)
+    if method is not None:
+        method(x, out, axes, 1)
+
+
+def check_optional_methods(backend, rng) -> None:
+    """The optional ``*_into`` methods a backend has agree with the transforms they mirror.
+
+    Each is run on plain arrays and on strided views (the Dask path hands
+    them slices of its buffers); the complex pair also in place.
+    """
+    for (shape, axes, _), dtype in itertools.product(_CASES, ("float32", "float64")):
+        if np.dtype(dtype) not in backend.capabilities.native_dtypes:
+            continue
+        cdtype = np.result_type(dtype, np.complex64)
+        half = list(shape)
+        half[axes[-1]] = shape[axes[-1]] // 2 + 1
+        s = tuple(shape[ax] for ax in axes)
+        for strided in (False, True):
+            what = f"{dtype} shape={shape} axes={axes}{' (strided views)' if strided else ''}"
+            view = _strided if strided else np.asarray
+
+            x = view(_sample(rng, shape, dtype))
+            before = x.copy()
+            if hasattr(backend, "rfftn_into"):
+                out = view(np.full(half, np.nan, cdtype))
+                _into(backend, "rfftn_into", x, out, axes)
+                _check(np.array_equal(x, before), f"rfftn_into {what} modified its input")
+                _close(out, backend.rfftn(before, s, axes, 1), dtype, f"rfftn_into {what}")
+            if hasattr(backend, "irfftn_into"):
+                spectrum = view(backend.rfftn(before, s, axes, 1))
+                back = view(np.full(shape, np.nan, np.dtype(dtype)))
+                _into(backend, "irfftn_into", spectrum, back, axes)
+                _close(back, before, dtype, f"irfftn_into {what}")
+            for name, mirror in (("fftn_into", backend.fftn), ("ifftn_into", backend.ifftn)):
+                if not hasattr(backend, name):
+                    continue
+                z = view(_sample(rng, shape, cdtype))
+                kept = z.copy()
+                expected = mirror(kept, s, axes, 1)
+                out = view(np.full(shape, np.nan, cdtype))
+                _into(backend, name, z, out, axes)
+                _check(np.array_equal(z, kept), f"{name} {what} modified its input")
+                _close(out, expected, cdtype, f"{name} {what}")
+                _into(backend, name, z, z, axes)
+                _close(z, expected, cdtype, f"{name} {what} in place")
+
+
 def check_threads(backend, rng) -> None:
     """``workers`` accepted; concurrent calls from many threads give identical results."""
     x = _sample(rng, (64, 48), "float64")
@@ -133,5 +190,6 @@ def check_backend(backend, *, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     check_attributes(backend)
     check_transforms(backend, rng)
+    check_optional_methods(backend, rng)
     check_threads(backend, rng)
     check_fast_lengths(backend)

@@ -134,3 +134,44 @@ def test_plugin_that_fails_on_start(plugins):
         warnings.simplefilter("ignore")
         infos = {i.name: i for i in _registry.backend_infos()}
     assert infos["boom"].status == "broken" and "no licence" in infos["boom"].detail
+
+
+INTO = '''
+    def rfftn_into(self, x, out, axes, workers=1):
+        out[...] = np.fft.rfftn(x, axes=axes)
+    def irfftn_into(self, x, out, axes, workers=1):
+        out[...] = np.fft.irfftn(x, s=[out.shape[a] for a in axes], axes=axes)
+    def fftn_into(self, x, out, axes, workers=1):
+        out[...] = np.fft.fftn(x, axes=axes)
+    def ifftn_into(self, x, out, axes, workers=1):
+        out[...] = np.fft.ifftn(x, axes=axes){scale}
+'''
+
+
+def test_third_party_into_methods_run_the_dask_strips(plugins, rng, monkeypatch):
+    """A plugin's optional ``*_into`` methods serve the Dask path as the built-ins' do."""
+    pytest.importorskip("dask.array")
+    import dask.array as da
+
+    from fftconv import _dask
+
+    plugins("into-fft", "into", GOOD.format(name="into", priority=-5) + INTO.format(scale=""))
+    backend = _registry.load_backend("into")
+    check_backend(backend)
+    strips = []
+    original = _dask._convolve_by_rows
+    monkeypatch.setattr(_dask, "_convolve_by_rows",
+                        lambda *a, **k: strips.append(1) or original(*a, **k))
+    monkeypatch.setattr(_dask, "ROW_BYTES", 256)  # several strips per tile
+    x, k = rng.uniform(size=(40, 36)), rng.uniform(size=(7, 6))
+    got = fftconv.convolve(da.from_array(x, chunks=(15, 20)), k, boundary="reflect",
+                           method="fft", backend="into").compute(scheduler="sync")
+    np.testing.assert_allclose(got, fftconv.convolve(x, k, boundary="reflect",
+                                                     method="direct"), atol=1e-10)
+    assert len(strips) == 6
+
+
+def test_conformance_catches_a_wrong_optional_method(plugins):
+    plugins("off-fft", "off", GOOD.format(name="off", priority=-5) + INTO.format(scale=" * 2"))
+    with pytest.raises(AssertionError, match="ifftn_into"):
+        check_backend(_registry.load_backend("off"))

@@ -1,4 +1,4 @@
-"""Dask tiles convolved in reused per-thread buffers (``rfftn_into`` / ``irfftn_into``)."""
+"""Dask tiles convolved in reused per-thread buffers (the backends' optional ``*_into`` methods)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import random
 from reference import assert_matches, reference
 
 import fftconv
-from fftconv import _workspace
+from fftconv import _dask, _workspace
 from fftconv._registry import load_backend
 
 da = pytest.importorskip("dask.array")
@@ -80,23 +80,58 @@ def test_pyfftw_runs_its_plans_on_the_callers_arrays(rng, aligned):
         assert plan.fftw.input_array is plan.buffer and plan.fftw.output_array is plan.spare
 
 
+@pytest.mark.parametrize("shape, axes", [((9, 12), (0, 1)), ((5, 7, 6), (0, 2)),
+                                         ((4, 6, 5), (2, 1, 0)), ((6, 8), (1,))], ids=str)
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+@pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "into-other"])
+def test_complex_into_methods_match_scipy_fft(rng, shape, axes, dtype, in_place):
+    import scipy.fft
+
+    backend = load_backend("scipy")
+    if not hasattr(backend, "fftn_into"):
+        pytest.skip("this scipy's pocketfft binding has no out=")
+    x = random(rng, shape, dtype)
+    kept = x.copy()
+    out = x if in_place else np.full(shape, np.nan, dtype)
+    assert backend.fftn_into(x, out, axes, 1) is out
+    tol = 1e-5 if dtype == "complex64" else 1e-12
+    expected = scipy.fft.fftn(kept, axes=axes)
+    np.testing.assert_allclose(out, expected, atol=tol * np.abs(expected).max())
+    if not in_place:
+        assert np.array_equal(x, kept)
+    back = out if in_place else np.full(shape, np.nan, dtype)
+    assert backend.ifftn_into(out, back, axes, 1) is back
+    np.testing.assert_allclose(back, kept, atol=tol)
+    assert back.dtype == np.dtype(dtype)
+
+
 def _spy(monkeypatch, backend) -> list:
+    """The tiles convolved in this thread's reused buffers (whole, or a strip at a time)."""
     calls = []
-    original = backend.rfftn_into
+    for name in ("_convolve_in_place", "_convolve_by_rows"):
+        original = getattr(_dask, name)
 
-    def counted(*args, **kwargs):
-        calls.append(threading.get_ident())
-        return original(*args, **kwargs)
+        def counted(*args, _original=original, **kwargs):
+            calls.append(threading.get_ident())
+            return _original(*args, **kwargs)
 
-    monkeypatch.setattr(backend, "rfftn_into", counted)
+        monkeypatch.setattr(_dask, name, counted)
     return calls
+
+
+@pytest.fixture(params=["whole", "strips"])
+def strips(request, monkeypatch):
+    """Tiles transformed in one strip of rows, or in strips of a few rows each."""
+    if request.param == "strips":
+        monkeypatch.setattr(_dask, "ROW_BYTES", 200)
+    return request.param
 
 
 @pytest.mark.parametrize("boundary", ["constant", "reflect", "wrap"])
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
 @pytest.mark.parametrize("kshape", [(9, 7), (8, 6)], ids=["odd", "even"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_tiles_in_reused_buffers_match_reference(rng, monkeypatch, into_backend, dtype,
+def test_tiles_in_reused_buffers_match_reference(rng, monkeypatch, into_backend, strips, dtype,
                                                  kshape, mode, boundary):
     calls = _spy(monkeypatch, into_backend)
     x = random(rng, (61, 47), dtype)
@@ -109,15 +144,48 @@ def test_tiles_in_reused_buffers_match_reference(rng, monkeypatch, into_backend,
     assert len(calls) == lazy.npartitions  # every tile went through the reused buffers
 
 
-def test_channel_axis_and_broadcast_kernel(rng, monkeypatch, into_backend):
+@pytest.mark.parametrize("layout", ["channels-last", "channels-first"])
+def test_channel_axis_and_broadcast_kernel(rng, monkeypatch, into_backend, strips, layout):
     calls = _spy(monkeypatch, into_backend)
     x = random(rng, (30, 26, 3), "float32")
     k = random(rng, (7, 5, 1), "float32")
-    got = fftconv.correlate(da.from_array(x, chunks=(11, 9, 3)), k, boundary="mirror",
-                            method="fft", backend=into_backend.name, axes=(0, 1))
+    chunks, axes = (11, 9, 3), (0, 1)
+    if layout == "channels-first":  # the strips' rows are then not the array's first axis
+        x, k, chunks, axes = np.moveaxis(x, 2, 0), np.moveaxis(k, 2, 0), (3, 11, 9), (1, 2)
+    got = fftconv.correlate(da.from_array(x, chunks=chunks), k, boundary="mirror",
+                            method="fft", backend=into_backend.name, axes=axes)
     assert_matches(got.compute(), reference(x, k, "same", "mirror", correlate=True,
-                                            axes=(0, 1)), "float32")
+                                            axes=axes), "float32")
     assert calls
+
+
+@pytest.mark.parametrize("axes", [(0, 1, 2), (2, 0, 1)], ids=str)
+def test_three_transformed_axes(rng, monkeypatch, into_backend, strips, axes):
+    calls = _spy(monkeypatch, into_backend)
+    x = random(rng, (14, 17, 12), "float64")
+    k = random(rng, (5, 4, 3), "float64")
+    image = da.from_array(x, chunks=(6, 9, 7))
+    got = fftconv.convolve(image, k, "full", boundary="wrap", method="fft",
+                           backend=into_backend.name, axes=axes)
+    assert_matches(got.compute(), reference(x, k, "full", "wrap", axes=axes), "float64")
+    assert len(calls) == got.npartitions
+
+
+def test_a_2d_tile_keeps_no_buffer_of_the_whole_tile(rng):
+    """With in-place complex passes, a thread keeps the spectrum and one strip of rows."""
+    backend = load_backend("scipy")
+    if not hasattr(backend, "fftn_into"):
+        pytest.skip("this scipy's pocketfft binding has no out=")
+    x = random(rng, (1200, 1000), "float32")
+    k = random(rng, (31, 31), "float32")
+    _workspace._buffers.clear()
+    got = fftconv.convolve(da.from_array(x, chunks=600), k, boundary="reflect",
+                           method="fft", backend="scipy").compute(scheduler="sync")
+    assert_matches(got, reference(x, k, "same", "reflect"), "float32")
+    (real, spectrum), = [value for value, _ in _workspace._buffers._items.values()]
+    assert real.shape[1] >= 600 + 30 and spectrum.shape[0] >= 600 + 30  # a padded tile's
+    assert real.shape[0] < spectrum.shape[0] / 2  # rows: a strip, not the whole tile
+    _workspace._buffers.clear()
 
 
 @pytest.mark.parametrize("nan_policy", ["propagate", "interpolate"])
