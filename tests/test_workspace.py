@@ -105,7 +105,7 @@ def test_complex_into_methods_match_scipy_fft(rng, shape, axes, dtype, in_place)
     assert back.dtype == np.dtype(dtype)
 
 
-def _spy(monkeypatch, backend) -> list:
+def _spy(monkeypatch) -> list:
     """The tiles convolved in this thread's reused buffers (whole, or a strip at a time)."""
     calls = []
     for name in ("_convolve_in_place", "_convolve_by_rows"):
@@ -133,7 +133,7 @@ def strips(request, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_tiles_in_reused_buffers_match_reference(rng, monkeypatch, into_backend, strips, dtype,
                                                  kshape, mode, boundary):
-    calls = _spy(monkeypatch, into_backend)
+    calls = _spy(monkeypatch)
     x = random(rng, (61, 47), dtype)
     k = random(rng, kshape, dtype)
     lazy = fftconv.convolve(da.from_array(x, chunks=(20, 16)), k, mode, boundary=boundary,
@@ -146,7 +146,7 @@ def test_tiles_in_reused_buffers_match_reference(rng, monkeypatch, into_backend,
 
 @pytest.mark.parametrize("layout", ["channels-last", "channels-first"])
 def test_channel_axis_and_broadcast_kernel(rng, monkeypatch, into_backend, strips, layout):
-    calls = _spy(monkeypatch, into_backend)
+    calls = _spy(monkeypatch)
     x = random(rng, (30, 26, 3), "float32")
     k = random(rng, (7, 5, 1), "float32")
     chunks, axes = (11, 9, 3), (0, 1)
@@ -161,7 +161,7 @@ def test_channel_axis_and_broadcast_kernel(rng, monkeypatch, into_backend, strip
 
 @pytest.mark.parametrize("axes", [(0, 1, 2), (2, 0, 1)], ids=str)
 def test_three_transformed_axes(rng, monkeypatch, into_backend, strips, axes):
-    calls = _spy(monkeypatch, into_backend)
+    calls = _spy(monkeypatch)
     x = random(rng, (14, 17, 12), "float64")
     k = random(rng, (5, 4, 3), "float64")
     image = da.from_array(x, chunks=(6, 9, 7))
@@ -190,7 +190,7 @@ def test_a_2d_tile_keeps_no_buffer_of_the_whole_tile(rng):
 
 @pytest.mark.parametrize("nan_policy", ["propagate", "interpolate"])
 def test_non_finite_tiles_take_the_general_path(rng, monkeypatch, into_backend, nan_policy):
-    calls = _spy(monkeypatch, into_backend)
+    calls = _spy(monkeypatch)
     x = random(rng, (48, 48), "float64")
     x[5, 7] = np.nan
     x[40, 30] = np.inf
@@ -217,7 +217,7 @@ def test_method_auto_tiles_run_what_the_in_memory_engine_runs(rng, monkeypatch, 
     """
     from fftconv._io import _disk
 
-    calls = _spy(monkeypatch, into_backend)
+    calls = _spy(monkeypatch)
     x = random(rng, (128, 192), "float32")  # six tiles of one shape, planned alike
     g = np.exp(-np.linspace(-3, 3, 41) ** 2)
     k = (_disk(20) if kernel == "disk" else np.outer(g, g)).astype(np.float32)
