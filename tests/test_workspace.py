@@ -105,10 +105,10 @@ def test_complex_into_methods_match_scipy_fft(rng, shape, axes, dtype, in_place)
     assert back.dtype == np.dtype(dtype)
 
 
-def _spy(monkeypatch) -> list:
+def _spy(monkeypatch, names=("_convolve_in_place", "_convolve_by_rows")) -> list:
     """The tiles convolved in this thread's reused buffers (whole, or a strip at a time)."""
     calls = []
-    for name in ("_convolve_in_place", "_convolve_by_rows"):
+    for name in names:
         original = getattr(_dask, name)
 
         def counted(*args, _original=original, **kwargs):
@@ -171,11 +171,12 @@ def test_three_transformed_axes(rng, monkeypatch, into_backend, strips, axes):
     assert len(calls) == got.npartitions
 
 
-def test_a_2d_tile_keeps_no_buffer_of_the_whole_tile(rng):
+def test_a_2d_tile_keeps_no_buffer_of_the_whole_tile(rng, monkeypatch):
     """With in-place complex passes, a thread keeps the spectrum and one strip of rows."""
     backend = load_backend("scipy")
     if not hasattr(backend, "fftn_into"):
         pytest.skip("this scipy's pocketfft binding has no out=")
+    monkeypatch.setattr(_dask, "ROW_BYTES", 1 << 18)  # strips of ~100 rows of these tiles
     x = random(rng, (1200, 1000), "float32")
     k = random(rng, (31, 31), "float32")
     _workspace._buffers.clear()
@@ -186,6 +187,22 @@ def test_a_2d_tile_keeps_no_buffer_of_the_whole_tile(rng):
     assert real.shape[1] >= 600 + 30 and spectrum.shape[0] >= 600 + 30  # a padded tile's
     assert real.shape[0] < spectrum.shape[0] / 2  # rows: a strip, not the whole tile
     _workspace._buffers.clear()
+
+
+def test_several_fft_threads_per_task_transform_whole_tiles(rng, monkeypatch):
+    """Strips are one call each: with threads per call they cost more than they save."""
+    if not hasattr(load_backend("scipy"), "fftn_into"):
+        pytest.skip("this scipy's pocketfft binding has no out=")
+    whole = _spy(monkeypatch, ["_convolve_in_place"])
+    strips = _spy(monkeypatch, ["_convolve_by_rows"])
+    x = random(rng, (60, 50), "float32")
+    k = random(rng, (7, 7), "float32")
+    for workers in (1, 2):
+        got = fftconv.convolve(da.from_array(x, chunks=30), k, boundary="reflect",
+                               method="fft", backend="scipy", workers=workers)
+        assert_matches(got.compute(scheduler="sync"), reference(x, k, "same", "reflect"),
+                       "float32")
+    assert len(strips) == 4 and len(whole) == 4  # workers=1 by strips, workers=2 whole
 
 
 @pytest.mark.parametrize("nan_policy", ["propagate", "interpolate"])
