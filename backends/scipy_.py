@@ -74,7 +74,7 @@ class ScipyBackend:
         # 1/n of its own axes (inorm=2), together 1/N.
         *leading, last = axes
         if leading:
-            self._pocketfft.c2c(x, tuple(leading), False, 2, x, workers)
+            self._ifftn_into(x, x, leading, workers)
         return self._pocketfft.c2r(x, (last,), out.shape[last], False, 2, out, workers)
 
     def _fftn_into(self, x, out, axes, workers=1):

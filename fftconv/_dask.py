@@ -133,14 +133,20 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
         if transform is None or by_rows:
             piece = _join_into(parts, starts, np.empty(padded, dtype=request.dtype))
         else:
-            spectrum_shape = list(padded)
-            spectrum_shape[request.axes[-1]] = padded[request.axes[-1]] // 2 + 1
-            piece, spectrum = _workspace.buffers(tuple(padded), tuple(spectrum_shape),
+            piece, spectrum = _workspace.buffers(tuple(padded),
+                                                 _spectrum_shape(padded, request.axes),
                                                  request.dtype)
             _join_into(parts, starts, piece)
             if not has_nonfinite(piece):
                 return _convolve_in_place(transform, piece, spectrum, request, cache)
         return run_request(request.replace(image=piece), resolved, cache)
+
+
+def _spectrum_shape(padded, axes) -> tuple[int, ...]:
+    """The real transform's spectrum of an array of shape ``padded`` over ``axes``."""
+    half = list(padded)
+    half[axes[-1]] = padded[axes[-1]] // 2 + 1
+    return tuple(half)
 
 
 def _in_place_transform(request, plan, padded: tuple[int, ...]):
@@ -196,10 +202,6 @@ def _by_rows(transform) -> bool:
             and hasattr(backend, "fftn_into") and hasattr(backend, "ifftn_into"))
 
 
-def _along(ndim: int, axis: int, index) -> tuple:
-    return (slice(None),) * axis + (index,) + (slice(None),) * (ndim - axis - 1)
-
-
 def _convolve_by_rows(transform, parts, starts, padded: tuple[int, ...], request,
                       cache: SpectrumCache) -> np.ndarray:
     """``fftconv._methods.fft.run`` a strip of rows at a time: no buffer of the whole tile.
@@ -217,20 +219,23 @@ def _convolve_by_rows(transform, parts, starts, padded: tuple[int, ...], request
 
     backend, axes, workers = transform.backend, transform.axes, transform.workers
     lead, last, ndim = axes[0], axes[-1], len(padded)
-    spectrum_shape = list(padded)
-    spectrum_shape[last] = padded[last] // 2 + 1
+
+    def along_lead(start: int, stop: int) -> tuple[slice, ...]:
+        return window_slices(ndim, (lead,), (start,), (stop,))
+
     strip = list(padded)
     row_bytes = math.prod(strip) // strip[lead] * request.dtype.itemsize
     strip[lead] = max(1, min(padded[lead], ROW_BYTES // max(1, row_bytes)))
-    rows, spectrum = _workspace.buffers(tuple(strip), tuple(spectrum_shape), request.dtype)
+    rows, spectrum = _workspace.buffers(tuple(strip), _spectrum_shape(padded, axes),
+                                        request.dtype)
     step, covered = strip[lead], int(starts[lead][-1])  # rows past `covered` are zeros
     for r0 in range(0, padded[lead], step):
         r1 = min(padded[lead], r0 + step)
-        target = spectrum[_along(ndim, lead, slice(r0, r1))]
+        target = spectrum[along_lead(r0, r1)]
         if r0 >= covered:
             target[...] = 0
             continue
-        real = _join_into(parts, starts, rows[_along(ndim, lead, slice(0, r1 - r0))], lead, r0)
+        real = _join_into(parts, starts, rows[along_lead(0, r1 - r0)], lead, r0)
         backend.rfftn_into(real, target, (last,), workers)
     backend.fftn_into(spectrum, spectrum, axes[:-1], workers)
     # In place: _in_place_transform admits only kernels that do not broadcast the spectrum.
@@ -243,11 +248,10 @@ def _convolve_by_rows(transform, parts, starts, padded: tuple[int, ...], request
                    dtype=request.dtype)
     for r0 in range(start, stop, step):
         r1 = min(stop, r0 + step)
-        real = rows[_along(ndim, lead, slice(0, r1 - r0))]
-        backend.irfftn_into(spectrum[_along(ndim, lead, slice(r0, r1))], real, (last,),
-                            workers)
+        real = rows[along_lead(0, r1 - r0)]
+        backend.irfftn_into(spectrum[along_lead(r0, r1)], real, (last,), workers)
         window[lead] = slice(0, r1 - r0)
-        out[_along(ndim, lead, slice(r0 - start, r1 - start))] = real[tuple(window)]
+        out[along_lead(r0 - start, r1 - start)] = real[tuple(window)]
     return out
 
 
