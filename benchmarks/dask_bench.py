@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     stem = Path(args.results) / f"{platform.node() or 'machine'}-{time.strftime('%Y-%m-%d')}-dask"
+    stem.parent.mkdir(parents=True, exist_ok=True)  # a --results folder may be new
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
     text = report(results, args)
     stem.with_suffix(".md").write_text(text)
