@@ -50,10 +50,9 @@ class WisdomWarning(RuntimeWarning):
     """FFTW wisdom could not be loaded or saved (planning still works, only slower)."""
 
 
-def _wisdom_file() -> Path:
+def _wisdom_file(explicit: str | None) -> Path:
     from fftconv import config
 
-    explicit = config.get("wisdom_path")
     if explicit:
         return Path(explicit)
     return config.user_cache_dir() / "fftw-wisdom.json"
@@ -167,8 +166,11 @@ class PyFFTWBackend:
     def _settings(self) -> tuple[str, float | None, Path]:
         from fftconv import config
 
-        return (config.get("planner_effort"), config.get("planner_time_limit"),
-                _wisdom_file())
+        # One resolution for all three: every transform asks (a small convolution spent
+        # a third of its time resolving settings, three times per transform).
+        effort, time_limit, path = config.get("planner_effort", "planner_time_limit",
+                                              "wisdom_path")
+        return effort, time_limit, _wisdom_file(path)
 
     def _ensure_wisdom(self, path: Path) -> None:
         if self._wisdom_loaded_from != path:

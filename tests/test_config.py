@@ -77,6 +77,29 @@ def test_missing_explicit_file(monkeypatch, tmp_path):
         _config.resolve()
 
 
+def test_get_several_settings_at_once(monkeypatch):
+    monkeypatch.setenv("FFTCONV_WORKERS", "3")
+    with fftconv.config.set(backend="numpy"):
+        assert fftconv.config.get("workers", "backend", "memory_limit") == (3, "numpy", None)
+        assert fftconv.config.get("backend") == "numpy"
+    with pytest.raises(ValueError, match="unknown setting 'colour'"):
+        fftconv.config.get("workers", "colour")
+
+
+def test_user_dirs_follow_the_environment(monkeypatch, tmp_path):
+    """platformdirs' answer is cached per value of the variables it reads, never stale."""
+    for name in ("one", "two", "one"):
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / name / "config"))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / name / "cache"))
+        assert _config.user_config_path() == tmp_path / name / "config/fftconv/config.toml"
+        assert _config.user_cache_dir() == tmp_path / name / "cache/fftconv"
+    (tmp_path / "two/config/fftconv").mkdir(parents=True)
+    (tmp_path / "two/config/fftconv/config.toml").write_text('backend = "numpy"\n')
+    assert _config.resolve().backend == "auto"  # still "one": no file there
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "two" / "config"))
+    assert _config.resolve().backend == "numpy"
+
+
 @pytest.mark.parametrize("var, value", [("FFTCONV_WORKERS", "x"),
                                         ("FFTCONV_MEMORY_LIMIT", "-5MB"),
                                         ("FFTCONV_PLANNER_TIME_LIMIT", "soon")])
