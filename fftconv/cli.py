@@ -84,7 +84,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
     from fftconv._io import check_output, load_kernel, open_image, write_image
 
-    output = check_output(args.output, args.overwrite, inputs=[args.input])
+    # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
+    output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
     _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
     kernel = load_kernel(args.kernel)

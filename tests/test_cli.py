@@ -69,6 +69,7 @@ def _run(argv):
     ("wrong parameter", ["in.npy", "disk:sigma=2", "o.npy"], "radius"),
     ("existing output", ["in.npy", "k.npy", "in.zarr"], "--overwrite"),
     ("output is input", ["in.npy", "k.npy", "in.npy", "--overwrite"], "also an input"),
+    ("output is the kernel", ["in.npy", "k.npy", "k.npy", "--overwrite"], "also an input"),
     ("bad option", ["in.npy", "k.npy", "o.npy", "--mode", "half"], "invalid choice"),
     ("bad boundary for data", ["in.npy", "k.npy", "o.npy", "--method", "direct",
                                "--memory-limit", "lots"], "memory_limit"),
