@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -289,14 +292,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``), raised like Ctrl-C's interrupt."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM unwinds like Ctrl-C, so the output's temporary copy beside it is removed.
+
+    By default SIGTERM ends the process on the spot, leaving a hidden
+    ``.OUTPUT.*`` folder of up to the output's size.  Only the main thread can
+    set a handler; elsewhere (``main`` called from a thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # bad options: argparse prints one usage line, exit 2
     try:
-        return int(args.func(args))
+        with _sigterm_unwinds():
+            return int(args.func(args))
     except (ValueError, TypeError, OSError) as err:
         print(f"fftconv: error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("fftconv: terminated; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("fftconv: interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -102,6 +105,42 @@ def test_failed_write_leaves_nothing_and_keeps_the_old_output(files, monkeypatch
             "--overwrite"]
     assert cli.main(argv) == 2
     np.testing.assert_array_equal(np.load(folder / "out.npy"), np.zeros(3))
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+def _sigterm_escaped(signum, frame):
+    raise RuntimeError("SIGTERM reached the handler fftconv should have replaced")
+
+
+@pytest.mark.parametrize("output", ["out.npy", "out.zarr"])
+def test_sigterm_mid_write_leaves_nothing_and_keeps_the_old_output(files, monkeypatch, capsys,
+                                                                    output):
+    """A batch system's SIGTERM unwinds like Ctrl-C: no hidden temporary copy is left.
+
+    (By default SIGTERM ends the process on the spot; this test stands in a
+    handler that fails instead, so the old behaviour fails here cleanly.)
+    """
+    folder, _ = files
+    np.save(folder / "out.npy", np.zeros(3))
+    zarr.create_array(str(folder / "out.zarr"), shape=(3,), dtype="float64")[:] = 0
+    import dask.array as da
+
+    def terminated_mid_write(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises in this thread first
+        raise AssertionError("SIGTERM was not delivered")
+
+    monkeypatch.setattr(da, "store", terminated_mid_write)
+    previous = signal.signal(signal.SIGTERM, _sigterm_escaped)
+    try:
+        argv = ["convolve", str(folder / "in.npy"), "box:size=3", str(folder / output),
+                "--overwrite"]
+        assert cli.main(argv) == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is _sigterm_escaped  # restored
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err == "fftconv: terminated; nothing was written\n"
+    np.testing.assert_array_equal(read(folder / output), np.zeros(3))
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
 
 
