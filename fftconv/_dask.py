@@ -302,6 +302,9 @@ def _join_into(parts, starts, out: np.ndarray, axis: int = 0, offset: int = 0) -
 def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
              dtype, *, flip: bool, tile=None):
     """The lazy counterpart of :func:`fftconv.convolve` for a dask array ``image``."""
+    if any(math.isnan(c) for chunks in image.chunks for c in chunks):
+        raise ValueError("image has unknown chunk sizes (as after boolean indexing); the halo "
+                         "tiling needs them: call image.compute_chunk_sizes() first")
     kernel = np.asarray(kernel.compute() if isinstance(kernel, da.Array) else kernel)
     stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
     request = build_request(stand_in, kernel, mode, boundary, cval, axes, method, nan_policy,

@@ -113,6 +113,19 @@ def test_nan_stays_local_across_chunks(rng):
     assert np.isnan(got).sum() == 9 and np.isnan(got[18:21, 19:22]).all()
 
 
+def test_unknown_chunk_sizes_are_a_clear_error(rng):
+    x = da.from_array(random(rng, (40, 30), "float32"), chunks=10)
+    rows = x[x[:, 0] > 0]  # boolean indexing: the row chunks are unknown
+    for call in (lambda: fftconv.convolve(rows, np.ones((3, 3))),
+                 lambda: fftconv.match_template(rows, np.ones((3, 3)))):
+        with pytest.raises(ValueError, match="compute_chunk_sizes"):
+            call()
+    known = rows.compute_chunk_sizes()
+    k = np.ones((3, 3), np.float32)
+    assert_matches(fftconv.convolve(known, k).compute(), reference(known.compute(), k, "same"),
+                   "float32")
+
+
 def test_convolver_on_dask(rng):
     k = random(rng, (9, 9), "float32")
     conv = fftconv.Convolver(k, boundary="nearest")
