@@ -142,6 +142,21 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
         return run_request(request.replace(image=piece), resolved, cache)
 
 
+def window_block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy: str,
+                 dtype, settings: dict) -> np.ndarray:
+    """One output block of :func:`fftconv.window_sum`: its pieces joined, every full window summed.
+
+    The windows are the kernel's shape; the sums run in float64 as in memory.
+    """
+    from fftconv._window import window_sum
+
+    starts = _join_starts(parts)
+    piece = _join_into(parts, starts, np.empty([int(s[-1]) for s in starts], dtype=dtype))
+    with _config.set(**settings):
+        return window_sum(piece, [kernel.shape[ax] for ax in axes], "valid", axes=axes,
+                          dtype=dtype)
+
+
 def _spectrum_shape(padded, axes) -> tuple[int, ...]:
     """The real transform's spectrum of an array of shape ``padded`` over ``axes``."""
     half = list(padded)
@@ -300,8 +315,12 @@ def _join_into(parts, starts, out: np.ndarray, axis: int = 0, offset: int = 0) -
 
 
 def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
-             dtype, *, flip: bool, tile=None):
-    """The lazy counterpart of :func:`fftconv.convolve` for a dask array ``image``."""
+             dtype, *, flip: bool, tile=None, block=None):
+    """The lazy counterpart of :func:`fftconv.convolve` for a dask array ``image``.
+
+    ``block`` computes each output block (default :func:`_block`, a ``valid``
+    convolution); it takes ``_block``'s arguments.
+    """
     if any(math.isnan(c) for chunks in image.chunks for c in chunks):
         raise ValueError("image has unknown chunk sizes (as after boolean indexing); the halo "
                          "tiling needs them: call image.compute_chunk_sizes() first")
@@ -345,7 +364,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     token = dask.base.tokenize(k, request.dtype.str)
     rereads = None if again is None else (origin, first_read)
     return _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen,
-                     rereads)
+                     rereads, block or _block)
 
 
 def _spans(chunks: tuple[int, ...], start: int, stop: int) -> list[tuple[int, slice]]:
@@ -457,7 +476,7 @@ def _resolve(graph, key):
 
 
 def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen,
-              rereads=None):
+              rereads=None, block=_block):
     """One task per output block, reading the input chunks its region overlaps.
 
     A chunk enters whole only the block that takes most of it; every other block
@@ -467,7 +486,8 @@ def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, 
     """
     from dask.highlevelgraph import HighLevelGraph
 
-    name = "fftconv-" + dask.base.tokenize(x, token, request.axes, request.dtype.str, method,
+    name = "fftconv-" + dask.base.tokenize(x, token, block.__name__, request.axes,
+                                           request.dtype.str, method,
                                            nan_policy, frozen, out_chunks)
     halo = "fftconv-halo-" + name.removeprefix("fftconv-")
     plans = _block_plans(x, k, request, out_chunks)
@@ -498,7 +518,7 @@ def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, 
         return [nested(index, per_axis, axis + 1, (*prefix, span)) for span in per_axis[axis]]
 
     for index, per_axis in plans.items():
-        layer[(name, *index)] = (_block, nested(index, per_axis), kernel_key.key, token,
+        layer[(name, *index)] = (block, nested(index, per_axis), kernel_key.key, token,
                                  request.axes, method, nan_policy, request.dtype, frozen)
     extra = [] if rereads is None else [rereads[1]]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, kernel_key, *extra])

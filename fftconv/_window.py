@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fftconv import _config, _nonfinite
+from fftconv._api import _is_dask
 from fftconv._methods.direct import data_window, opencv_installed
 from fftconv._problem import linear_problem
 from fftconv._request import build_request
@@ -145,7 +146,9 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
 
     Parameters
     ----------
-    array : array_like
+    array : array_like or dask.array.Array
+        A dask array gives a lazy dask array, tiled with halos like
+        :func:`fftconv.convolve`.
     size : int or sequence of int
         Window length, one for every convolved axis or one for all.
     mode, boundary, cval, axes, dtype
@@ -161,7 +164,9 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
     array([[-27., -27.],
            [-27., -27.]])
     """
-    array = np.asarray(array)
+    lazy = _is_dask(array)
+    if not lazy:
+        array = np.asarray(array)
     ndim = array.ndim
     conv_axes = normalize_axes(axes, ndim, ndim)
     sizes = _sizes(size, conv_axes)
@@ -169,6 +174,11 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
     for ax, s in zip(conv_axes, sizes):
         shape[ax] = s
     kernel = np.broadcast_to(np.ones((), dtype=np.float32), shape)
+    if lazy:  # SPEC §2: the halo tiling of convolve, window sums per tile
+        from fftconv import _dask
+
+        return _dask.convolve(array, kernel, mode, boundary, cval, axes, "direct", None, None,
+                              "propagate", dtype, flip=False, block=_dask.window_block)
     request = build_request(array, kernel, mode, boundary, cval, axes, "direct", "propagate",
                             dtype, flip=False)
     _config.resolve()  # a malformed configuration is reported here too

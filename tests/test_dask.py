@@ -32,6 +32,54 @@ def test_tiled_equals_reference(rng, fn, mode, boundary, kshape, chunking):
     assert_matches(lazy.compute(), expected, "float64")
 
 
+@pytest.mark.parametrize("chunking", list(CHUNKINGS))
+@pytest.mark.parametrize("size", [(5, 3), (6, 4)], ids=["odd", "even"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+def test_window_sum_tiled_equals_reference(rng, mode, boundary, size, chunking):
+    """window_sum of a dask array is lazy (SPEC §2): it computed the whole array before."""
+    x = random(rng, (23, 19), "float64")
+    lazy = fftconv.window_sum(da.from_array(x, chunks=CHUNKINGS[chunking]), size, mode,
+                              boundary=boundary, cval=0.4)
+    assert isinstance(lazy, da.Array)
+    expected = reference(x, np.ones(size), mode, boundary, cval=0.4)
+    assert_matches(lazy.compute(), expected, "float64")
+
+
+def test_window_sum_tiled_keeps_float32_counts_nan_and_axes(rng):
+    x = random(rng, (40, 6, 33), "float32")
+    x[19, 2, 16] = np.nan
+    lazy = fftconv.window_sum(da.from_array(x, chunks=(10, 3, 8)), (3, 5), axes=(0, 2))
+    assert lazy.dtype == np.float32 and lazy._meta.dtype == np.float32
+    got = lazy.compute()
+    assert np.isnan(got).sum() == 15 and np.isnan(got[18:21, 2, 14:19]).all()
+    expected = fftconv.window_sum(x, (3, 5), axes=(0, 2))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5, equal_nan=True)
+    sums = fftconv.window_sum(da.from_array(x, chunks=(10, 3, 8)), (3, 5), axes=(0, 2),
+                              dtype="float64")
+    assert sums.dtype == np.float64
+    mask = rng.random((90, 70)) < 0.5
+    counts = fftconv.window_sum(da.from_array(mask.astype(np.float64), chunks=16), (5, 9),
+                                "valid").compute()
+    expected = np.lib.stride_tricks.sliding_window_view(mask, (5, 9)).sum(axis=(-1, -2))
+    assert np.array_equal(counts, expected)  # integer data: exact across tiles too
+
+
+def test_window_sum_graph_is_its_own(rng):
+    """A window sum and a convolution with ones of the same array never share task names."""
+    x = da.from_array(random(rng, (30, 30), "float32"), chunks=10)
+    ones = np.ones((3, 3), np.float32)
+    summed = fftconv.window_sum(x, 3)
+    convolved = fftconv.convolve(x, ones, method="direct")
+    assert summed.name != convolved.name
+    np.testing.assert_allclose(*da.compute(summed, convolved), rtol=1e-5, atol=1e-5)
+
+    def explode(block):
+        raise AssertionError("computed while building the graph")
+
+    fftconv.window_sum(da.map_blocks(explode, da.zeros((50, 50), chunks=10), dtype=float), 7)
+
+
 @pytest.mark.parametrize("method", ["direct", "fft", "overlap-add", "auto"])
 def test_methods_and_float32_meta(rng, method):
     x = random(rng, (40, 33), "float32")
