@@ -113,5 +113,19 @@ def build_request(image, kernel, mode, boundary, cval, axes, method, nan_policy,
         kernel = np.flip(kernel, axis=ordered)
         if work.kind == "c":
             kernel = np.conj(kernel)
-    return Request(np.asarray(image, dtype=work), kernel, ordered, windows, mode, boundary,
+    return Request(_at_dtype(image, work), kernel, ordered, windows, mode, boundary,
                    cval, work, method, nan_policy)
+
+
+def _at_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` converted to ``dtype``; a broadcast array stays a broadcast view.
+
+    Shapes-only callers (``plan``, the Dask graph builder) pass broadcast
+    stand-ins of the image: converting one whole would allocate the image
+    (1 GiB for a 16384² uint16 image going float32).  Only the distinct
+    values are converted.
+    """
+    if array.dtype == dtype or array.size == 0 or 0 not in array.strides:
+        return np.asarray(array, dtype=dtype)
+    core = array[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in array.strides)]
+    return np.broadcast_to(core.astype(dtype), array.shape)

@@ -129,6 +129,25 @@ def test_graph_building_computes_nothing(rng):
     assert lazy.shape == (50, 50)
 
 
+def test_shapes_only_callers_never_allocate_the_image():
+    """A uint16 image (microscopy's usual) works in float32: building its graph converted a
+    broadcast stand-in of the whole image (1 GiB at 16384²); so did plan() for any dtype
+    other than the work dtype."""
+    import tracemalloc
+
+    x = da.zeros((4096, 4096), dtype=np.uint16, chunks=1024)
+    tracemalloc.start()
+    try:
+        lazy = fftconv.convolve(x, np.ones((3, 3), np.float32), boundary="reflect")
+        fftconv.Convolver(np.ones((5, 5))).plan((4096, 4096))  # float64 kernel, float32 image
+        fftconv.plan((4096, 4096), (5, 5), dtype="uint16")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lazy.dtype == np.float32
+    assert peak < 8 * 2**20, peak  # the image in float32: 64 MiB
+
+
 def test_settings_are_fixed_when_the_graph_is_built(rng, monkeypatch):
     backend = fftconv._registry.load_backend("numpy")
     used = []
