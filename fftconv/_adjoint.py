@@ -13,13 +13,15 @@ Both are ordinary convolutions, so the planner picks direct or FFT for them
 (a large kernel's gradient costs two FFT convolutions).  Broadcast axes are
 summed back to each argument's shape.  The convention is JAX's: the transpose
 (no complex conjugation), so ``<J v, c> == <v, Jᵀ c>`` with ``<a, b> = sum(a * b)``.
+Dask arguments go to :mod:`fftconv._lazy_adjoint`, which builds the same two
+transposes lazily.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fftconv._api import convolve
+from fftconv._api import _is_dask, convolve
 from fftconv._boundary import extend, fold
 from fftconv._request import build_request
 
@@ -81,6 +83,10 @@ class Transposes:
 
 
 def _vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
+    if any(_is_dask(a) for a in (image, kernel, cotangent)):
+        from fftconv import _lazy_adjoint
+
+        return _lazy_adjoint.vjp(image, kernel, cotangent, mode, boundary, axes, flip=flip)
     t = Transposes(image, kernel, mode, boundary, axes, flip=flip)
     padded = t.padded(cotangent)
     grad_k = t.kernel_transpose(padded)
@@ -98,7 +104,7 @@ def _to_kernel_layout(grad_k: np.ndarray, kernel, conv_axes, axes) -> np.ndarray
     squeezed = grad_k.sum(axis=tuple(ax for ax in range(grad_k.ndim) if ax not in conv_axes))
     # squeezed has the kernel's axes in sorted image order; reorder to the order given
     order = np.argsort(np.argsort(given))
-    return squeezed.transpose(order)
+    return squeezed.transpose(tuple(int(i) for i in order))  # a dask array wants a tuple
 
 
 def convolve_vjp(image, kernel, cotangent, mode="same", *, boundary="constant", axes=None):
@@ -107,7 +113,8 @@ def convolve_vjp(image, kernel, cotangent, mode="same", *, boundary="constant", 
     Returns
     -------
     grad_image, grad_kernel : ndarray
-        Shaped like ``image`` and ``kernel``.
+        Shaped like ``image`` and ``kernel``.  Lazy dask arrays when ``image`` or
+        ``cotangent`` is one (the image's gradient chunked like the image).
 
     Examples
     --------

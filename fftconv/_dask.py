@@ -314,6 +314,12 @@ def _join_into(parts, starts, out: np.ndarray, axis: int = 0, offset: int = 0) -
     return out
 
 
+def check_known_chunks(array: da.Array, name: str = "image") -> None:
+    if any(math.isnan(c) for chunks in array.chunks for c in chunks):
+        raise ValueError(f"{name} has unknown chunk sizes (as after boolean indexing); the "
+                         f"halo tiling needs them: call {name}.compute_chunk_sizes() first")
+
+
 def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
              dtype, *, flip: bool, tile=None, block=None):
     """The lazy counterpart of :func:`fftconv.convolve` for a dask array ``image``.
@@ -321,9 +327,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     ``block`` computes each output block (default :func:`_block`, a ``valid``
     convolution); it takes ``_block``'s arguments.
     """
-    if any(math.isnan(c) for chunks in image.chunks for c in chunks):
-        raise ValueError("image has unknown chunk sizes (as after boolean indexing); the halo "
-                         "tiling needs them: call image.compute_chunk_sizes() first")
+    check_known_chunks(image)
     kernel = np.asarray(kernel.compute() if isinstance(kernel, da.Array) else kernel)
     stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
     request = build_request(stand_in, kernel, mode, boundary, cval, axes, method, nan_policy,

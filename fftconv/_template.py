@@ -68,7 +68,11 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     """
     check_choice("boundary", boundary, BOUNDARIES)
     lazy = _is_dask(image)
-    if not lazy:
+    if lazy:
+        from fftconv._dask import check_known_chunks
+
+        check_known_chunks(image)
+    else:
         image = as_array(image, "image")
     template = as_array(template, "template")
     out_dtype = result_dtype(image, template, None)

@@ -80,6 +80,66 @@ def test_window_sum_graph_is_its_own(rng):
     fftconv.window_sum(da.map_blocks(explode, da.zeros((50, 50), chunks=10), dtype=float), 7)
 
 
+# Chunks smaller than the halo make thousands of tiny tasks: one mode and function there.
+VJP_GRID = [(fn, mode, "ragged") for fn in ("convolve", "correlate") for mode in MODES] + [
+    ("correlate", "same", "smaller-than-halo")]
+
+
+@pytest.mark.parametrize("kshape", [(5, 3), (6, 4)], ids=["odd", "even"])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("fn, mode, chunking", VJP_GRID, ids=["-".join(v) for v in VJP_GRID])
+def test_vjp_tiled_equals_in_memory(rng, fn, mode, boundary, kshape, chunking):
+    """The adjoints of a dask image are lazy (SPEC §2): they loaded the whole image before."""
+    vjp = getattr(fftconv, f"{fn}_vjp")
+    x = random(rng, (23, 19), "float64")
+    k = random(rng, kshape, "float64")
+    c = random(rng, getattr(fftconv, fn)(x, k, mode).shape, "float64")
+    lazy = vjp(da.from_array(x, chunks=CHUNKINGS[chunking]), k, c, mode, boundary=boundary)
+    assert all(isinstance(g, da.Array) for g in lazy)
+    assert lazy[0].chunks == da.from_array(x, chunks=CHUNKINGS[chunking]).chunks
+    for got, expected in zip(da.compute(*lazy), vjp(x, k, c, mode, boundary=boundary)):
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("case", ["per-slice kernel", "cnn layer", "float32", "complex64",
+                                  "kernel larger than the image", "dask cotangent only"])
+def test_vjp_tiled_layouts_and_dtypes(rng, case):
+    mode, axes, boundary, image_chunks = "same", None, "reflect", 4
+    x, k = random(rng, (20, 17), "float64"), random(rng, (4, 5), "float64")
+    if case == "per-slice kernel":
+        x, k, axes = random(rng, (8, 7, 3), "float64"), random(rng, (3, 2), "float64"), (1, 0)
+    elif case == "cnn layer":
+        x, k, mode, axes = random(rng, (1, 9, 9), "float64"), random(rng, (3, 3, 3), "float64"), \
+            "valid", (1, 2)
+    elif case in ("float32", "complex64"):
+        x, k, boundary = random(rng, x.shape, case), random(rng, k.shape, case), "wrap"
+    elif case == "kernel larger than the image":
+        x, k, mode, boundary = random(rng, (6, 5), "float64"), random(rng, (13, 11), "float64"), \
+            "full", "mirror"
+    c = random(rng, fftconv.correlate(x, k, mode, axes=axes).shape, x.dtype)
+    expected = fftconv.correlate_vjp(x, k, c, mode, boundary=boundary, axes=axes)
+    image = x if case == "dask cotangent only" else da.from_array(x, chunks=image_chunks)
+    lazy = fftconv.correlate_vjp(image, k, da.from_array(c, chunks=5), mode, boundary=boundary,
+                                 axes=axes)
+    tol = 1e-5 if x.dtype.itemsize * (2 if x.dtype.kind == "f" else 1) == 8 else 1e-10
+    for got, want in zip(da.compute(*lazy), expected):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_vjp_tiled_builds_without_computing_and_checks_the_cotangent():
+    def explode(block):
+        raise AssertionError("computed while building the graph")
+
+    x = da.map_blocks(explode, da.zeros((50, 50), chunks=10), dtype=float)
+    grads = fftconv.convolve_vjp(x, np.ones((5, 5)), da.ones((50, 50), chunks=10),
+                                 boundary="reflect")
+    assert [g.shape for g in grads] == [(50, 50), (5, 5)]
+    with pytest.raises(ValueError, match="cotangent has shape"):
+        fftconv.convolve_vjp(x, np.ones((5, 5)), da.ones((46, 46), chunks=10), "same")
+
+
 @pytest.mark.parametrize("method", ["direct", "fft", "overlap-add", "auto"])
 def test_methods_and_float32_meta(rng, method):
     x = random(rng, (40, 33), "float32")
@@ -184,9 +244,13 @@ def test_unknown_chunk_sizes_are_a_clear_error(rng):
     x = da.from_array(random(rng, (40, 30), "float32"), chunks=10)
     rows = x[x[:, 0] > 0]  # boolean indexing: the row chunks are unknown
     for call in (lambda: fftconv.convolve(rows, np.ones((3, 3))),
-                 lambda: fftconv.match_template(rows, np.ones((3, 3)))):
-        with pytest.raises(ValueError, match="compute_chunk_sizes"):
+                 lambda: fftconv.match_template(rows, np.ones((3, 3))),
+                 lambda: fftconv.window_sum(rows, 3),
+                 lambda: fftconv.convolve_vjp(rows, np.ones((3, 3)), rows)):
+        with pytest.raises(ValueError, match=r"image has .*image.compute_chunk_sizes"):
             call()
+    with pytest.raises(ValueError, match=r"cotangent.compute_chunk_sizes"):
+        fftconv.correlate_vjp(np.ones((21, 30)), np.ones((3, 3)), rows)
     known = rows.compute_chunk_sizes()
     k = np.ones((3, 3), np.float32)
     assert_matches(fftconv.convolve(known, k).compute(), reference(known.compute(), k, "same"),

@@ -1,0 +1,182 @@
+"""convolve_vjp / correlate_vjp of dask arrays (SPEC §2): lazy, tiled, never whole in memory.
+
+The same two transposes as :mod:`fftconv._adjoint`, built from dask pieces:
+
+* w.r.t. the image: the cotangent, zero-padded back to the full result, is
+  convolved with the flipped kernel by the halo tiling of
+  :mod:`fftconv._dask`; folding the boundary extension back touches only the
+  pixels an extended value copied (within the kernel's reach of an edge, the
+  opposite edge for ``wrap``), so it is a small matrix product on those rows;
+* w.r.t. the kernel: a sum over the cotangent's blocks.  Each block's share is
+  a ``valid`` convolution of the extended image's matching region (the block
+  plus the kernel's reach) with the flipped block: kernel-sized partial sums,
+  added by dask's tree reduction.
+
+This module is imported only when a dask array arrives.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import dask
+import dask.array as da
+import numpy as np
+
+from fftconv._adjoint import Transposes, _to_kernel_layout, _unbroadcast
+from fftconv._api import _is_dask, convolve
+from fftconv._boundary import source_index
+from fftconv._dask import _extend_axis, _spans, check_known_chunks
+
+
+def vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
+    """``(grad_image, grad_kernel)`` as lazy dask arrays; the kernel is brought into memory."""
+    kernel = np.asarray(kernel.compute() if _is_dask(kernel) else kernel)
+    image = image if _is_dask(image) else da.from_array(np.asarray(image))
+    check_known_chunks(image)
+    stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
+    t = Transposes(stand_in, kernel, mode, boundary, axes, flip=flip)
+    r = t.request
+    cot = _cotangent(cotangent, t, image)
+    grad_image = _image_transpose(cot, t, image.chunks)
+    grad_k = _kernel_transpose(image.astype(r.dtype), cot, t)
+    if flip:  # correlate used conj(flip(kernel)): take the flip back (transpose, no conj)
+        grad_k = da.flip(grad_k, axis=t.axes)
+    return grad_image, _to_kernel_layout(grad_k, kernel, t.axes, axes)
+
+
+def _cotangent(cotangent, t: Transposes, image) -> da.Array:
+    """The cotangent as a dask array of the work dtype, checked against the result's shape."""
+    if _is_dask(cotangent):
+        check_known_chunks(cotangent, "cotangent")
+    shape = tuple(int(n) for n in np.shape(cotangent))
+    if shape != t.out_shape:
+        raise ValueError(f"cotangent has shape {shape}; the forward result has "
+                         f"shape {t.out_shape}")
+    if _is_dask(cotangent):
+        return cotangent.astype(t.request.dtype)
+    chunks = tuple(min(n, c) for n, c in zip(t.out_shape, image.chunksize))
+    return da.from_array(np.asarray(cotangent, dtype=t.request.dtype), chunks=chunks)
+
+
+def _image_transpose(cot: da.Array, t: Transposes, image_chunks) -> da.Array:
+    r = t.request
+    width = [(s.start or 0, n - (s.stop if s.stop is not None else n))
+             for s, n in zip(_full_crop(t), t.full_shape)]
+    padded = da.pad(cot, width, mode="constant")
+    # Chunked so that the full convolution's blocks, past the left extension, are the
+    # image's: the gradient comes out chunked like the image, ready for to_zarr.
+    padded = padded.rechunk({ax: (pad[0], *image_chunks[ax])
+                             for ax, pad in zip(t.axes, t.pads) if pad[0]})
+    grad_ext = convolve(padded, np.flip(r.kernel, axis=t.axes), "full", axes=t.axes)
+    folded = grad_ext
+    for ax, pad in zip(t.axes, t.pads):
+        folded = _fold_axis(folded, ax, pad, r.boundary)
+    return _unbroadcast(folded, r.image.shape)
+
+
+def _full_crop(t: Transposes) -> tuple[slice, ...]:
+    """The crop as explicit ``[start, stop)`` slices of the full result."""
+    return tuple(slice(*s.indices(n)[:2]) for s, n in zip(t.crop, t.full_shape))
+
+
+def _fold_axis(g: da.Array, ax: int, pad: tuple[int, int], boundary: str) -> da.Array:
+    """:func:`fftconv._boundary.fold` along one axis, lazily.
+
+    The extended positions add onto the image rows they copied; those rows are
+    few, so their sums are one small 0/1 matrix product and only they change.
+    """
+    left, right = pad
+    n = g.shape[ax] - left - right
+    src = source_index(n, pad, boundary)
+    margins = np.r_[0:left, left + n:left + n + right]
+    margins = margins[src[margins] >= 0]
+    center = _along(g, ax, left, left + n)
+    if margins.size == 0:
+        return center
+    targets = np.unique(src[margins])
+    weights = (src[margins][:, None] == targets[None, :]).astype(g.dtype)  # margins × targets
+    edges = da.take(g, margins, axis=ax)
+    sums = da.moveaxis(da.tensordot(edges, weights, axes=([ax], [0])), -1, ax)
+    pieces, start, row = [], 0, 0
+    for first, last in _runs(targets):
+        pieces.append(_along(center, ax, start, first))
+        pieces.append(_along(center, ax, first, last) + _along(sums, ax, row, row + last - first))
+        row += last - first
+        start = last
+    pieces.append(_along(center, ax, start, n))
+    # The edge rows' pieces merge back into the center's chunks (the others pass through).
+    return da.concatenate([p for p in pieces if p.shape[ax]], axis=ax).rechunk(
+        {ax: center.chunks[ax]})
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted distinct ints as ``[first, last)`` runs of consecutive values."""
+    breaks = np.flatnonzero(np.diff(values) != 1) + 1
+    return [(int(run[0]), int(run[-1]) + 1) for run in np.split(values, breaks)]
+
+
+def _along(x: da.Array, ax: int, start: int, stop: int) -> da.Array:
+    index = [slice(None)] * x.ndim
+    index[ax] = slice(start, stop)
+    return x[tuple(index)]
+
+
+def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array:
+    """Gradient w.r.t. the aligned kernel: per cotangent block, a kernel-sized partial sum.
+
+    One task per block, fed the extended image's chunks cut to the block's
+    region (as :func:`fftconv._dask._assemble` feeds its blocks); the parts sit
+    along block axes of their own that a dask sum reduces as a tree.  On the
+    other axes (channels, batches) the blocks are placed, not summed.
+    """
+    from dask.highlevelgraph import HighLevelGraph
+
+    r = t.request
+    ext = image
+    for ax, pad in zip(t.axes, t.pads):
+        ext = _extend_axis(ext, ax, pad, r.boundary, 0.0)
+    ext = da.broadcast_to(ext, [ext.shape[ax] if ax in t.axes else n
+                                for ax, n in enumerate(t.full_shape)])
+    offsets = [s.start for s in _full_crop(t)]
+    reach = {ax: r.kernel.shape[ax] - 1 for ax in t.axes}
+    name = "fftconv-kernel-grad-" + dask.base.tokenize(ext, cot, t.axes)
+    starts = [np.cumsum((0, *c)) for c in cot.chunks]
+    layer, chunks, summed = {}, [], []
+    for ax in range(cot.ndim):
+        if ax in reach:
+            summed.append(len(chunks))
+            chunks += [(1,) * cot.numblocks[ax], (reach[ax] + 1,)]
+        else:
+            chunks.append(cot.chunks[ax])
+    for index in np.ndindex(*cot.numblocks):
+        spans, key = [], []
+        for ax, i in enumerate(index):
+            lo, hi = int(starts[ax][i]), int(starts[ax][i + 1])
+            if ax in reach:
+                spans.append(_spans(ext.chunks[ax], lo + offsets[ax], hi + offsets[ax] + reach[ax]))
+                key += [i, 0]
+            else:
+                spans.append(_spans(ext.chunks[ax], lo, hi))
+                key.append(i)
+        layer[(name, *key)] = (_kernel_part, _pieces(ext.name, spans), (cot.name, *index),
+                               t.axes, tuple(summed))
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[ext, cot])
+    parts = da.Array(graph, name, tuple(chunks), meta=np.empty((0,) * len(chunks), r.dtype))
+    grad = parts.sum(axis=tuple(summed))
+    return da.flip(_unbroadcast(grad, r.kernel.shape), axis=t.axes)
+
+
+def _pieces(name: str, spans: list, prefix: tuple = ()):
+    """Nested ``getitem`` tasks cutting chunks of array ``name``, for :func:`np.block`."""
+    if len(prefix) == len(spans):
+        return (operator.getitem, (name, *(i for i, _ in prefix)), tuple(c for _, c in prefix))
+    return [_pieces(name, spans, (*prefix, span)) for span in spans[len(prefix)]]
+
+
+def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...],
+                 summed: tuple[int, ...]) -> np.ndarray:
+    """One block's share of the kernel gradient; a length-1 block axis before each kernel axis."""
+    ext = np.block(pieces)
+    part = convolve(ext, np.flip(cot, axis=axes), "valid", axes=axes)
+    return np.expand_dims(part, summed)
