@@ -314,6 +314,12 @@ def _join_into(parts, starts, out: np.ndarray, axis: int = 0, offset: int = 0) -
     return out
 
 
+def frozen_settings(backend=None, workers=None) -> dict:
+    """Every setting in effect now, for tasks to re-apply: one FFT thread unless ``workers``."""
+    settings = _config.resolve(backend=backend, workers=workers or 1)
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
 def check_known_chunks(array: da.Array, name: str = "image") -> None:
     if any(math.isnan(c) for chunks in array.chunks for c in chunks):
         raise ValueError(f"{name} has unknown chunk sizes (as after boolean indexing); the "
@@ -332,8 +338,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
     request = build_request(stand_in, kernel, mode, boundary, cval, axes, method, nan_policy,
                             dtype, flip=flip)
-    settings = _config.resolve(backend=backend, workers=workers or 1)
-    frozen = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    frozen = frozen_settings(backend, workers)
     k = request.kernel
     x = image.astype(request.dtype)
     for ax in range(x.ndim):  # broadcast kernel axes: those image axes stay whole
@@ -342,7 +347,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     if tile == "auto":
         from fftconv._registry import load_backend
 
-        backend_obj = load_backend(settings.backend)
+        backend_obj = load_backend(frozen["backend"])
         x = x.rechunk({ax: fast_tiles(x.chunks[ax], k.shape[ax],
                                       lambda n: backend_obj.next_fast_len(n, True))
                        for ax in request.axes})

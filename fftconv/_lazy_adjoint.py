@@ -23,10 +23,11 @@ import dask
 import dask.array as da
 import numpy as np
 
+from fftconv import _config
 from fftconv._adjoint import Transposes, _to_kernel_layout, _unbroadcast
 from fftconv._api import _is_dask, convolve
 from fftconv._boundary import source_index
-from fftconv._dask import _extend_axis, _spans, check_known_chunks
+from fftconv._dask import _extend_axis, _spans, check_known_chunks, frozen_settings
 
 
 def vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
@@ -140,7 +141,8 @@ def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array
                                 for ax, n in enumerate(t.full_shape)])
     offsets = [s.start for s in _full_crop(t)]
     reach = {ax: r.kernel.shape[ax] - 1 for ax in t.axes}
-    name = "fftconv-kernel-grad-" + dask.base.tokenize(ext, cot, t.axes)
+    frozen = frozen_settings()  # fixed when the graph is built (SPEC §2), as for convolve
+    name = "fftconv-kernel-grad-" + dask.base.tokenize(ext, cot, t.axes, offsets, reach, frozen)
     starts = [np.cumsum((0, *c)) for c in cot.chunks]
     layer, chunks, summed = {}, [], []
     for ax in range(cot.ndim):
@@ -160,7 +162,7 @@ def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array
                 spans.append(_spans(ext.chunks[ax], lo, hi))
                 key.append(i)
         layer[(name, *key)] = (_kernel_part, _pieces(ext.name, spans), (cot.name, *index),
-                               t.axes, tuple(summed))
+                               t.axes, tuple(summed), frozen)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[ext, cot])
     parts = da.Array(graph, name, tuple(chunks), meta=np.empty((0,) * len(chunks), r.dtype))
     grad = parts.sum(axis=tuple(summed))
@@ -174,9 +176,9 @@ def _pieces(name: str, spans: list, prefix: tuple = ()):
     return [_pieces(name, spans, (*prefix, span)) for span in spans[len(prefix)]]
 
 
-def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...],
-                 summed: tuple[int, ...]) -> np.ndarray:
+def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...], summed: tuple[int, ...],
+                 settings: dict) -> np.ndarray:
     """One block's share of the kernel gradient; a length-1 block axis before each kernel axis."""
-    ext = np.block(pieces)
-    part = convolve(ext, np.flip(cot, axis=axes), "valid", axes=axes)
+    with _config.set(**settings):
+        part = convolve(np.block(pieces), np.flip(cot, axis=axes), "valid", axes=axes)
     return np.expand_dims(part, summed)

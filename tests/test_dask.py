@@ -221,6 +221,22 @@ def test_settings_are_fixed_when_the_graph_is_built(rng, monkeypatch):
     assert used
 
 
+def test_vjp_settings_are_fixed_when_the_graph_is_built(rng):
+    from fftconv import _lazy_adjoint
+
+    x = da.from_array(random(rng, (60, 60), "float64"), chunks=30)
+    with fftconv.set_backend("numpy"), fftconv.config.set(planner_effort="patient"):
+        grads = fftconv.correlate_vjp(x, np.ones((9, 9)), da.ones((60, 60), chunks=30))
+    parts = [task for task in dict(grads[1].__dask_graph__()).values()
+             if isinstance(task, tuple) and task and task[0] is _lazy_adjoint._kernel_part]
+    assert len(parts) == 4
+    assert all(task[-1]["backend"] == "numpy" and task[-1]["planner_effort"] == "patient"
+               and task[-1]["workers"] == 1 for task in parts)
+    blocks = [task for task in dict(grads[0].__dask_graph__()).values()
+              if isinstance(task, tuple) and task and task[0] is fftconv._dask._block]
+    assert blocks and all(task[-1]["backend"] == "numpy" for task in blocks)  # the image's
+
+
 def test_tile_auto_picks_fast_lengths(rng):
     x = random(rng, (300, 70), "float32")
     k = random(rng, (31, 5), "float32")
