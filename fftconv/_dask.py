@@ -327,17 +327,21 @@ def check_known_chunks(array: da.Array, name: str = "image") -> None:
 
 
 def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
-             dtype, *, flip: bool, tile=None, block=None):
+             dtype, *, flip: bool, tile=None, block=None, windows=None):
     """The lazy counterpart of :func:`fftconv.convolve` for a dask array ``image``.
 
     ``block`` computes each output block (default :func:`_block`, a ``valid``
-    convolution); it takes ``_block``'s arguments.
+    convolution); it takes ``_block``'s arguments.  ``windows`` replaces the
+    mode's: per convolved axis (in sorted order), the ``[start, stop)`` of the
+    full convolution to return (the adjoints take windows no mode gives).
     """
     check_known_chunks(image)
     kernel = np.asarray(kernel.compute() if isinstance(kernel, da.Array) else kernel)
     stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
     request = build_request(stand_in, kernel, mode, boundary, cval, axes, method, nan_policy,
                             dtype, flip=flip)
+    if windows is not None:
+        request = request.replace(windows=tuple(windows))
     frozen = frozen_settings(backend, workers)
     k = request.kernel
     x = image.astype(request.dtype)
@@ -394,6 +398,10 @@ def _cut(chunk: np.ndarray, cut: tuple[slice, ...]) -> np.ndarray:
 def _block_plans(x, k, request, out_chunks) -> dict:
     """Per output block, per axis, the input chunks its region overlaps and their cuts."""
     starts = [np.cumsum((0, *c[:-1])) for c in out_chunks]
+    # The extension starts at the window's first read, a - (k - 1), unless the window
+    # starts past the kernel's reach (custom windows): then that many samples in.
+    skip = {ax: max(0, a - (k.shape[ax] - 1)) for ax, (a, _) in zip(request.axes,
+                                                                     request.windows)}
     plans = {}
     for index in np.ndindex(*[len(c) for c in out_chunks]):
         per_axis = []
@@ -401,7 +409,7 @@ def _block_plans(x, k, request, out_chunks) -> dict:
             j0 = int(starts[ax][index[ax]])
             j1 = j0 + out_chunks[ax][index[ax]]
             if ax in request.axes:
-                lo, hi = j0, j1 + k.shape[ax] - 1
+                lo, hi = j0 + skip[ax], j1 + skip[ax] + k.shape[ax] - 1
             elif x.shape[ax] == 1:
                 lo, hi = 0, 1
             else:
@@ -446,7 +454,7 @@ def _source_read(graph, key):
     return None
 
 
-def _reread(x: da.Array) -> da.Array | None:
+def _reread(x: da.Array, prefix: str = "fftconv-reread-") -> da.Array | None:
     """A second, independent read of ``x``'s chunks when each is a plain store read.
 
     Boundary edges and halo strips are cut from this copy, so a chunk of ``x``
@@ -458,7 +466,7 @@ def _reread(x: da.Array) -> da.Array | None:
     from dask.highlevelgraph import HighLevelGraph
 
     graph = x.__dask_graph__()
-    name = "fftconv-reread-" + x.name
+    name = prefix + x.name
     layer = {}
     for index in np.ndindex(*x.numblocks):
         task = _source_read(graph, (x.name, *index))

@@ -2,11 +2,12 @@
 
 The same two transposes as :mod:`fftconv._adjoint`, built from dask pieces:
 
-* w.r.t. the image: the cotangent, zero-padded back to the full result, is
-  convolved with the flipped kernel by the halo tiling of
-  :mod:`fftconv._dask`; folding the boundary extension back touches only the
-  pixels an extended value copied (within the kernel's reach of an edge, the
-  opposite edge for ``wrap``), so it is a small matrix product on those rows;
+* w.r.t. the image: the full convolution of the zero-padded cotangent with the
+  flipped kernel, made of windows of the cotangent's own full convolution
+  (the halo tiling of :mod:`fftconv._dask`, straight from the cotangent's
+  chunks); folding the boundary extension back touches only the pixels an
+  extended value copied (within the kernel's reach of an edge, the opposite
+  edge for ``wrap``), so it is a small matrix product on those rows;
 * w.r.t. the kernel: a sum over the cotangent's blocks.  Each block's share is
   a ``valid`` convolution of the extended image's matching region (the block
   plus the kernel's reach) with the flipped block: kernel-sized partial sums,
@@ -71,19 +72,68 @@ def _cotangent(cotangent, t: Transposes, image) -> da.Array:
 
 
 def _image_transpose(cot: da.Array, t: Transposes, image_chunks) -> da.Array:
+    """The full convolution of the padded cotangent, folded back onto the image.
+
+    Along each axis the full convolution of ``padded`` (the cotangent after
+    ``s`` zeros) is that of the cotangent shifted by ``s``: zeros, then windows
+    of the cotangent's own full convolution.  Each piece is convolved straight
+    from the cotangent, whose chunks its blocks follow (so a store-read
+    cotangent is read as :func:`fftconv._dask.convolve` reads any image, with
+    its memory bound), and the middle window lands on the image's rows.
+    """
     r = t.request
-    width = [(s.start or 0, n - (s.stop if s.stop is not None else n))
-             for s, n in zip(_full_crop(t), t.full_shape)]
-    padded = da.pad(cot, width, mode="constant")
-    # Chunked so that the full convolution's blocks, past the left extension, are the
-    # image's: the gradient comes out chunked like the image, ready for to_zarr.
-    padded = padded.rechunk({ax: (pad[0], *image_chunks[ax])
-                             for ax, pad in zip(t.axes, t.pads) if pad[0]})
-    grad_ext = convolve(padded, np.flip(r.kernel, axis=t.axes), "full", axes=t.axes)
-    folded = grad_ext
+    flipped = np.flip(r.kernel, axis=t.axes)
+    crop = _full_crop(t)
+    # The edge pieces read the cotangent's edge chunks on their own: sharing the middle
+    # piece's reads would keep each of those chunks until both had run.
+    edge_source = _reread(cot, "fftconv-edge-read-")
+    edge_source = cot if edge_source is None else edge_source
+    per_axis, middle = [], []
+    for ax in range(cot.ndim):
+        if ax not in t.axes:
+            per_axis.append([None])
+            middle.append(None)
+            continue
+        k, n, s = r.kernel.shape[ax], r.image.shape[ax], crop[ax].start
+        start, length = k - 1 - s, cot.shape[ax] + k - 1  # the middle window; full length
+        middle.append((start, start + n))
+        per_axis.append([w for w in (("zeros", s), (0, start), (start, start + n),
+                                     (start + n, length), ("zeros", k - 1 - (length - start - n)))
+                         if _width(w) > 0])
+
+    def piece(segments):
+        shape = [_width(w) if w is not None else cot.shape[ax]
+                 for ax, w in enumerate(segments)]
+        if any(w is not None and w[0] == "zeros" for w in segments):
+            return da.zeros(shape, dtype=r.dtype, chunks=shape)
+        windows = [segments[ax] for ax in t.axes]
+        source = cot if list(segments) == middle else edge_source
+        return _full_windows(source, flipped, t.axes, windows)
+
+    def nested(axis=0, prefix=()):
+        if axis == cot.ndim:
+            return piece(prefix)
+        return [nested(axis + 1, (*prefix, w)) for w in per_axis[axis]]
+
+    folded = da.block(nested())
     for ax, pad in zip(t.axes, t.pads):
         folded = _fold_axis(folded, ax, pad, r.boundary)
-    return _unbroadcast(folded, r.image.shape)
+    grad = _unbroadcast(folded, r.image.shape)
+    if grad.shape == r.image.shape and grad.chunks != image_chunks:
+        grad = grad.rechunk(image_chunks)  # valid and full: the last chunks differ
+    return grad
+
+
+def _width(window) -> int:
+    return window[1] if window[0] == "zeros" else window[1] - window[0]
+
+
+def _full_windows(cot: da.Array, kernel: np.ndarray, axes, windows) -> da.Array:
+    """The ``[start, stop)`` windows (per axis in ``axes``) of ``cot``'s full convolution."""
+    from fftconv._dask import convolve as tiled
+
+    return tiled(cot, kernel, "full", "constant", 0.0, axes, "auto", None, None, "propagate",
+                 None, flip=False, windows=windows)
 
 
 def _full_crop(t: Transposes) -> tuple[slice, ...]:
