@@ -320,6 +320,25 @@ def frozen_settings(backend=None, workers=None) -> dict:
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
 
 
+def converts_in_blocks(dtype: np.dtype, request) -> bool:
+    """Whether blocks may take the input's chunks in ``dtype`` and convert them as they join.
+
+    Without an ``astype`` layer a store read stays a plain read, which the halo
+    strips can re-read (:func:`_reread`): a uint16 zarr image keeps the memory
+    bound.  Only safe conversions qualify (no value turns non-finite on the
+    way), and a constant boundary's ``cval`` must survive in ``dtype``.
+    """
+    if dtype == request.dtype:
+        return True
+    if not np.can_cast(dtype, request.dtype, "safe"):
+        return False
+    if request.boundary != "constant":
+        return True
+    cval = np.asarray(request.cval, dtype=request.dtype)
+    with np.errstate(all="ignore"):
+        return bool(cval.astype(dtype).astype(request.dtype) == cval)
+
+
 def check_known_chunks(array: da.Array, name: str = "image") -> None:
     if any(math.isnan(c) for chunks in array.chunks for c in chunks):
         raise ValueError(f"{name} has unknown chunk sizes (as after boolean indexing); the "
@@ -344,7 +363,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
         request = request.replace(windows=tuple(windows))
     frozen = frozen_settings(backend, workers)
     k = request.kernel
-    x = image.astype(request.dtype)
+    x = image if converts_in_blocks(image.dtype, request) else image.astype(request.dtype)
     for ax in range(x.ndim):  # broadcast kernel axes: those image axes stay whole
         if ax not in request.axes and k.shape[ax] > 1 and len(x.chunks[ax]) > 1:
             x = x.rechunk({ax: -1})

@@ -37,6 +37,7 @@ from fftconv._dask import (
     _resolve,
     _spans,
     check_known_chunks,
+    converts_in_blocks,
     frozen_settings,
 )
 
@@ -51,7 +52,9 @@ def vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
     r = t.request
     cot = _cotangent(cotangent, t, image)
     grad_image = _image_transpose(cot, t, image.chunks)
-    grad_k = _kernel_transpose(image.astype(r.dtype), cot, t)
+    if not converts_in_blocks(image.dtype, r.replace(cval=0.0)):  # the extension's cval
+        image = image.astype(r.dtype)
+    grad_k = _kernel_transpose(image, cot, t)
     if flip:  # correlate used conj(flip(kernel)): take the flip back (transpose, no conj)
         grad_k = da.flip(grad_k, axis=t.axes)
     return grad_image, _to_kernel_layout(grad_k, kernel, t.axes, axes)
