@@ -310,11 +310,11 @@ def get(key: str, *more: str) -> Any:
     Examples
     --------
     >>> import fftconv
-    >>> with fftconv.config.set(workers=2):
+    >>> with fftconv.config.set(workers=2, backend="numpy"):
     ...     fftconv.config.get("workers")
     ...     fftconv.config.get("workers", "backend")
     2
-    (2, 'auto')
+    (2, 'numpy')
     """
     for name in (key, *more):
         if name not in PARSERS:
