@@ -523,7 +523,7 @@ def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, 
     from dask.highlevelgraph import HighLevelGraph
 
     name = "fftconv-" + dask.base.tokenize(x, token, block.__name__, request.axes,
-                                           request.dtype.str, method,
+                                           request.windows, request.dtype.str, method,
                                            nan_policy, frozen, out_chunks)
     halo = "fftconv-halo-" + name.removeprefix("fftconv-")
     plans = _block_plans(x, k, request, out_chunks)

@@ -365,6 +365,14 @@ def test_any_window_of_the_full_convolution(rng):
                                  None, "auto", None, None, "propagate", None, flip=False,
                                  windows=[(a, b), (c, d)])
             np.testing.assert_allclose(got.compute(), full[a:b, c:d], atol=1e-12)
+    # Equal windows elsewhere, reading no extension: the task names must still differ.
+    one, two = (_dask.convolve(da.from_array(x, chunks=(7, 4)), k, "full", "constant", 0.0,
+                               None, "auto", None, None, "propagate", None, flip=False,
+                               windows=[window, (2, 11)]) for window in [(8, 12), (20, 24)])
+    assert one.name != two.name
+    got_one, got_two = da.compute(one, two)
+    np.testing.assert_allclose(got_one, full[8:12, 2:11], atol=1e-12)
+    np.testing.assert_allclose(got_two, full[20:24, 2:11], atol=1e-12)
 
 
 def test_vjp_holds_few_chunks(rng, tmp_path):
