@@ -377,15 +377,10 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     elif tile is not None:
         raise ValueError(f"tile={tile!r} is not one of None, 'auto'")
     out_chunks = list(x.chunks)
-    again = first_read = _reread(x)
-    origin = x.name
+    pads = {ax: extension(x.shape[ax], k.shape[ax], window)
+            for ax, window in zip(request.axes, request.windows)}
+    x, rereads = extend(x, pads, boundary, request.cval)
     for ax, (a, b) in zip(request.axes, request.windows):
-        pad = extension(x.shape[ax], k.shape[ax], (a, b))
-        if again is None:
-            x = _extend_axis(x, ax, pad, boundary, request.cval)
-        else:  # edges from the second read, so they never hold the body's chunks
-            x, again = (_extend_axis(x, ax, pad, boundary, request.cval, again),
-                        _extend_axis(again, ax, pad, boundary, request.cval))
         out_chunks[ax] = _out_chunks(image.chunks[ax] if tile is None else out_chunks[ax],
                                      b - a)
     for ax in range(x.ndim):
@@ -394,9 +389,27 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
                 x.shape[ax] == 1 else x.chunks[ax]
     kernel_key = dask.delayed(k, pure=True)
     token = dask.base.tokenize(k, request.dtype.str)
-    rereads = None if again is None else (origin, first_read)
     return _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen,
                      rereads, block or _block)
+
+
+def extend(x: da.Array, pads: dict, boundary: str, cval):
+    """``x`` extended lazily by ``pads`` (axis: (left, right)) with the boundary rule.
+
+    Also returns ``(x.name, second_read)`` when every chunk of ``x`` is a plain
+    store read (:func:`_reread`), else None: the edges come from the second
+    read, and so do the halo strips :func:`block_pieces` cuts, so that they
+    never hold the body's chunks.
+    """
+    again = first_read = _reread(x)
+    origin = x.name
+    for ax, pad in pads.items():
+        if again is None:
+            x = _extend_axis(x, ax, pad, boundary, cval)
+        else:
+            x, again = (_extend_axis(x, ax, pad, boundary, cval, again),
+                        _extend_axis(again, ax, pad, boundary, cval))
+    return x, None if first_read is None else (origin, first_read)
 
 
 def _spans(chunks: tuple[int, ...], start: int, stop: int) -> list[tuple[int, slice]]:
@@ -515,22 +528,37 @@ def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, 
               rereads=None, block=_block):
     """One task per output block, reading the input chunks its region overlaps.
 
-    A chunk enters whole only the block that takes most of it; every other block
-    overlapping it gets a copied strip from a small task of its own, cut from
-    ``rereads`` — ``(name, array)``: a second read of the chunks of the array
-    called ``name`` — when there is one.
+    The pieces come from :func:`block_pieces`; ``rereads`` as :func:`extend` returns it.
     """
     from dask.highlevelgraph import HighLevelGraph
 
     name = "fftconv-" + dask.base.tokenize(x, token, block.__name__, request.axes,
                                            request.windows, request.dtype.str, method,
                                            nan_policy, frozen, out_chunks)
-    halo = "fftconv-halo-" + name.removeprefix("fftconv-")
     plans = _block_plans(x, k, request, out_chunks)
-    owners = _owners(plans)
-    layer = {}
+    halo = "fftconv-halo-" + name.removeprefix("fftconv-")
+    layer, pieces = block_pieces(x, plans, rereads, halo)
+    for index, nested in pieces.items():
+        layer[(name, *index)] = (block, nested, kernel_key.key, token, request.axes, method,
+                                 nan_policy, request.dtype, frozen)
+    extra = [] if rereads is None else [rereads[1]]
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, kernel_key, *extra])
+    meta = np.empty((0,) * x.ndim, dtype=request.dtype)
+    return da.Array(graph, name, tuple(out_chunks), meta=meta)
 
+
+def block_pieces(x: da.Array, plans: dict, rereads, halo: str) -> tuple[dict, dict]:
+    """Per block of ``plans``, the nested pieces of ``x`` that :func:`np.block` joins.
+
+    A chunk enters whole (cut inline) only the block that takes most of it;
+    every other block overlapping it gets a copied strip from a small task of
+    its own, cut from ``rereads`` — ``(name, array)``: a second read of the
+    chunks of the array called ``name`` — when there is one.  Returns the layer
+    of those strip tasks (keys named ``halo``) and the pieces per block.
+    """
+    owners = _owners(plans)
     graph = x.__dask_graph__()
+    layer: dict = {}
 
     def strip_source(chunk):
         """Where a halo strip is cut from: the second read of the chunk, if there is one."""
@@ -553,13 +581,7 @@ def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, 
             return piece(index, prefix)
         return [nested(index, per_axis, axis + 1, (*prefix, span)) for span in per_axis[axis]]
 
-    for index, per_axis in plans.items():
-        layer[(name, *index)] = (block, nested(index, per_axis), kernel_key.key, token,
-                                 request.axes, method, nan_policy, request.dtype, frozen)
-    extra = [] if rereads is None else [rereads[1]]
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, kernel_key, *extra])
-    meta = np.empty((0,) * x.ndim, dtype=request.dtype)
-    return da.Array(graph, name, tuple(out_chunks), meta=meta)
+    return layer, {index: nested(index, per_axis) for index, per_axis in plans.items()}
 
 
 def apply_convolver(convolver, image):

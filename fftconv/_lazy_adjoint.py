@@ -18,9 +18,6 @@ This module is imported only when a dask array arrives.
 
 from __future__ import annotations
 
-import itertools
-import operator
-
 import dask
 import dask.array as da
 import numpy as np
@@ -30,14 +27,12 @@ from fftconv._adjoint import Transposes, _to_kernel_layout, _unbroadcast
 from fftconv._api import _is_dask, convolve
 from fftconv._boundary import source_index
 from fftconv._dask import (
-    _cut,
-    _extend_axis,
-    _owners,
     _reread,
-    _resolve,
     _spans,
+    block_pieces,
     check_known_chunks,
     converts_in_blocks,
+    extend,
     frozen_settings,
 )
 
@@ -190,27 +185,20 @@ def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array
     """Gradient w.r.t. the aligned kernel: per cotangent block, a kernel-sized partial sum.
 
     One task per block, fed the extended image's chunks cut to the block's
-    region as :func:`fftconv._dask._assemble` feeds its blocks: a chunk whole
-    only to the block that takes most of it, small strips to the others, cut
-    from a second read when the image is a plain store read (so no chunk waits
-    in memory for its neighbours).  The parts sit along block axes of their
+    region by :func:`fftconv._dask.block_pieces`, as convolve's blocks are: a
+    chunk whole only to the block that takes most of it, small strips to the
+    others, cut from a second read when the image is a plain store read (so no
+    chunk waits in memory for its neighbours).  The parts sit along block axes of their
     own that a dask sum reduces as a tree.  On the other axes (channels,
     batches) the blocks are placed, not summed.
     """
     from dask.highlevelgraph import HighLevelGraph
 
     r = t.request
-    again = first_read = _reread(image)
-    ext = image
-    for ax, pad in zip(t.axes, t.pads):
-        if again is None:
-            ext = _extend_axis(ext, ax, pad, r.boundary, 0.0)
-        else:  # edges from the second read, as in fftconv._dask.convolve
-            ext, again = (_extend_axis(ext, ax, pad, r.boundary, 0.0, again),
-                          _extend_axis(again, ax, pad, r.boundary, 0.0))
+    ext, rereads = extend(image, dict(zip(t.axes, t.pads)), r.boundary, 0.0)
     shape = [ext.shape[ax] if ax in t.axes else n for ax, n in enumerate(t.full_shape)]
     if tuple(shape) != ext.shape:  # an image broadcast along a batch axis
-        ext, first_read = da.broadcast_to(ext, shape), None
+        ext, rereads = da.broadcast_to(ext, shape), None
     offsets = [s.start for s in _full_crop(t)]
     reach = {ax: r.kernel.shape[ax] - 1 for ax in t.axes}
     frozen = frozen_settings()  # fixed when the graph is built (SPEC §2), as for convolve
@@ -234,51 +222,16 @@ def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array
                 spans.append(_spans(ext.chunks[ax], lo, hi))
                 key.append(i)
         plans[index], keys[index] = spans, (name, *key)
-    layer, halo, owners = _strips(ext, plans, image.name, first_read, name)
-    for index, spans in plans.items():
-        pieces = _pieces(ext.name, halo, owners, index, spans)
-        layer[keys[index]] = (_kernel_part, pieces, (cot.name, *index), t.axes, tuple(summed),
+    halo = "fftconv-kernel-grad-halo-" + name.removeprefix("fftconv-kernel-grad-")
+    layer, pieces = block_pieces(ext, plans, rereads, halo)
+    for index, nested in pieces.items():
+        layer[keys[index]] = (_kernel_part, nested, (cot.name, *index), t.axes, tuple(summed),
                               frozen)
-    extra = [] if first_read is None else [first_read]
+    extra = [] if rereads is None else [rereads[1]]
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[ext, cot, *extra])
     parts = da.Array(graph, name, tuple(chunks), meta=np.empty((0,) * len(chunks), r.dtype))
     grad = parts.sum(axis=tuple(summed))
     return da.flip(_unbroadcast(grad, r.kernel.shape), axis=t.axes)
-
-
-def _strips(ext: da.Array, plans: dict, origin: str, first_read, name: str):
-    """Per block, per chunk of ``ext`` it does not own, the task cutting its strip.
-
-    Returns the layer of those tasks, its name, and each chunk's owner block.
-    """
-    graph = ext.__dask_graph__()
-    halo = "fftconv-kernel-grad-halo-" + name.removeprefix("fftconv-kernel-grad-")
-    owners = _owners(plans)
-    layer: dict = {}
-    for index, spans in plans.items():
-        for combo in itertools.product(*spans):
-            chunk = tuple(i for i, _ in combo)
-            if owners[chunk] == index:
-                continue
-            source = _resolve(graph, (ext.name, *chunk))
-            if first_read is not None and isinstance(source, tuple) and source[0] == origin:
-                source = (first_read.name, *source[1:])
-            else:
-                source = (ext.name, *chunk)
-            layer[(halo, *index, *chunk)] = (_cut, source, tuple(c for _, c in combo))
-    return layer, halo, owners
-
-
-def _pieces(name: str, halo: str, owners: dict, index: tuple, spans: list,
-            prefix: tuple = ()):
-    """Nested pieces of block ``index`` for :func:`np.block`: owned chunks cut inline."""
-    if len(prefix) == len(spans):
-        chunk = tuple(i for i, _ in prefix)
-        if owners[chunk] == index:
-            return (operator.getitem, (name, *chunk), tuple(c for _, c in prefix))
-        return (halo, *index, *chunk)
-    return [_pieces(name, halo, owners, index, spans, (*prefix, span))
-            for span in spans[len(prefix)]]
 
 
 def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...], summed: tuple[int, ...],
