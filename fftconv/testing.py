@@ -100,9 +100,7 @@ def _strided(a: np.ndarray) -> np.ndarray:
 
 
 def _into(backend, name: str, x, out, axes) -> None:
-    method = getattr(backend, name, None)
-    if method is not None:
-        method(x, out, axes, 1)
+    getattr(backend, name)(x, out, axes, 1)  # callers checked that the backend has it
 
 
 def check_optional_methods(backend, rng) -> None:
