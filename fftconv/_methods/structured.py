@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -12,7 +13,17 @@ import numpy as np
 
 from fftconv._shapes import output_window
 from fftconv._spectra import kernel_digest
-from fftconv._structure import GENERAL, Structure, analyze, pass_cvals
+from fftconv._structure import (
+    GENERAL,
+    Structure,
+    analyze,
+    factor_shape,
+    may_be_low_rank,
+    pass_cvals,
+)
+
+# The SVD of a kernel up to this area costs well under a millisecond: no pricing first.
+CHEAP_SVD_AREA = 64 * 64
 
 _cache: collections.OrderedDict[tuple, Structure] = collections.OrderedDict()
 _lock = threading.Lock()
@@ -25,21 +36,37 @@ class Choice:
     plain_seconds: float
 
 
-def structure_of(kernel: np.ndarray, axes: tuple[int, ...]) -> Structure:
-    """``analyze`` once per kernel content (a digest) and axes."""
+def structure_of(kernel: np.ndarray, axes: tuple[int, ...],
+                 worth_svd: Callable[[], bool] = lambda: True) -> Structure:
+    """``analyze`` once per kernel content (a digest) and axes.
+
+    The SVD runs only if ``worth_svd()`` says a low-rank route could pay for it;
+    until it has run, the cheap tests' answer is kept on its own.
+    """
     digest = kernel_digest(kernel)
     if digest is None:
         return GENERAL
     key = (digest, kernel.shape, kernel.dtype.str, axes)
     with _lock:
-        if key in _cache:
-            return _cache[key]
+        found = _cache.get(key)
+        quick = _cache.get((*key, "no-svd"))
+    if found is not None:
+        return found
+    if quick is None:
+        quick = analyze(kernel, axes, low_rank=False)
+        _remember((*key, "no-svd"), quick)
+    if quick.kind != "general" or not may_be_low_rank(kernel, axes) or not worth_svd():
+        return quick
     found = analyze(kernel, axes)
+    _remember(key, found)
+    return found
+
+
+def _remember(key: tuple, structure: Structure) -> None:
     with _lock:
-        _cache[key] = found
+        _cache[key] = structure
         while len(_cache) > 64:
             _cache.popitem(last=False)
-    return found
 
 
 def pass_requests(request, factors: tuple[np.ndarray, ...]):
@@ -74,20 +101,39 @@ def box_rate(request, settings) -> float:
 
 def choose(request, settings, plan_request: Callable) -> Choice | None:
     """The structured route if it is estimated faster than the best general method."""
-    structure = structure_of(request.kernel, request.axes)
+
+    @functools.cache
+    def plain() -> float:
+        return plan_request(request, settings).seconds
+
+    @functools.cache
+    def per_term() -> float:
+        # Every term's factors have the shapes of the kernel's own axes, so one term's
+        # passes price them all (a 201² disk has rank ~100: pricing each cost 30 ms a call).
+        return _passes_cost(request, _term_shaped(request), plan_request, settings)
+
+    def worth_svd() -> bool:
+        # A data-like kernel (an adjoint's or a fit's block, 256²) paid 13 ms of SVD a
+        # call for a route that two terms already make slower than the plain one.
+        return request.kernel.size <= CHEAP_SVD_AREA or 2 * per_term() < plain()
+
+    structure = structure_of(request.kernel, request.axes, worth_svd)
     if structure.kind == "general":
         return None
-    plain = plan_request(request, settings).seconds
     if structure.kind == "box":
         outputs = math.prod(b - a for a, b in request.windows) * math.prod(
             n for ax, n in enumerate(request.image.shape) if ax not in request.axes)
         seconds = outputs * len(request.axes) * box_rate(request, settings)
     else:
-        # Every term's factors have the same shapes, so one term's passes price them all
-        # (a 201² disk has rank ~100: pricing each term cost 30 ms a call).
-        seconds = len(structure.terms) * _passes_cost(request, structure.terms[0],
-                                                      plan_request, settings)
-    return Choice(structure, seconds, plain) if seconds < plain else None
+        seconds = len(structure.terms) * per_term()
+    return Choice(structure, seconds, plain()) if seconds < plain() else None
+
+
+def _term_shaped(request) -> tuple[np.ndarray, ...]:
+    """Factors shaped like one rank-1 term of the request's kernel (for pricing)."""
+    kernel = request.kernel
+    return tuple(np.ones(factor_shape(kernel.ndim, ax, kernel.shape[ax]), dtype=kernel.dtype)
+                 for ax in request.axes)
 
 
 def run(choice: Choice, request, compute_plain: Callable) -> np.ndarray:
