@@ -181,56 +181,75 @@ def _along(x: da.Array, ax: int, start: int, stop: int) -> da.Array:
     return x[tuple(index)]
 
 
-def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array:
-    """Gradient w.r.t. the aligned kernel: per cotangent block, a kernel-sized partial sum.
+class KernelBlocks:
+    """Per block of an output chunking, the extended image's region a kernel-sized sum reads.
 
-    One task per block, fed the extended image's chunks cut to the block's
-    region by :func:`fftconv._dask.block_pieces`, as convolve's blocks are: a
-    chunk whole only to the block that takes most of it, small strips to the
-    others, cut from a second read when the image is a plain store read (so no
-    chunk waits in memory for its neighbours).  The parts sit along block axes of their
-    own that a dask sum reduces as a tree.  On the other axes (channels,
-    batches) the blocks are placed, not summed.
+    The region is the block's window of the full result plus the kernel's
+    reach; its pieces come from :func:`fftconv._dask.block_pieces`, as
+    convolve's blocks get theirs: a chunk whole only to the block that takes
+    most of it, small strips to the others, cut from a second read when the
+    image is a plain store read (so no chunk waits in memory for its
+    neighbours).  A block's part sits at :meth:`key`, with a length-1 block
+    axis of its own before each kernel axis (``summed``), which a dask sum
+    reduces as a tree; on the other axes (channels, batches) the blocks are
+    placed, not summed.
     """
+
+    def __init__(self, image: da.Array, out_chunks, t: Transposes) -> None:
+        r = t.request
+        ext, rereads = extend(image, dict(zip(t.axes, t.pads)), r.boundary, 0.0)
+        shape = [ext.shape[ax] if ax in t.axes else n for ax, n in enumerate(t.full_shape)]
+        if tuple(shape) != ext.shape:  # an image broadcast along a batch axis
+            ext, rereads = da.broadcast_to(ext, shape), None
+        offsets = [s.start for s in _full_crop(t)]
+        self.reach = {ax: r.kernel.shape[ax] - 1 for ax in t.axes}
+        self.token = dask.base.tokenize(ext, t.axes, offsets, self.reach, out_chunks)
+        starts = [np.cumsum((0, *c)) for c in out_chunks]
+        plans, chunks, summed = {}, [], []
+        for ax, c in enumerate(out_chunks):
+            if ax in self.reach:
+                summed.append(len(chunks))
+                chunks += [(1,) * len(c), (self.reach[ax] + 1,)]
+            else:
+                chunks.append(c)
+        for index in np.ndindex(*[len(c) for c in out_chunks]):
+            spans = []
+            for ax, i in enumerate(index):
+                lo, hi = int(starts[ax][i]), int(starts[ax][i + 1])
+                if ax in self.reach:
+                    lo, hi = lo + offsets[ax], hi + offsets[ax] + self.reach[ax]
+                spans.append(_spans(ext.chunks[ax], lo, hi))
+            plans[index] = spans
+        self.layer, self.pieces = block_pieces(ext, plans, rereads, "fftconv-kernel-halo-"
+                                               + self.token)
+        self.dependencies = [ext] if rereads is None else [ext, rereads[1]]
+        self.chunks, self.summed = tuple(chunks), tuple(summed)
+
+    def key(self, name: str, index: tuple[int, ...]) -> tuple:
+        """Where block ``index``'s part sits in an array called ``name`` of :attr:`chunks`."""
+        key = []
+        for ax, i in enumerate(index):
+            key += [i, 0] if ax in self.reach else [i]
+        return (name, *key)
+
+
+def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array:
+    """Gradient w.r.t. the aligned kernel: per cotangent block, a kernel-sized partial sum."""
     from dask.highlevelgraph import HighLevelGraph
 
     r = t.request
-    ext, rereads = extend(image, dict(zip(t.axes, t.pads)), r.boundary, 0.0)
-    shape = [ext.shape[ax] if ax in t.axes else n for ax, n in enumerate(t.full_shape)]
-    if tuple(shape) != ext.shape:  # an image broadcast along a batch axis
-        ext, rereads = da.broadcast_to(ext, shape), None
-    offsets = [s.start for s in _full_crop(t)]
-    reach = {ax: r.kernel.shape[ax] - 1 for ax in t.axes}
+    blocks = KernelBlocks(image, cot.chunks, t)
     frozen = frozen_settings()  # fixed when the graph is built (SPEC §2), as for convolve
-    name = "fftconv-kernel-grad-" + dask.base.tokenize(ext, cot, t.axes, offsets, reach, frozen)
-    starts = [np.cumsum((0, *c)) for c in cot.chunks]
-    plans, keys, chunks, summed = {}, {}, [], []
-    for ax in range(cot.ndim):
-        if ax in reach:
-            summed.append(len(chunks))
-            chunks += [(1,) * cot.numblocks[ax], (reach[ax] + 1,)]
-        else:
-            chunks.append(cot.chunks[ax])
-    for index in np.ndindex(*cot.numblocks):
-        spans, key = [], []
-        for ax, i in enumerate(index):
-            lo, hi = int(starts[ax][i]), int(starts[ax][i + 1])
-            if ax in reach:
-                spans.append(_spans(ext.chunks[ax], lo + offsets[ax], hi + offsets[ax] + reach[ax]))
-                key += [i, 0]
-            else:
-                spans.append(_spans(ext.chunks[ax], lo, hi))
-                key.append(i)
-        plans[index], keys[index] = spans, (name, *key)
-    halo = "fftconv-kernel-grad-halo-" + name.removeprefix("fftconv-kernel-grad-")
-    layer, pieces = block_pieces(ext, plans, rereads, halo)
-    for index, nested in pieces.items():
-        layer[keys[index]] = (_kernel_part, nested, (cot.name, *index), t.axes, tuple(summed),
-                              frozen)
-    extra = [] if rereads is None else [rereads[1]]
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[ext, cot, *extra])
-    parts = da.Array(graph, name, tuple(chunks), meta=np.empty((0,) * len(chunks), r.dtype))
-    grad = parts.sum(axis=tuple(summed))
+    name = "fftconv-kernel-grad-" + dask.base.tokenize(blocks.token, cot, frozen)
+    layer = dict(blocks.layer)
+    for index, nested in blocks.pieces.items():
+        layer[blocks.key(name, index)] = (_kernel_part, nested, (cot.name, *index), t.axes,
+                                          blocks.summed, frozen)
+    graph = HighLevelGraph.from_collections(name, layer,
+                                            dependencies=[*blocks.dependencies, cot])
+    parts = da.Array(graph, name, blocks.chunks,
+                     meta=np.empty((0,) * len(blocks.chunks), r.dtype))
+    grad = parts.sum(axis=blocks.summed)
     return da.flip(_unbroadcast(grad, r.kernel.shape), axis=t.axes)
 
 
