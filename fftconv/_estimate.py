@@ -5,7 +5,8 @@ Each iteration applies the forward convolution once and its kernel
 transpose once (both through the planner, so FFT for large sizes); nothing
 of size (pixels × taps) is ever formed.  CGLS (conjugate gradients on the
 normal equations without forming them) works in float64, so exact data gives
-the kernel to round-off.
+the kernel to round-off.  Dask inputs go to :mod:`fftconv._lazy_estimate`,
+which runs the same iteration out of core.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import numpy as np
 
 from fftconv._adjoint import Transposes
-from fftconv._api import convolve
+from fftconv._api import _is_dask, convolve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,20 +48,31 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
 
     Parameters
     ----------
-    image, output : array_like
+    image, output : array_like or dask.array.Array
         The known input and the observed result of ``convolve(image, k, mode, boundary)``.
     kernel_shape : tuple of int
     mode, boundary
         How ``output`` was produced (as in :func:`fftconv.convolve`).
-    mask : array_like of bool, optional
+    mask : array_like of bool or dask.array.Array, optional
         Output pixels that are known (e.g. excluding a blank border).
     regularization : float
         Tikhonov weight ``λ`` on ``‖k‖²`` (for noisy data).
     tol, maxiter
         Stop when the normal-equation residual falls below ``tol`` relative to
-        its start, or after ``maxiter`` iterations (default: number of taps).
+        its start, or after ``maxiter`` iterations (default: twice the number
+        of taps, at least 50).
     full_output : bool
         Also return a :class:`KernelFit` with the residual.
+
+    Returns
+    -------
+    kernel : ndarray (float64)
+        A lazy dask array when any input is one (SPEC §2): computing it runs
+        the iteration out of core, one pass over the image's blocks per
+        iteration, each pass a computation on the scheduler in effect.
+    fit : KernelFit
+        With ``full_output``; for dask inputs a lazy one (a dask collection):
+        ``dask.compute(kernel, fit)`` solves once for both.
 
     Examples
     --------
@@ -72,20 +84,17 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
     >>> bool(np.allclose(k_hat, k, atol=1e-10)), fit.relative_residual < 1e-12
     (True, True)
     """
+    if any(_is_dask(a) for a in (image, output, mask)):
+        from fftconv import _lazy_estimate
+
+        return _lazy_estimate.estimate(image, output, kernel_shape, mode, boundary, mask,
+                                       regularization, tol, maxiter, full_output)
     image = np.asarray(image, dtype=np.float64)
     target = np.asarray(output, dtype=np.float64)
-    kernel_shape = tuple(int(n) for n in kernel_shape)
-    if len(kernel_shape) != image.ndim or min(kernel_shape) < 1:
-        raise ValueError(f"kernel_shape={kernel_shape} needs {image.ndim} positive lengths")
-    if regularization < 0:
-        raise ValueError(f"regularization={regularization} must be >= 0")
-    ops = Transposes(image, np.zeros(kernel_shape), mode, boundary, None, flip=False)
-    if target.shape != ops.out_shape:
-        raise ValueError(f"output has shape {target.shape}; mode={mode!r} gives "
-                         f"{ops.out_shape}")
+    ops = transposes(image, target.shape, kernel_shape, mode, boundary, regularization)
+    kernel_shape = ops.request.kernel.shape
     weight = np.ones(target.shape) if mask is None else np.asarray(mask, dtype=bool)
-    if weight.shape != target.shape:
-        raise ValueError(f"mask has shape {weight.shape}; the output has {target.shape}")
+    check_mask(np.shape(weight), target.shape)
     weight = weight.astype(np.float64)
 
     def forward(k):
@@ -96,11 +105,38 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
 
     k, iterations, converged = _cgls(forward, transpose, target * weight, kernel_shape,
                                      regularization, tol,
-                                     maxiter or max(50, 2 * math.prod(kernel_shape)))
+                                     maxiter or default_maxiter(kernel_shape))
     residual = float(np.linalg.norm(forward(k) - target * weight))
     norm = float(np.linalg.norm(target * weight)) or 1.0
     fit = KernelFit(residual, residual / norm, iterations, converged)
     return (k, fit) if full_output else k
+
+
+def transposes(image, out_shape, kernel_shape, mode: str, boundary: str,
+               regularization: float) -> Transposes:
+    """The forward call's transposes, after checking the shapes and the regularization.
+
+    ``image`` may be a zero-stride stand-in: only the in-memory solve reads it.
+    """
+    shape = tuple(int(n) for n in kernel_shape)
+    if len(shape) != image.ndim or min(shape) < 1:
+        raise ValueError(f"kernel_shape={shape} needs {image.ndim} positive lengths")
+    if regularization < 0:
+        raise ValueError(f"regularization={regularization} must be >= 0")
+    ops = Transposes(image, np.zeros(shape), mode, boundary, None, flip=False)
+    if tuple(out_shape) != ops.out_shape:
+        raise ValueError(f"output has shape {tuple(out_shape)}; mode={mode!r} gives "
+                         f"{ops.out_shape}")
+    return ops
+
+
+def check_mask(shape, out_shape) -> None:
+    if tuple(shape) != tuple(out_shape):
+        raise ValueError(f"mask has shape {tuple(shape)}; the output has {tuple(out_shape)}")
+
+
+def default_maxiter(kernel_shape) -> int:
+    return max(50, 2 * math.prod(kernel_shape))
 
 
 def _cgls(forward, transpose, b, shape, lam, tol, maxiter):

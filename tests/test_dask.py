@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from conftest import random
@@ -458,3 +460,200 @@ def test_match_template_lazy_mask_and_no_compute(rng):
     got = fftconv.match_template(da.from_array(x, chunks=13), template, mask=mask).compute()
     np.testing.assert_allclose(got, fftconv.match_template(x, template, mask=mask),
                                atol=1e-12)
+
+
+# -- estimate_kernel -----------------------------------------------------------------------
+
+ESTIMATE_CASES = [(mode, boundary, ["uniform", "ragged"][i % 2], [(4, 3), (3, 3)][i // 2 % 2])
+                  for i, (mode, boundary) in enumerate(
+                      (m, b) for m in MODES for b in BOUNDARIES)]
+
+
+@pytest.mark.parametrize("mode, boundary, chunking, kshape", ESTIMATE_CASES)
+def test_estimate_kernel_tiled_equals_in_memory(rng, mode, boundary, chunking, kshape):
+    """estimate_kernel of a dask image is lazy (SPEC §2): it loaded the whole image before."""
+    x = rng.random((23, 19))
+    k = rng.random(kshape)
+    y = fftconv.convolve(x, k, mode, boundary=boundary)
+    lazy, fit = fftconv.estimate_kernel(da.from_array(x, chunks=CHUNKINGS[chunking]), y,
+                                        kshape, mode, boundary=boundary, full_output=True)
+    assert isinstance(lazy, da.Array) and lazy.shape == kshape and lazy.dtype == np.float64
+    got, fit = dask.compute(lazy, fit)
+    expected, expected_fit = fftconv.estimate_kernel(x, y, kshape, mode, boundary=boundary,
+                                                     full_output=True)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    np.testing.assert_allclose(got, k, atol=1e-10)
+    assert fit.converged and fit.relative_residual < 1e-10
+    assert abs(fit.iterations - expected_fit.iterations) <= 2
+
+
+@pytest.mark.parametrize("lam, chunks", [(0.0, (7, 6)), (0.3, (2, 3))])
+def test_estimate_kernel_tiled_masked_noisy(rng, lam, chunks):
+    """Every input lazy, output chunked unlike the image, chunks smaller than the halo."""
+    x = rng.random((20, 18))
+    k = rng.random((3, 4))
+    y = fftconv.convolve(x, k, boundary="nearest") + 0.05 * rng.standard_normal((20, 18))
+    mask = np.ones(y.shape, dtype=bool)
+    mask[:3] = False
+    y[:3] = 99.0  # unknown rows: ignored
+    args = dict(boundary="nearest", regularization=lam, full_output=True)
+    lazy, fit = fftconv.estimate_kernel(da.from_array(x, chunks=chunks),
+                                        da.from_array(y, chunks=(7, 5)), (3, 4),
+                                        mask=da.from_array(mask, chunks=4), **args)
+    got, fit = dask.compute(lazy, fit)
+    expected, expected_fit = fftconv.estimate_kernel(x, y, (3, 4), mask=mask, **args)
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert fit.converged
+    np.testing.assert_allclose(fit.residual, expected_fit.residual, rtol=1e-9)
+    np.testing.assert_allclose(fit.relative_residual, expected_fit.relative_residual,
+                               rtol=1e-9)
+
+
+def test_estimate_kernel_tiled_builds_without_computing_and_checks_early(rng):
+    def explode(block):
+        raise AssertionError("computed while building the graph")
+
+    bomb = da.map_blocks(explode, da.zeros((40, 40), chunks=10), dtype=float)
+    assert fftconv.estimate_kernel(bomb, bomb, (5, 5), boundary="wrap").shape == (5, 5)
+    with pytest.raises(ValueError, match="output has shape"):
+        fftconv.estimate_kernel(bomb, da.zeros((36, 36), chunks=10), (5, 5))
+    with pytest.raises(ValueError, match="mask has shape"):
+        fftconv.estimate_kernel(bomb, bomb, (5, 5), mask=da.ones((36, 36), chunks=10))
+    with pytest.raises(ValueError, match="kernel_shape"):
+        fftconv.estimate_kernel(bomb, bomb, (5,))
+    rows = da.from_array(rng.random((40, 40)), chunks=10)
+    rows = rows[rows[:, 0] > 0.5]
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        fftconv.estimate_kernel(rows, rows, (3, 3))
+
+
+def test_estimate_kernel_tiled_holds_few_chunks(rng, tmp_path):
+    """Each pass reads a store-read image as the kernel gradient does: strips from a second
+    read, so a pass holds ~6 chunks (16-20 without)."""
+    from fftconv import _lazy_estimate
+
+    zarr = pytest.importorskip("zarr")
+    x = rng.random((192, 192))
+    k = rng.random((5, 5))
+    y = fftconv.convolve(x, k, boundary="reflect")
+    stores = []
+    for name, values in (("x", x), ("y", y)):
+        store = zarr.create_array(str(tmp_path / f"{name}.zarr"), shape=values.shape,
+                                  chunks=(32, 32), dtype=values.dtype)
+        store[...] = values
+        stores.append(da.from_zarr(store))
+    problem = _lazy_estimate._Problem(*stores, (5, 5), "same", "reflect", None)
+    for subtract in (True, False):
+        part, squares = _lazy_estimate.pass_graph(problem, k, subtract)
+        assert _peak_held_bytes(da.concatenate([part.ravel(), squares[None]])) \
+            <= 10 * 32 * 32 * 8
+    lazy = fftconv.estimate_kernel(*stores, (5, 5), boundary="reflect", maxiter=3)
+    expected = fftconv.estimate_kernel(x, y, (5, 5), boundary="reflect", maxiter=3)
+    np.testing.assert_allclose(lazy.compute(), expected, atol=1e-10)
+
+
+def test_estimate_kernel_on_processes_and_a_one_thread_cluster(rng):
+    """The fit's task runs its passes from inside a worker: a cluster with one thread in
+    all would wait forever if that task kept its thread."""
+    distributed = pytest.importorskip("distributed")
+    x = rng.random((40, 36))
+    k = rng.random((4, 5))
+    y = fftconv.convolve(x, k, boundary="wrap")
+    lazy = fftconv.estimate_kernel(da.from_array(x, chunks=16), da.from_array(y, chunks=20),
+                                   k.shape, boundary="wrap")
+    np.testing.assert_allclose(lazy.compute(scheduler="processes", num_workers=2), k,
+                               atol=1e-10)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        got = client.compute(lazy).result(timeout=120)
+    np.testing.assert_allclose(got, k, atol=1e-10)
+
+
+def test_estimate_kernel_passes_run_on_as_many_threads_as_cores(rng, monkeypatch):
+    """From the solve's task (not the main thread) dask's threaded scheduler started
+    cores + 4 threads per pass: 0.7 GiB at 8192² instead of 0.36."""
+    import threading
+
+    from fftconv import _lazy_estimate
+
+    threads = set()
+    part = _lazy_estimate._normal_part
+    monkeypatch.setattr(_lazy_estimate, "_normal_part",
+                        lambda *a: threads.add(threading.get_ident()) or part(*a))
+    x = rng.random((60, 60))
+    k = rng.random((3, 3))
+    lazy = fftconv.estimate_kernel(da.from_array(x, chunks=6),
+                                   fftconv.convolve(x, k), (3, 3), maxiter=2)
+    with dask.config.set(scheduler="threads"):
+        lazy.compute()
+    assert 0 < len(threads) <= dask.system.CPU_COUNT
+
+
+def test_estimate_kernel_fit_is_lazy_and_solved_once_with_the_kernel(rng, monkeypatch):
+    """A Delayed fit beside the kernel array was optimized apart from it: computing
+    both ran the whole solve twice, at once."""
+    from fftconv import _lazy_estimate
+
+    solves = []
+    solve = _lazy_estimate._solve
+    monkeypatch.setattr(_lazy_estimate, "_solve", lambda *a: solves.append(1) or solve(*a))
+    x = rng.random((30, 30))
+    k = rng.random((3, 2))
+    y = fftconv.convolve(x, k, "valid")
+    lazy, fit = fftconv.estimate_kernel(da.from_array(x, chunks=10), y, (3, 2), "valid",
+                                        full_output=True)
+    assert solves == [] and "LazyFit" in repr(fit)
+    got, fit_now = dask.compute(lazy, fit)
+    assert len(solves) == 1
+    assert isinstance(fit_now, fftconv.KernelFit) and fit_now.converged
+    assert isinstance(fit_now.iterations, int) and fit_now.iterations > 0
+    np.testing.assert_allclose(got, k, atol=1e-10)
+    kept, kept_fit = dask.persist(lazy, fit)
+    assert len(solves) == 2
+    np.testing.assert_array_equal(kept.compute(), got)
+    assert kept_fit.compute() == fit_now and len(solves) == 2
+
+
+def test_estimate_kernel_tiled_complex_image_warns_once(rng):
+    """Converted chunk by chunk, a complex image warned once per chunk and pass."""
+    x = rng.random((30, 30)) + 1j * rng.random((30, 30))
+    k = rng.random((3, 3))
+    y = fftconv.convolve(x.real, k)
+    with pytest.warns(np.exceptions.ComplexWarning) as caught:
+        lazy = fftconv.estimate_kernel(da.from_array(x, chunks=10), y, (3, 3))
+        got = lazy.compute()
+    assert len(caught) == 1 and caught[0].filename == __file__
+    np.testing.assert_allclose(got, k, atol=1e-10)
+
+
+def test_estimate_kernel_iteration_checks_the_true_residual(rng):
+    """The recursion's residual drifts from the true one; convergence is the true one's."""
+    from fftconv import _lazy_estimate
+
+    a = rng.standard_normal((40, 6)) @ np.diag([1, 1, 1, 1, 1e-2, 1e-3])
+    b = rng.standard_normal(40)
+    passes = []
+
+    def normal(p, subtract, sloppy=False):
+        passes.append(subtract)
+        r = a @ p.ravel() - (b if subtract else 0)
+        h = a.T @ r
+        if not subtract and sloppy:  # a pass whose products carry a relative error
+            h = h * (1 + 1e-7 * rng.standard_normal(h.shape))
+        return h.reshape(p.shape), float(r @ r)
+
+    exact = np.linalg.lstsq(a, b, rcond=None)[0]
+    for sloppy in (False, True):
+        passes.clear()
+        k, fit = _lazy_estimate._cgnr(functools.partial(normal, sloppy=sloppy), (6,), 0.0,
+                                      1e-10, 200)
+        true = a.T @ (b - a @ k)
+        assert fit.converged and np.linalg.norm(true) <= 1e-10 * np.linalg.norm(a.T @ b)
+        np.testing.assert_allclose(k, exact, rtol=1e-6)
+        assert fit.residual == pytest.approx(np.linalg.norm(a @ k - b))
+        restarts = sum(passes) - 2  # one pass with b to start, one to check each ending
+        assert (restarts > 0) == sloppy
+    b[:] = 0
+    k, fit = _lazy_estimate._cgnr(normal, (6,), 0.0, 1e-10, 200)
+    assert not k.any() and fit.converged and fit.iterations == 0
