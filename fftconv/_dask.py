@@ -234,25 +234,12 @@ def _convolve_by_rows(transform, parts, starts, padded: tuple[int, ...], request
 
     backend, axes, workers = transform.backend, transform.axes, transform.workers
     lead, last, ndim = axes[0], axes[-1], len(padded)
+    spectrum, rows = forward_by_rows(transform, parts, starts, padded, request.dtype)
+    step = rows.shape[lead]
 
     def along_lead(start: int, stop: int) -> tuple[slice, ...]:
         return window_slices(ndim, (lead,), (start,), (stop,))
 
-    strip = list(padded)
-    row_bytes = math.prod(strip) // strip[lead] * request.dtype.itemsize
-    strip[lead] = max(1, min(padded[lead], ROW_BYTES // max(1, row_bytes)))
-    rows, spectrum = _workspace.buffers(tuple(strip), _spectrum_shape(padded, axes),
-                                        request.dtype)
-    step, covered = strip[lead], int(starts[lead][-1])  # rows past `covered` are zeros
-    for r0 in range(0, padded[lead], step):
-        r1 = min(padded[lead], r0 + step)
-        target = spectrum[along_lead(r0, r1)]
-        if r0 >= covered:
-            target[...] = 0
-            continue
-        real = _join_into(parts, starts, rows[along_lead(0, r1 - r0)], lead, r0)
-        backend.rfftn_into(real, target, (last,), workers)
-    backend.fftn_into(spectrum, spectrum, axes[:-1], workers)
     # In place: _in_place_transform admits only kernels that do not broadcast the spectrum.
     spectrum = transform.multiply(spectrum, spectrum_for(cache, transform, request.kernel))
     backend.ifftn_into(spectrum, spectrum, axes[:-1], workers)
@@ -268,6 +255,37 @@ def _convolve_by_rows(transform, parts, starts, padded: tuple[int, ...], request
         window[lead] = slice(0, r1 - r0)
         out[along_lead(r0 - start, r1 - start)] = real[tuple(window)]
     return out
+
+
+def forward_by_rows(transform, parts, starts, padded: tuple[int, ...], dtype):
+    """The spectrum of the pieces joined, zeros up to ``padded``, without joining them whole.
+
+    Each strip of rows along the first transformed axis is joined into a small
+    buffer and given its real pass (over the last axis) into this thread's
+    spectrum buffer; the complex passes over the other axes then run on it in
+    place.  For a transform :func:`_by_rows` admits.  Returns the spectrum and
+    the strip buffer (both this thread's, reused by its next task).
+    """
+    from fftconv._methods._transform import window_slices
+
+    backend, axes, workers = transform.backend, transform.axes, transform.workers
+    lead, last, ndim = axes[0], axes[-1], len(padded)
+    strip = list(padded)
+    row_bytes = math.prod(strip) // strip[lead] * np.dtype(dtype).itemsize
+    strip[lead] = max(1, min(padded[lead], ROW_BYTES // max(1, row_bytes)))
+    rows, spectrum = _workspace.buffers(tuple(strip), _spectrum_shape(padded, axes), dtype)
+    step, covered = strip[lead], int(starts[lead][-1])  # rows past `covered` are zeros
+    for r0 in range(0, padded[lead], step):
+        r1 = min(padded[lead], r0 + step)
+        target = spectrum[window_slices(ndim, (lead,), (r0,), (r1,))]
+        if r0 >= covered:
+            target[...] = 0
+            continue
+        real = _join_into(parts, starts, rows[window_slices(ndim, (lead,), (0,), (r1 - r0,))],
+                          lead, r0)
+        backend.rfftn_into(real, target, (last,), workers)
+    backend.fftn_into(spectrum, spectrum, axes[:-1], workers)
+    return spectrum, rows
 
 
 def _leaves(parts, index=()):

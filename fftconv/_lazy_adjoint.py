@@ -27,14 +27,21 @@ from fftconv._adjoint import Transposes, _to_kernel_layout, _unbroadcast
 from fftconv._api import _is_dask, convolve
 from fftconv._boundary import source_index
 from fftconv._dask import (
+    _by_rows,
+    _join_starts,
+    _leaves,
     _reread,
     _spans,
     block_pieces,
     check_known_chunks,
     converts_in_blocks,
     extend,
+    forward_by_rows,
     frozen_settings,
 )
+from fftconv._methods._transform import Transform, window_slices
+from fftconv._nonfinite import has_nonfinite
+from fftconv._registry import load_backend
 
 
 def vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
@@ -255,7 +262,77 @@ def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array
 
 def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...], summed: tuple[int, ...],
                  settings: dict) -> np.ndarray:
-    """One block's share of the kernel gradient; a length-1 block axis before each kernel axis."""
+    """One block's share of the kernel gradient; a length-1 block axis before each kernel axis.
+
+    The share is the correlation of the block's region with the cotangent block
+    at the kernel's lags, which never wrap at a fast shape covering the region:
+    two transforms and the lags of a third.  As a planned ``valid`` convolution
+    with the block as kernel it took three whole ones, and hashed and cached
+    the block's spectrum as a kernel's (the 16384² benchmark's kernel gradient:
+    9.6 s at 692 MiB then, 6.0 s at 478-498 MiB now).  Non-finite data takes
+    that planned route, which keeps NaN local.
+    """
     with _config.set(**settings):
-        part = convolve(np.block(pieces), np.flip(cot, axis=axes), "valid", axes=axes)
+        if any(has_nonfinite(leaf) for _, leaf in _leaves(pieces)) or has_nonfinite(cot):
+            region = np.block(pieces).astype(cot.dtype, copy=False)
+            part = convolve(region, np.flip(cot, axis=axes), "valid", axes=axes)
+        else:
+            transform, spectrum = region_spectrum(pieces, axes, cot.dtype)
+            count = [n - m + 1 for n, m in zip(_joined_shape(pieces), cot.shape)]
+            part = correlation_lags(transform, spectrum, cot, count)
     return np.expand_dims(part, summed)
+
+
+def region_spectrum(pieces, axes: tuple[int, ...], dtype) -> tuple[Transform, np.ndarray]:
+    """The transform at fast lengths covering the joined pieces, and their spectrum in it.
+
+    When the backend runs complex passes in place, the pieces are joined and
+    transformed a strip of rows at a time into this thread's spectrum buffer
+    (:func:`fftconv._dask.forward_by_rows`), never joined whole; the spectrum
+    is then that buffer, for the caller to use up before the thread's next task.
+    """
+    shape = _joined_shape(pieces)
+    settings = _config.resolve()
+    backend = load_backend(settings.backend)
+    dtype = np.dtype(dtype)
+    real = dtype.kind != "c"
+    transform = Transform(backend, [backend.next_fast_len(shape[ax], real) for ax in axes],
+                          axes, real, dtype, settings.threads())
+    if real and _by_rows(transform):
+        padded = list(shape)
+        for ax, n in zip(axes, transform.shape):
+            padded[ax] = n
+        spectrum, _ = forward_by_rows(transform, pieces, _join_starts(pieces), tuple(padded),
+                                      dtype)
+        return transform, spectrum
+    return transform, transform.forward(np.block(pieces).astype(dtype, copy=False))
+
+
+def _joined_shape(pieces) -> tuple[int, ...]:
+    return tuple(int(s[-1]) for s in _join_starts(pieces))
+
+
+def correlation_lags(transform: Transform, spectrum: np.ndarray, r: np.ndarray,
+                     count) -> np.ndarray:
+    """``Σ_u r[u] x[u + j]`` for the first ``count[ax]`` lags ``j`` on each transformed axis.
+
+    ``spectrum`` is ``transform.forward(x)`` (consumed); ``x`` covers ``r``
+    plus the lags, so the circular correlation never wraps on them.  A
+    transpose, not an adjoint: complex ``r`` is not conjugated.  The inverse
+    runs one axis at a time, each pass only on the rows the earlier ones kept:
+    31² lags of a 1056² spectrum take 7.7 ms against 20.7 for the whole inverse.
+    """
+    flipped = transform.forward(r if transform.real else np.conj(r))
+    spectrum = transform.multiply(spectrum, np.conj(flipped, out=flipped))
+    del flipped  # a region's worth of memory, before the inverse passes
+    backend, workers, axes = transform.backend, transform.workers, transform.axes
+    in_place = getattr(backend, "ifftn_into", None)
+    for ax, n in zip(axes, transform.shape):
+        if transform.real and ax == axes[-1]:
+            spectrum = backend.irfftn(spectrum, (n,), (ax,), workers)
+        elif in_place is not None:
+            in_place(spectrum, spectrum, (ax,), workers)
+        else:
+            spectrum = backend.ifftn(spectrum, (n,), (ax,), workers)
+        spectrum = spectrum[window_slices(spectrum.ndim, (ax,), (0,), (count[ax],))]
+    return spectrum.astype(transform.dtype, copy=False)

@@ -42,9 +42,13 @@ from fftconv._dask import (
     frozen_settings,
 )
 from fftconv._estimate import KernelFit, check_mask, default_maxiter, transposes
-from fftconv._lazy_adjoint import KernelBlocks
-from fftconv._methods._transform import Transform, window_slices
-from fftconv._registry import load_backend
+from fftconv._lazy_adjoint import (
+    KernelBlocks,
+    _joined_shape,
+    correlation_lags,
+    region_spectrum,
+)
+from fftconv._methods._transform import window_slices
 from fftconv._spectra import spectrum_for
 
 
@@ -293,49 +297,26 @@ def _normal_part(pieces, kernel: np.ndarray, weight, target, summed: tuple[int, 
     Both are circular convolutions at one fast shape covering the region (the
     ``valid`` window of the one, the kernel-sized lags of the other never
     wrap), so the region is transformed once for both, and the last inverse
-    computes only those lags: three and a half transforms a block where two
-    planned convolutions took five.
+    computes only those lags (:func:`fftconv._lazy_adjoint.correlation_lags`):
+    three and a half transforms a block where two planned convolutions took five.
     """
     with _config.set(**settings):
-        resolved = _config.resolve()
-        region = np.block(pieces).astype(np.float64, copy=False)
-        backend = load_backend(resolved.backend)
-        axes = tuple(range(region.ndim))
-        transform = Transform(backend, [backend.next_fast_len(n, True) for n in region.shape],
-                              axes, True, np.dtype(np.float64), resolved.threads())
-        spectrum = transform.forward(region)
+        transform, spectrum = region_spectrum(pieces, tuple(range(kernel.ndim)), np.float64)
+        region = _joined_shape(pieces)
         if kernel.any():
             kernel_spectrum = spectrum_for(_worker_cache("fftconv-estimate"), transform,
                                            kernel)
-            valid = window_slices(region.ndim, axes, [m - 1 for m in kernel.shape],
-                                  region.shape)
+            valid = window_slices(kernel.ndim, transform.axes, [m - 1 for m in kernel.shape],
+                                  region)
             r = transform.inverse(spectrum * kernel_spectrum)[valid]
         else:  # the first and the last pass of a zero kernel: nothing to transform
-            r = np.zeros([n - m + 1 for n, m in zip(region.shape, kernel.shape)])
+            r = np.zeros([n - m + 1 for n, m in zip(region, kernel.shape)])
         if target is not None:
             r = r - target
         if weight is not None:
             r = r * weight
-        product = transform.multiply(spectrum, np.conj(transform.forward(r)))
-        part = _first_lags(transform, product, kernel.shape)
+        part = correlation_lags(transform, spectrum, r, kernel.shape)
     return np.expand_dims(part, summed), float(np.vdot(r, r))
-
-
-def _first_lags(transform: Transform, spectrum: np.ndarray, count) -> np.ndarray:
-    """The first ``count`` samples per axis of ``transform.inverse(spectrum)``, pruned.
-
-    The inverse runs one axis at a time, each pass only on the rows the earlier
-    passes kept: the real pass over the last axis runs on a kernel's length of
-    rows, not the whole shape's (31² lags of a 1056² spectrum: 7.7 ms, against
-    20.7 for the whole inverse).
-    """
-    backend, shape, workers = transform.backend, transform.shape, transform.workers
-    last = spectrum.ndim - 1
-    for ax in range(last):
-        spectrum = backend.ifftn(spectrum, (shape[ax],), (ax,), workers)
-        spectrum = spectrum[window_slices(spectrum.ndim, (ax,), (0,), (count[ax],))]
-    out = backend.irfftn(spectrum, (shape[last],), (last,), workers)
-    return out[window_slices(out.ndim, (last,), (0,), (count[last],))]
 
 
 def _first(pair):

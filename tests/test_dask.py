@@ -657,3 +657,42 @@ def test_estimate_kernel_iteration_checks_the_true_residual(rng):
     b[:] = 0
     k, fit = _lazy_estimate._cgnr(normal, (6,), 0.0, 1e-10, 200)
     assert not k.any() and fit.converged and fit.iterations == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "scipy", "pyfftw"])
+def test_vjp_kernel_grad_on_every_backend(rng, backend):
+    """Blocks transform their region themselves: by strips where the backend has in-place
+    passes (scipy), whole where it has not."""
+    if backend not in fftconv.available_backends():
+        pytest.skip(f"{backend} is not installed")
+    x = random(rng, (37, 30), "float32")
+    k = random(rng, (6, 5), "float32")
+    c = random(rng, (37, 30), "float32")
+    with fftconv.set_backend(backend):
+        lazy = fftconv.convolve_vjp(da.from_array(x, chunks=(12, 11)), k, c, boundary="mirror")
+    expected = fftconv.convolve_vjp(x, k, c, boundary="mirror")[1]
+    np.testing.assert_allclose(lazy[1].compute(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_vjp_kernel_grad_keeps_nan_local_and_caches_no_block_spectra(rng):
+    """NaN blocks take the planned route (an FFT would spread NaN over every lag); the
+    others never hash and cache a cotangent block's spectrum as a kernel's (the planned
+    route did: up to 128 MiB of them kept after the run)."""
+    from fftconv._spectra import SHARED
+
+    x = random(rng, (40, 36), "float64")
+    x[0, 5] = np.nan  # on the first row: only some lags of its blocks see it
+    k = random(rng, (5, 4), "float64")
+    c = random(rng, (40, 36), "float64")
+    c[:2] = 0.0  # lags that meet the NaN only through these rows stay finite
+    SHARED.clear()
+    lazy = fftconv.correlate_vjp(da.from_array(x, chunks=(10, 9)), k, c)[1].compute()
+    expected = fftconv.correlate_vjp(x, k, c)[1]
+    assert 0 < np.isnan(expected).sum() < expected.size
+    np.testing.assert_array_equal(np.isnan(lazy), np.isnan(expected))
+    np.testing.assert_allclose(lazy[~np.isnan(lazy)], expected[~np.isnan(expected)],
+                               atol=1e-12)
+    x, c = random(rng, (300, 300), "float64"), random(rng, (300, 300), "float64")
+    SHARED.clear()  # blocks large enough for the planned route to have taken an FFT
+    fftconv.correlate_vjp(da.from_array(x, chunks=150), np.ones((41, 41)), c)[1].compute()
+    assert len(SHARED) == 0
