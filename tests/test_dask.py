@@ -377,20 +377,26 @@ def test_any_window_of_the_full_convolution(rng):
     np.testing.assert_allclose(got_two, full[20:24, 2:11], atol=1e-12)
 
 
+def _zarr_arrays(folder, chunks, **arrays) -> list:
+    """Each array written to its own zarr store in ``folder``, read back lazily."""
+    zarr = pytest.importorskip("zarr")
+    lazy = []
+    for name, values in arrays.items():
+        store = zarr.create_array(str(folder / f"{name}.zarr"), shape=values.shape,
+                                  chunks=chunks, dtype=values.dtype)
+        store[...] = values
+        lazy.append(da.from_zarr(store))
+    return lazy
+
+
 def test_vjp_holds_few_chunks(rng, tmp_path):
     """Both gradients read a store-read input as convolve does, strips from a second read.
 
     Without it, the kernel's held 40 chunks (every block waited for its neighbours'
     whole chunks) and the image's 33 (a padded, rechunked cotangent).
     """
-    zarr = pytest.importorskip("zarr")
     x, c = random(rng, (512, 512), "float64"), random(rng, (512, 512), "float64")
-    stores = []
-    for name, values in (("x", x), ("c", c)):
-        store = zarr.create_array(str(tmp_path / f"{name}.zarr"), shape=values.shape,
-                                  chunks=(64, 64), dtype=values.dtype)
-        store[...] = values
-        stores.append(da.from_zarr(store))
+    stores = _zarr_arrays(tmp_path, (64, 64), x=x, c=c)
     k = random(rng, (9, 9), "float64")
     lazy = fftconv.correlate_vjp(stores[0], k, stores[1], boundary="reflect")
     assert _peak_held_bytes(lazy[1]) <= 10 * 64 * 64 * 8
@@ -532,16 +538,10 @@ def test_estimate_kernel_tiled_holds_few_chunks(rng, tmp_path):
     read, so a pass holds ~6 chunks (16-20 without)."""
     from fftconv import _lazy_estimate
 
-    zarr = pytest.importorskip("zarr")
     x = rng.random((192, 192))
     k = rng.random((5, 5))
     y = fftconv.convolve(x, k, boundary="reflect")
-    stores = []
-    for name, values in (("x", x), ("y", y)):
-        store = zarr.create_array(str(tmp_path / f"{name}.zarr"), shape=values.shape,
-                                  chunks=(32, 32), dtype=values.dtype)
-        store[...] = values
-        stores.append(da.from_zarr(store))
+    stores = _zarr_arrays(tmp_path, (32, 32), x=x, y=y)
     problem = _lazy_estimate._Problem(*stores, (5, 5), "same", "reflect", None)
     for subtract in (True, False):
         part, squares = _lazy_estimate.pass_graph(problem, k, subtract)
@@ -661,8 +661,9 @@ def test_estimate_kernel_iteration_checks_the_true_residual(rng):
 
 @pytest.mark.parametrize("backend", ["numpy", "scipy", "pyfftw"])
 def test_vjp_kernel_grad_on_every_backend(rng, backend):
-    """Blocks transform their region themselves: by strips where the backend has in-place
-    passes (scipy), whole where it has not."""
+    """Blocks of kernel-sized sums (the kernel gradient, estimate_kernel's passes) transform
+    their region themselves: by strips where the backend has in-place passes (scipy),
+    whole where it has not."""
     if backend not in fftconv.available_backends():
         pytest.skip(f"{backend} is not installed")
     x = random(rng, (37, 30), "float32")
@@ -672,6 +673,11 @@ def test_vjp_kernel_grad_on_every_backend(rng, backend):
         lazy = fftconv.convolve_vjp(da.from_array(x, chunks=(12, 11)), k, c, boundary="mirror")
     expected = fftconv.convolve_vjp(x, k, c, boundary="mirror")[1]
     np.testing.assert_allclose(lazy[1].compute(), expected, rtol=1e-5, atol=1e-4)
+    y = fftconv.convolve(x.astype(np.float64), k.astype(np.float64), boundary="mirror")
+    with fftconv.set_backend(backend):
+        fit = fftconv.estimate_kernel(da.from_array(x, chunks=(12, 11)), y, k.shape,
+                                      boundary="mirror")
+    np.testing.assert_allclose(fit.compute(), k, atol=1e-9)
 
 
 def test_vjp_kernel_grad_keeps_nan_local_and_caches_no_block_spectra(rng):
