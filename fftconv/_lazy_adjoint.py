@@ -277,21 +277,23 @@ def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...], summed: tuple[i
             region = np.block(pieces).astype(cot.dtype, copy=False)
             part = convolve(region, np.flip(cot, axis=axes), "valid", axes=axes)
         else:
-            transform, spectrum = region_spectrum(pieces, axes, cot.dtype)
-            count = [n - m + 1 for n, m in zip(_joined_shape(pieces), cot.shape)]
+            transform, spectrum, shape = region_spectrum(pieces, axes, cot.dtype)
+            count = [n - m + 1 for n, m in zip(shape, cot.shape)]
             part = correlation_lags(transform, spectrum, cot, count)
     return np.expand_dims(part, summed)
 
 
-def region_spectrum(pieces, axes: tuple[int, ...], dtype) -> tuple[Transform, np.ndarray]:
-    """The transform at fast lengths covering the joined pieces, and their spectrum in it.
+def region_spectrum(pieces, axes: tuple[int, ...], dtype
+                    ) -> tuple[Transform, np.ndarray, tuple[int, ...]]:
+    """The transform at fast lengths covering the joined pieces, their spectrum, their shape.
 
     When the backend runs complex passes in place, the pieces are joined and
     transformed a strip of rows at a time into this thread's spectrum buffer
     (:func:`fftconv._dask.forward_by_rows`), never joined whole; the spectrum
     is then that buffer, for the caller to use up before the thread's next task.
     """
-    shape = _joined_shape(pieces)
+    starts = _join_starts(pieces)
+    shape = tuple(int(s[-1]) for s in starts)
     settings = _config.resolve()
     backend = load_backend(settings.backend)
     dtype = np.dtype(dtype)
@@ -302,14 +304,9 @@ def region_spectrum(pieces, axes: tuple[int, ...], dtype) -> tuple[Transform, np
         padded = list(shape)
         for ax, n in zip(axes, transform.shape):
             padded[ax] = n
-        spectrum, _ = forward_by_rows(transform, pieces, _join_starts(pieces), tuple(padded),
-                                      dtype)
-        return transform, spectrum
-    return transform, transform.forward(np.block(pieces).astype(dtype, copy=False))
-
-
-def _joined_shape(pieces) -> tuple[int, ...]:
-    return tuple(int(s[-1]) for s in _join_starts(pieces))
+        spectrum, _ = forward_by_rows(transform, pieces, starts, tuple(padded), dtype)
+        return transform, spectrum, shape
+    return transform, transform.forward(np.block(pieces).astype(dtype, copy=False)), shape
 
 
 def correlation_lags(transform: Transform, spectrum: np.ndarray, r: np.ndarray,

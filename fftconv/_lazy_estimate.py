@@ -42,12 +42,7 @@ from fftconv._dask import (
     frozen_settings,
 )
 from fftconv._estimate import KernelFit, check_mask, default_maxiter, transposes
-from fftconv._lazy_adjoint import (
-    KernelBlocks,
-    _joined_shape,
-    correlation_lags,
-    region_spectrum,
-)
+from fftconv._lazy_adjoint import KernelBlocks, correlation_lags, region_spectrum
 from fftconv._methods._transform import window_slices
 from fftconv._spectra import spectrum_for
 
@@ -333,8 +328,8 @@ def _normal_part(pieces, kernel: np.ndarray, weight, target, summed: tuple[int, 
     three and a half transforms a block where two planned convolutions took five.
     """
     with _config.set(**settings):
-        transform, spectrum = region_spectrum(pieces, tuple(range(kernel.ndim)), np.float64)
-        region = _joined_shape(pieces)
+        transform, spectrum, region = region_spectrum(pieces, tuple(range(kernel.ndim)),
+                                                      np.float64)
         if kernel.any():
             kernel_spectrum = spectrum_for(_worker_cache("fftconv-estimate"), transform,
                                            kernel)

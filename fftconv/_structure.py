@@ -70,8 +70,13 @@ def _rank_one(core: np.ndarray, tol: float) -> list[np.ndarray] | None:
     return factors
 
 
+def _svd_applies(shape: tuple[int, ...]) -> bool:
+    """Whether a kernel core of ``shape`` gets the low-rank test (2-D, not too large)."""
+    return len(shape) == 2 and math.prod(shape) <= SVD_MAX_AREA and min(shape) >= 4
+
+
 def _low_rank(core: np.ndarray, tol: float) -> list[list[np.ndarray]] | None:
-    if core.ndim != 2 or core.size > SVD_MAX_AREA or min(core.shape) < 4:
+    if not _svd_applies(core.shape):
         return None
     core64 = core.astype(np.result_type(core.dtype, np.float64))
     s = np.linalg.svd(core64, compute_uv=False)
@@ -117,9 +122,8 @@ def analyze(kernel: np.ndarray, axes: tuple[int, ...], *, low_rank: bool = True)
 
 def may_be_low_rank(kernel: np.ndarray, axes: tuple[int, ...]) -> bool:
     """Whether :func:`analyze` could find a low-rank structure (the kernel is 2-D enough)."""
-    shape = [kernel.shape[ax] for ax in axes]
-    return (len(axes) == 2 and all(n == 1 for ax, n in enumerate(kernel.shape) if ax not in axes)
-            and math.prod(shape) <= SVD_MAX_AREA and min(shape) >= 4)
+    return (all(n == 1 for ax, n in enumerate(kernel.shape) if ax not in axes)
+            and _svd_applies(tuple(kernel.shape[ax] for ax in axes)))
 
 
 def _expand(factors, axes, ndim) -> tuple[np.ndarray, ...]:
