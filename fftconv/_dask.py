@@ -1,11 +1,13 @@
 """Dask arrays in, lazy Dask arrays out (SPEC §2): halo tiling with any chunking.
 
-The image is extended once, lazily, by the boundary rule (the same index maps
-as ``np.pad``, so every rule and extensions wider than the image match the
-in-memory result).  Every output block then reads exactly the region of the
-extension it needs — its own extent plus the kernel's reach, asymmetric for
-even kernels, across as many input chunks as that takes (chunks smaller than
-the halo included) — and computes a ``valid`` convolution of it in memory.
+Every output block reads exactly the region of the boundary-extended image
+it needs — its own extent plus the kernel's reach, asymmetric for even
+kernels, across as many input chunks as that takes (chunks smaller than the
+halo included) — and computes a ``valid`` convolution of it in memory.  The
+extension is never built: the boundary rule's index map (``np.pad``'s, so
+every rule and extensions wider than the image match the in-memory result)
+points each of its pieces into the input chunk it copies, so that edge blocks
+read chunks as interior ones do and dask orders them alike.
 
 The kernel enters the graph once (one ``dask.delayed`` key every block
 depends on).  Backend, method, threads and every other setting are resolved
@@ -20,9 +22,9 @@ This module is imported only when a Dask array arrives.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
-import operator
 
 import dask
 import dask.array as da
@@ -45,34 +47,6 @@ def _worker_cache(token: str) -> SpectrumCache:
     the worker process outlives it.
     """
     return _caches.get(token, lambda: SpectrumCache(entries=4, max_bytes=None))
-
-
-def _extend_axis(x: da.Array, axis: int, pad: tuple[int, int], boundary: str, cval,
-                 source: da.Array | None = None) -> da.Array:
-    """``x`` extended along one axis; the edges are taken from ``source`` (default ``x``)."""
-    left, right = pad
-    if not left and not right:
-        return x
-    source = x if source is None else source
-    n = x.shape[axis]
-    parts = []
-    if boundary == "constant":
-        def edge(width, start=None):
-            shape = list(x.shape)
-            shape[axis] = width
-            return da.full(shape, cval, dtype=x.dtype, chunks=tuple(
-                c if ax != axis else (width,) for ax, c in enumerate(x.chunks)))
-    else:
-        index = source_index(n, pad, boundary)
-
-        def edge(width, start=None):
-            return da.take(source, index[start:start + width], axis=axis)
-    if left:
-        parts.append(edge(left, 0))
-    parts.append(x)
-    if right:
-        parts.append(edge(right, left + n))
-    return da.concatenate(parts, axis=axis)
 
 
 def _out_chunks(in_chunks: tuple[int, ...], length: int) -> tuple[int, ...]:
@@ -397,7 +371,6 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     out_chunks = list(x.chunks)
     pads = {ax: extension(x.shape[ax], k.shape[ax], window)
             for ax, window in zip(request.axes, request.windows)}
-    x, rereads = extend(x, pads, boundary, request.cval)
     for ax, (a, b) in zip(request.axes, request.windows):
         out_chunks[ax] = _out_chunks(image.chunks[ax] if tile is None else out_chunks[ax],
                                      b - a)
@@ -407,85 +380,144 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
                 x.shape[ax] == 1 else x.chunks[ax]
     kernel_key = dask.delayed(k, pure=True)
     token = dask.base.tokenize(k, request.dtype.str)
-    return _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen,
-                     rereads, block or _block)
+    return _assemble(x, k, request, out_chunks, pads, kernel_key, token, method, nan_policy,
+                     frozen, block or _block)
 
 
-def extend(x: da.Array, pads: dict, boundary: str, cval):
-    """``x`` extended lazily by ``pads`` (axis: (left, right)) with the boundary rule.
+@dataclasses.dataclass(frozen=True)
+class Repeat:
+    """A selector that repeats one index ``count`` times (``nearest``'s edges), as a view.
 
-    Also returns ``(x.name, second_read)`` when every chunk of ``x`` is a plain
-    store read (:func:`_reread`), else None: the edges come from the second
-    read, and so do the halo strips :func:`block_pieces` cuts, so that they
-    never hold the body's chunks.
+    Not a tuple: dask would read a tuple inside a task's arguments as a task or a key.
     """
-    again = first_read = _reread(x)
-    origin = x.name
-    for ax, pad in pads.items():
-        if again is None:
-            x = _extend_axis(x, ax, pad, boundary, cval)
-        else:
-            x, again = (_extend_axis(x, ax, pad, boundary, cval, again),
-                        _extend_axis(again, ax, pad, boundary, cval))
-    return x, None if first_read is None else (origin, first_read)
+
+    index: int
+    count: int
 
 
-def _spans(chunks: tuple[int, ...], start: int, stop: int) -> list[tuple[int, slice]]:
+# One axis's share of a block's region: the input chunk it comes from (None: the constant
+# boundary), the selector into that chunk (a slice, reversed for a reflection, or a Repeat),
+# and the length it covers.
+Piece = tuple[int | None, slice | Repeat | None, int]
+
+
+def _spans(chunks: tuple[int, ...], start: int, stop: int) -> list[Piece]:
     """The chunks overlapping ``[start, stop)``, each with the part of it inside."""
     bounds = np.cumsum((0, *chunks))
     first = int(np.searchsorted(bounds, start, side="right")) - 1
     last = int(np.searchsorted(bounds, stop, side="left")) - 1
-    return [(i, slice(max(start, int(bounds[i])) - int(bounds[i]),
-                      min(stop, int(bounds[i + 1])) - int(bounds[i])))
-            for i in range(first, last + 1)]
+    spans = []
+    for i in range(first, last + 1):
+        lo, hi = max(start, int(bounds[i])), min(stop, int(bounds[i + 1]))
+        spans.append((i, slice(lo - int(bounds[i]), hi - int(bounds[i])), hi - lo))
+    return spans
 
 
-def _cut(chunk: np.ndarray, cut: tuple[slice, ...]) -> np.ndarray:
-    """A copy of a halo strip, so the chunk it came from can be released."""
-    return np.array(chunk[cut])
+def _runs(src: np.ndarray) -> list[tuple[int, int]]:
+    """``src`` split into ``[start, stop)`` runs of one step, -1, 0 or 1 (the -1s on their own).
+
+    An extension's sources run forwards (the image, ``wrap``), backwards (a
+    reflection) or stand still (``nearest``); -1 marks the constant.
+    """
+    runs, p, n = [], 0, len(src)
+    steps, outside = np.diff(src), src < 0
+    while p < n:
+        q = p + 1
+        if q < n and outside[q] == outside[p] and abs(int(steps[p])) <= 1:
+            ends = np.flatnonzero((steps[p:] != steps[p]) | (outside[p + 1:] != outside[p]))
+            q = p + 1 + (int(ends[0]) if len(ends) else n - 1 - p)
+        runs.append((p, q))
+        p = q
+    return runs
 
 
-def _block_plans(x, k, request, out_chunks) -> dict:
-    """Per output block, per axis, the input chunks its region overlaps and their cuts."""
+def axis_pieces(src: np.ndarray, chunks: tuple[int, ...]) -> list[Piece]:
+    """The pieces of an extended axis whose positions copy the input positions ``src``.
+
+    ``src`` is a range of :func:`fftconv._boundary.source_index` (-1: the
+    constant); each run of it becomes pieces split at the bounds of ``chunks``.
+    """
+    bounds = np.cumsum((0, *chunks))
+    pieces: list[Piece] = []
+    for a, b in _runs(src):
+        run = src[a:b]
+        if run[0] < 0:
+            pieces.append((None, None, b - a))
+            continue
+        which = np.searchsorted(bounds, run, side="right") - 1
+        for part, chunk in zip(np.split(run, np.flatnonzero(np.diff(which)) + 1),
+                               which[np.r_[0, np.flatnonzero(np.diff(which)) + 1]]):
+            lo, n = int(part[0]) - int(bounds[chunk]), len(part)
+            if n > 1 and part[1] == part[0]:
+                selector = Repeat(lo, n)
+            elif n > 1 and part[1] < part[0]:
+                selector = slice(lo, lo - n if lo >= n else None, -1)
+            else:
+                selector = slice(lo, lo + n)
+            pieces.append((int(chunk), selector, n))
+    return pieces
+
+
+def _view(chunk: np.ndarray, cut: tuple) -> np.ndarray:
+    """``chunk`` cut by the selectors ``cut``: a view (a Repeat broadcasts its one index)."""
+    basic = tuple(slice(c.index, c.index + 1) if isinstance(c, Repeat) else c for c in cut)
+    piece = chunk[basic]
+    shape = tuple(c.count if isinstance(c, Repeat) else n for c, n in zip(cut, piece.shape))
+    return piece if shape == piece.shape else np.broadcast_to(piece, shape)
+
+
+def _cut(chunk: np.ndarray, cut: tuple) -> np.ndarray:
+    """A copy of a piece of ``chunk`` (repeats stay views of the copy), so it can be released."""
+    basic = tuple(slice(c.index, c.index + 1) if isinstance(c, Repeat) else c for c in cut)
+    return _view(np.array(chunk[basic]), tuple(
+        Repeat(0, c.count) if isinstance(c, Repeat) else slice(None) for c in cut))
+
+
+def _constant(shape: tuple[int, ...], value, dtype) -> np.ndarray:
+    """A piece of the constant boundary: ``value`` broadcast, one element of memory."""
+    return np.broadcast_to(np.asarray(value, dtype=dtype), shape)
+
+
+def _block_plans(x, k, request, out_chunks, pads: dict) -> dict:
+    """Per output block, per axis, the pieces (:data:`Piece`) of ``x`` its region reads.
+
+    The region is the block's window of the full result plus the kernel's
+    reach, in the coordinates of ``x`` extended by ``pads``; the extension is
+    never built: its pieces point into the chunks it copies.
+    """
     starts = [np.cumsum((0, *c[:-1])) for c in out_chunks]
     # The extension starts at the window's first read, a - (k - 1), unless the window
     # starts past the kernel's reach (custom windows): then that many samples in.
     skip = {ax: max(0, a - (k.shape[ax] - 1)) for ax, (a, _) in zip(request.axes,
                                                                      request.windows)}
-    plans = {}
-    for index in np.ndindex(*[len(c) for c in out_chunks]):
-        per_axis = []
-        for ax in range(x.ndim):
-            j0 = int(starts[ax][index[ax]])
-            j1 = j0 + out_chunks[ax][index[ax]]
-            if ax in request.axes:
-                lo, hi = j0 + skip[ax], j1 + skip[ax] + k.shape[ax] - 1
-            elif x.shape[ax] == 1:
-                lo, hi = 0, 1
-            else:
-                lo, hi = j0, j1
-            per_axis.append(_spans(x.chunks[ax], lo, hi))
-        plans[index] = per_axis
-    return plans
+    sources = {ax: source_index(x.shape[ax], pad, request.boundary) for ax, pad in pads.items()}
+
+    @functools.cache  # the blocks of one row share that axis's pieces
+    def along(ax: int, i: int) -> list[Piece]:
+        j0 = int(starts[ax][i])
+        j1 = j0 + out_chunks[ax][i]
+        if ax in sources:
+            return axis_pieces(sources[ax][j0 + skip[ax]:j1 + skip[ax] + k.shape[ax] - 1],
+                               x.chunks[ax])
+        return _spans(x.chunks[ax], *((0, 1) if x.shape[ax] == 1 else (j0, j1)))
+
+    return {index: [along(ax, i) for ax, i in enumerate(index)]
+            for index in np.ndindex(*[len(c) for c in out_chunks])}
 
 
 def _owners(plans: dict) -> dict:
     """Per input chunk, the output block that takes the largest part of it."""
     best: dict = {}
     for block, per_axis in plans.items():
+        taken: dict = {}
         for combo in itertools.product(*per_axis):
-            chunk = tuple(i for i, _ in combo)
-            size = math.prod(cut.stop - cut.start for _, cut in combo)
+            if all(chunk is not None for chunk, _, _ in combo):
+                chunk = tuple(c for c, _, _ in combo)
+                taken[chunk] = taken.get(chunk, 0) + math.prod(n for _, _, n in combo)
+        for chunk, size in taken.items():
             if size > best.get(chunk, (-1, None))[0]:
                 best[chunk] = (size, block)
     return {chunk: block for chunk, (_, block) in best.items()}
-
-
-def _is_key(value: tuple, graph) -> bool:
-    try:
-        return value in graph
-    except TypeError:  # a legacy task tuple holding unhashable arguments
-        return False
 
 
 def _source_read(graph, key):
@@ -507,11 +539,12 @@ def _source_read(graph, key):
 def _reread(x: da.Array, prefix: str = "fftconv-reread-") -> da.Array | None:
     """A second, independent read of ``x``'s chunks when each is a plain store read.
 
-    Boundary edges and halo strips are cut from this copy, so a chunk of ``x``
+    Halo strips and boundary edges are cut from this copy, so a chunk of ``x``
     feeds only the one output block that owns it and is released as soon as that
-    block is done; without it, a 2-D halo graph makes dask's ordering hold whole
-    rows of chunks (400 MiB at 16384² in 2048² chunks, against under 100 MiB).
-    The price is reading the edge and halo chunks twice.
+    block is done; without it, every chunk waits for the neighbours that read
+    its strips, and dask's ordering holds a row of chunks and more (at 16384² in
+    2048² chunks: 5.0 s at 570-585 MiB, against 5.6-5.8 s at 444-458 MiB).
+    The price is reading those chunks twice.
     """
     from dask.highlevelgraph import HighLevelGraph
 
@@ -527,79 +560,75 @@ def _reread(x: da.Array, prefix: str = "fftconv-reread-") -> da.Array | None:
     return da.Array(graph, name, x.chunks, meta=x._meta)
 
 
-def _resolve(graph, key):
-    """Follow aliases (a concatenation keeps its parts' chunks under new names)."""
-    from dask._task_spec import Alias
-
-    for _ in range(64):
-        node = graph.get(key)
-        if isinstance(node, Alias):
-            key = node.target
-        elif isinstance(node, tuple) and _is_key(node, graph):
-            key = node
-        else:
-            return key
-    return key
-
-
-def _assemble(x, k, request, out_chunks, kernel_key, token, method, nan_policy, frozen,
-              rereads=None, block=_block):
+def _assemble(x, k, request, out_chunks, pads, kernel_key, token, method, nan_policy, frozen,
+              block=_block):
     """One task per output block, reading the input chunks its region overlaps.
 
-    The pieces come from :func:`block_pieces`; ``rereads`` as :func:`extend` returns it.
+    The pieces come from :func:`block_pieces`.
     """
     from dask.highlevelgraph import HighLevelGraph
 
     name = "fftconv-" + dask.base.tokenize(x, token, block.__name__, request.axes,
-                                           request.windows, request.dtype.str, method,
-                                           nan_policy, frozen, out_chunks)
-    plans = _block_plans(x, k, request, out_chunks)
+                                           request.windows, request.boundary, request.cval,
+                                           request.dtype.str, method, nan_policy, frozen,
+                                           out_chunks)
+    plans = _block_plans(x, k, request, out_chunks, pads)
     halo = "fftconv-halo-" + name.removeprefix("fftconv-")
-    layer, pieces = block_pieces(x, plans, rereads, halo)
-    for index, nested in pieces.items():
+    pieces = block_pieces(x, plans, halo, request.cval, request.dtype)
+    layer = dict(pieces.layer)
+    for index, nested in pieces.nested.items():
         layer[(name, *index)] = (block, nested, kernel_key.key, token, request.axes, method,
                                  nan_policy, request.dtype, frozen)
-    extra = [] if rereads is None else [rereads[1]]
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, kernel_key, *extra])
+    graph = HighLevelGraph.from_collections(name, layer,
+                                            dependencies=[*pieces.dependencies, kernel_key])
     meta = np.empty((0,) * x.ndim, dtype=request.dtype)
     return da.Array(graph, name, tuple(out_chunks), meta=meta)
 
 
-def block_pieces(x: da.Array, plans: dict, rereads, halo: str) -> tuple[dict, dict]:
-    """Per block of ``plans``, the nested pieces of ``x`` that :func:`np.block` joins.
+@dataclasses.dataclass
+class BlockPieces:
+    """What :func:`block_pieces` builds: the nested pieces per block and their tasks."""
 
-    A chunk enters whole (cut inline) only the block that takes most of it;
-    every other block overlapping it gets a copied strip from a small task of
-    its own, cut from ``rereads`` — ``(name, array)``: a second read of the
-    chunks of the array called ``name`` — when there is one.  Returns the layer
-    of those strip tasks (keys named ``halo``) and the pieces per block.
+    nested: dict  # block index: nested lists of pieces, as np.block joins them
+    layer: dict  # the tasks cutting the strips (keys named ``halo``)
+    dependencies: list  # the collections those tasks and the pieces read
+
+
+def block_pieces(x: da.Array, plans: dict, halo: str, cval=0.0, dtype=None) -> BlockPieces:
+    """Per block of ``plans`` (from :func:`_block_plans`), the nested pieces of ``x``.
+
+    A chunk enters whole (cut inline, a view) only the block that takes most
+    of it; every other block overlapping it gets a copied piece from a small
+    task of its own, cut from a second read of the chunk when ``x`` is a plain
+    store read (:func:`_reread`), so that the chunk is released as soon as its
+    owner is done.  Pieces of the constant boundary are ``cval`` broadcast, in
+    ``dtype`` (default ``x``'s).
     """
     owners = _owners(plans)
-    graph = x.__dask_graph__()
+    again = _reread(x)
+    source = x.name if again is None else again.name
+    dtype = x.dtype if dtype is None else dtype
     layer: dict = {}
 
-    def strip_source(chunk):
-        """Where a halo strip is cut from: the second read of the chunk, if there is one."""
-        key = _resolve(graph, (x.name, *chunk))
-        if rereads is not None and isinstance(key, tuple) and key[0] == rereads[0]:
-            return (rereads[1].name, *key[1:])
-        return (x.name, *chunk)
-
-    def piece(index, combo):
-        chunk = tuple(i for i, _ in combo)
-        cut = tuple(c for _, c in combo)
+    def piece(index, combo, count):
+        if any(chunk is None for chunk, _, _ in combo):
+            return (_constant, tuple(n for _, _, n in combo), cval, dtype)
+        chunk = tuple(c for c, _, _ in combo)
+        cut = tuple(s for _, s, _ in combo)
         if owners[chunk] == index:
-            return (operator.getitem, (x.name, *chunk), cut)
-        key = (halo, *index, *chunk)
-        layer[key] = (_cut, strip_source(chunk), cut)
+            return (_view, (x.name, *chunk), cut)
+        key = (halo, *index, next(count))
+        layer[key] = (_cut, (source, *chunk), cut)
         return key
 
-    def nested(index, per_axis, axis=0, prefix=()):
-        if axis == len(per_axis):
-            return piece(index, prefix)
-        return [nested(index, per_axis, axis + 1, (*prefix, span)) for span in per_axis[axis]]
+    def nested(index, per_axis, count, prefix=()):
+        if len(prefix) == len(per_axis):
+            return piece(index, prefix, count)
+        return [nested(index, per_axis, count, (*prefix, p)) for p in per_axis[len(prefix)]]
 
-    return layer, {index: nested(index, per_axis) for index, per_axis in plans.items()}
+    return BlockPieces({index: nested(index, per_axis, itertools.count())
+                        for index, per_axis in plans.items()},
+                       layer, [x] if again is None else [x, again])
 
 
 def apply_convolver(convolver, image):

@@ -27,15 +27,16 @@ from fftconv._adjoint import Transposes, _to_kernel_layout, _unbroadcast
 from fftconv._api import _is_dask, convolve
 from fftconv._boundary import source_index
 from fftconv._dask import (
+    Repeat,
     _by_rows,
     _join_starts,
     _leaves,
     _reread,
     _spans,
+    axis_pieces,
     block_pieces,
     check_known_chunks,
     converts_in_blocks,
-    extend,
     forward_by_rows,
     frozen_settings,
 )
@@ -204,32 +205,35 @@ class KernelBlocks:
 
     def __init__(self, image: da.Array, out_chunks, t: Transposes) -> None:
         r = t.request
-        ext, rereads = extend(image, dict(zip(t.axes, t.pads)), r.boundary, 0.0)
-        shape = [ext.shape[ax] if ax in t.axes else n for ax, n in enumerate(t.full_shape)]
-        if tuple(shape) != ext.shape:  # an image broadcast along a batch axis
-            ext, rereads = da.broadcast_to(ext, shape), None
         offsets = [s.start for s in _full_crop(t)]
         self.reach = {ax: r.kernel.shape[ax] - 1 for ax in t.axes}
-        self.token = dask.base.tokenize(ext, t.axes, offsets, self.reach, out_chunks)
+        self.token = dask.base.tokenize(image, t.axes, r.boundary, offsets, self.reach,
+                                        out_chunks)
+        sources = {ax: source_index(image.shape[ax], pad, r.boundary)
+                   for ax, pad in zip(t.axes, t.pads)}
         starts = [np.cumsum((0, *c)) for c in out_chunks]
-        plans, chunks, summed = {}, [], []
+
+        def along(ax: int, i: int) -> list:
+            lo, hi = int(starts[ax][i]), int(starts[ax][i + 1])
+            if ax in self.reach:
+                lo, hi = lo + offsets[ax], hi + offsets[ax] + self.reach[ax]
+                return axis_pieces(sources[ax][lo:hi], image.chunks[ax])
+            if image.shape[ax] != t.full_shape[ax]:  # an image broadcast along a batch axis
+                return [(0, Repeat(0, hi - lo), hi - lo)]
+            return _spans(image.chunks[ax], lo, hi)
+
+        plans = {index: [along(ax, i) for ax, i in enumerate(index)]
+                 for index in np.ndindex(*[len(c) for c in out_chunks])}
+        pieces = block_pieces(image, plans, "fftconv-kernel-halo-" + self.token)
+        self.layer, self.pieces, self.dependencies = pieces.layer, pieces.nested, \
+            pieces.dependencies
+        chunks, summed = [], []
         for ax, c in enumerate(out_chunks):
             if ax in self.reach:
                 summed.append(len(chunks))
                 chunks += [(1,) * len(c), (self.reach[ax] + 1,)]
             else:
                 chunks.append(c)
-        for index in np.ndindex(*[len(c) for c in out_chunks]):
-            spans = []
-            for ax, i in enumerate(index):
-                lo, hi = int(starts[ax][i]), int(starts[ax][i + 1])
-                if ax in self.reach:
-                    lo, hi = lo + offsets[ax], hi + offsets[ax] + self.reach[ax]
-                spans.append(_spans(ext.chunks[ax], lo, hi))
-            plans[index] = spans
-        self.layer, self.pieces = block_pieces(ext, plans, rereads, "fftconv-kernel-halo-"
-                                               + self.token)
-        self.dependencies = [ext] if rereads is None else [ext, rereads[1]]
         self.chunks, self.summed = tuple(chunks), tuple(summed)
 
     def key(self, name: str, index: tuple[int, ...]) -> tuple:
