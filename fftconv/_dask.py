@@ -359,6 +359,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     for ax in range(x.ndim):  # broadcast kernel axes: those image axes stay whole
         if ax not in request.axes and k.shape[ax] > 1 and len(x.chunks[ax]) > 1:
             x = x.rechunk({ax: -1})
+    x = whole_short_axes(x, k.shape, request.axes)
     if tile == "auto":
         from fftconv._registry import load_backend
 
@@ -396,9 +397,21 @@ class Repeat:
 
 
 # One axis's share of a block's region: the input chunk it comes from (None: the constant
-# boundary), the selector into that chunk (a slice, reversed for a reflection, or a Repeat),
-# and the length it covers.
-Piece = tuple[int | None, slice | Repeat | None, int]
+# boundary), the selector into that chunk (a slice, reversed for a reflection, a Repeat,
+# or an index array), and the length it covers.
+Piece = tuple[int | None, slice | Repeat | np.ndarray | None, int]
+
+
+def whole_short_axes(x: da.Array, kernel_shape, axes) -> da.Array:
+    """``x`` in one chunk along each of ``axes`` shorter than the kernel.
+
+    A block's region along such an axis is longer than the axis, and an
+    extension wider than the image turns at each of its edges: in many chunks,
+    that made a piece per chunk per turn (10⁴ tasks for a 4 × 6 image in 2²
+    chunks ⊛ 101², against 125 in one chunk).
+    """
+    short = {ax: -1 for ax in axes if x.shape[ax] < kernel_shape[ax] and len(x.chunks[ax]) > 1}
+    return x.rechunk(short) if short else x
 
 
 def _spans(chunks: tuple[int, ...], start: int, stop: int) -> list[Piece]:
@@ -435,11 +448,17 @@ def axis_pieces(src: np.ndarray, chunks: tuple[int, ...]) -> list[Piece]:
     """The pieces of an extended axis whose positions copy the input positions ``src``.
 
     ``src`` is a range of :func:`fftconv._boundary.source_index` (-1: the
-    constant); each run of it becomes pieces split at the bounds of ``chunks``.
+    constant).  Each of its runs becomes pieces split at the bounds of
+    ``chunks``: views of them.  An extension wider than the image has many
+    runs (a reflection turns at every edge); then each chunk gives one piece,
+    an index array, rather than a piece per run.
     """
     bounds = np.cumsum((0, *chunks))
+    runs = _runs(src)
+    if len(runs) > 3:  # left edge, image, right edge: a wider extension turns more often
+        runs = _chunk_runs(src, bounds)
     pieces: list[Piece] = []
-    for a, b in _runs(src):
+    for a, b in runs:
         run = src[a:b]
         if run[0] < 0:
             pieces.append((None, None, b - a))
@@ -447,30 +466,52 @@ def axis_pieces(src: np.ndarray, chunks: tuple[int, ...]) -> list[Piece]:
         which = np.searchsorted(bounds, run, side="right") - 1
         for part, chunk in zip(np.split(run, np.flatnonzero(np.diff(which)) + 1),
                                which[np.r_[0, np.flatnonzero(np.diff(which)) + 1]]):
-            lo, n = int(part[0]) - int(bounds[chunk]), len(part)
-            if n > 1 and part[1] == part[0]:
-                selector = Repeat(lo, n)
-            elif n > 1 and part[1] < part[0]:
-                selector = slice(lo, lo - n if lo >= n else None, -1)
-            else:
-                selector = slice(lo, lo + n)
-            pieces.append((int(chunk), selector, n))
+            pieces.append((int(chunk), _selector(part - int(bounds[chunk])), len(part)))
     return pieces
 
 
+def _chunk_runs(src: np.ndarray, bounds: np.ndarray) -> list[tuple[int, int]]:
+    """``src`` split where the chunk it reads changes (the constant's -1s are a chunk)."""
+    which = np.where(src < 0, -1, np.searchsorted(bounds, src, side="right") - 1)
+    edges = [0, *(np.flatnonzero(np.diff(which)) + 1).tolist(), len(src)]
+    return list(itertools.pairwise(edges))
+
+
+def _selector(local: np.ndarray) -> slice | Repeat | np.ndarray:
+    """The selector of positions ``local`` of a chunk: a view if a slice or a Repeat will do."""
+    n, lo = len(local), int(local[0])
+    steps = np.unique(np.diff(local))
+    if n == 1 or (len(steps) == 1 and steps[0] == 1):
+        return slice(lo, lo + n)
+    if len(steps) == 1 and steps[0] == -1:
+        return slice(lo, lo - n if lo >= n else None, -1)
+    if len(steps) == 1 and steps[0] == 0:
+        return Repeat(lo, n)
+    return local
+
+
 def _view(chunk: np.ndarray, cut: tuple) -> np.ndarray:
-    """``chunk`` cut by the selectors ``cut``: a view (a Repeat broadcasts its one index)."""
-    basic = tuple(slice(c.index, c.index + 1) if isinstance(c, Repeat) else c for c in cut)
+    """``chunk`` cut by the selectors ``cut``: a view, unless an index array takes (a copy).
+
+    A Repeat broadcasts its one index.
+    """
+    basic = tuple(slice(c.index, c.index + 1) if isinstance(c, Repeat)
+                  else slice(None) if isinstance(c, np.ndarray) else c for c in cut)
     piece = chunk[basic]
+    for ax, c in enumerate(cut):
+        if isinstance(c, np.ndarray):
+            piece = np.take(piece, c, axis=ax)
     shape = tuple(c.count if isinstance(c, Repeat) else n for c, n in zip(cut, piece.shape))
     return piece if shape == piece.shape else np.broadcast_to(piece, shape)
 
 
 def _cut(chunk: np.ndarray, cut: tuple) -> np.ndarray:
-    """A copy of a piece of ``chunk`` (repeats stay views of the copy), so it can be released."""
-    basic = tuple(slice(c.index, c.index + 1) if isinstance(c, Repeat) else c for c in cut)
-    return _view(np.array(chunk[basic]), tuple(
-        Repeat(0, c.count) if isinstance(c, Repeat) else slice(None) for c in cut))
+    """A copy of a piece of ``chunk`` (a Repeat stays a view of the copy), so it can be released."""
+    piece = _view(chunk, cut)
+    if not any(isinstance(c, Repeat) for c in cut):
+        return np.array(piece) if np.may_share_memory(piece, chunk) else piece
+    basic = tuple(slice(0, 1) if isinstance(c, Repeat) else slice(None) for c in cut)
+    return np.broadcast_to(np.array(piece[basic]), piece.shape)
 
 
 def _constant(shape: tuple[int, ...], value, dtype) -> np.ndarray:

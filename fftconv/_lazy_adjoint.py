@@ -39,6 +39,7 @@ from fftconv._dask import (
     converts_in_blocks,
     forward_by_rows,
     frozen_settings,
+    whole_short_axes,
 )
 from fftconv._methods._transform import Transform, window_slices
 from fftconv._nonfinite import has_nonfinite
@@ -205,6 +206,7 @@ class KernelBlocks:
 
     def __init__(self, image: da.Array, out_chunks, t: Transposes) -> None:
         r = t.request
+        image = whole_short_axes(image, r.kernel.shape, t.axes)
         offsets = [s.start for s in _full_crop(t)]
         self.reach = {ax: r.kernel.shape[ax] - 1 for ax in t.axes}
         self.token = dask.base.tokenize(image, t.axes, r.boundary, offsets, self.reach,
