@@ -40,6 +40,7 @@ from fftconv._dask import (
     check_known_chunks,
     converts_in_blocks,
     frozen_settings,
+    merged,
 )
 from fftconv._estimate import KernelFit, check_mask, default_maxiter, transposes
 from fftconv._lazy_adjoint import KernelBlocks, correlation_lags, region_spectrum
@@ -71,7 +72,7 @@ class _Problem:
             chunks = output.chunks
         else:
             chunks = tuple(_out_chunks(c, n) for c, n in zip(image.chunks, out_shape))
-        chunks = merged(chunks, BLOCK_ELEMENTS)
+        chunks = merged(chunks)
         self.target = _blocks_of(output, chunks, np.float64)
         self.weight = None if mask is None else _blocks_of(mask, chunks, bool)
         if not converts_in_blocks(image.dtype, self.ops.request):
@@ -83,37 +84,6 @@ class _Problem:
 
     def __dask_tokenize__(self):
         return self.token
-
-
-# A pass's blocks are at least this many pixels, merging small chunks: every pass pays a
-# block's tasks and the second reads of its neighbours' chunks.  8192² in 256² chunks:
-# 8.6-11.5 s a pass, against 3.3-3.9 s in 1024² chunks.
-BLOCK_ELEMENTS = 1 << 20
-
-
-def merged(chunks: tuple[tuple[int, ...], ...], elements: int) -> tuple[tuple[int, ...], ...]:
-    """``chunks`` with neighbours merged along each axis to about ``elements``' root in length.
-
-    Examples
-    --------
-    >>> merged(((256,) * 9 + (100,), (300, 300)), 1 << 20)
-    ((1024, 1380), (600,))
-    """
-    length = math.ceil(elements ** (1 / len(chunks)))
-    out = []
-    for axis in chunks:
-        groups, total = [], 0
-        for c in axis:
-            total += c
-            if total >= length:
-                groups.append(total)
-                total = 0
-        if total and groups and total < length // 2:
-            groups[-1] += total  # no sliver of a block at the end
-        elif total:
-            groups.append(total)
-        out.append(tuple(groups))
-    return tuple(out)
 
 
 def _real(value, name: str):

@@ -21,6 +21,17 @@ def _isolated_config(tmp_path_factory, monkeypatch):
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(autouse=True)
+def _blocks_follow_chunks(monkeypatch):
+    """Dask blocks merge small chunks to ~1 Mi pixels: the tests' small images would be
+    one block each, and the tiling would go untested.  Tests of the merge set their own."""
+    try:
+        from fftconv import _dask
+    except ImportError:  # no dask installed: nothing tiles
+        return
+    monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 1)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
