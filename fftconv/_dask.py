@@ -455,8 +455,8 @@ def whole_short_axes(x: da.Array, kernel_shape, axes) -> da.Array:
 
     A block's region along such an axis is longer than the axis, and an
     extension wider than the image turns at each of its edges: in many chunks,
-    that made a piece per chunk per turn (10⁴ tasks for a 4 × 6 image in 2²
-    chunks ⊛ 101², against 125 in one chunk).
+    that made a piece per chunk per turn (61787 tasks for a 4 × 6 image in 2²
+    chunks ⊛ 101², ``full``, against 31 in one chunk).
     """
     short = {ax: -1 for ax in axes if x.shape[ax] < kernel_shape[ax] and len(x.chunks[ax]) > 1}
     return x.rechunk(short) if short else x
