@@ -512,8 +512,8 @@ def axis_pieces(src: np.ndarray, chunks: tuple[int, ...]) -> list[Piece]:
             pieces.append((None, None, b - a))
             continue
         which = np.searchsorted(bounds, run, side="right") - 1
-        for part, chunk in zip(np.split(run, np.flatnonzero(np.diff(which)) + 1),
-                               which[np.r_[0, np.flatnonzero(np.diff(which)) + 1]]):
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        for part, chunk in zip(np.split(run, cuts), which[np.r_[0, cuts]]):
             pieces.append((int(chunk), _selector(part - int(bounds[chunk])), len(part)))
     return pieces
 
@@ -581,7 +581,6 @@ def _block_plans(x, k, request, out_chunks, pads: dict) -> dict:
                                                                      request.windows)}
     sources = {ax: source_index(x.shape[ax], pad, request.boundary) for ax, pad in pads.items()}
 
-    @functools.cache  # the blocks of one row share that axis's pieces
     def along(ax: int, i: int) -> list[Piece]:
         j0 = int(starts[ax][i])
         j1 = j0 + out_chunks[ax][i]
@@ -590,6 +589,15 @@ def _block_plans(x, k, request, out_chunks, pads: dict) -> dict:
                                x.chunks[ax])
         return _spans(x.chunks[ax], *((0, 1) if x.shape[ax] == 1 else (j0, j1)))
 
+    return plans_of(out_chunks, along)
+
+
+def plans_of(out_chunks, along) -> dict:
+    """Per block of ``out_chunks``, per axis, ``along(axis, block's index on it)``.
+
+    The blocks of one row share that axis's pieces: each is computed once.
+    """
+    along = functools.cache(along)
     return {index: [along(ax, i) for ax, i in enumerate(index)]
             for index in np.ndindex(*[len(c) for c in out_chunks])}
 

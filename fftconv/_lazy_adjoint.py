@@ -39,6 +39,7 @@ from fftconv._dask import (
     converts_in_blocks,
     forward_by_rows,
     frozen_settings,
+    plans_of,
     whole_short_axes,
 )
 from fftconv._methods._transform import Transform, window_slices
@@ -224,9 +225,8 @@ class KernelBlocks:
                 return [(0, Repeat(0, hi - lo), hi - lo)]
             return _spans(image.chunks[ax], lo, hi)
 
-        plans = {index: [along(ax, i) for ax, i in enumerate(index)]
-                 for index in np.ndindex(*[len(c) for c in out_chunks])}
-        pieces = block_pieces(image, plans, "fftconv-kernel-halo-" + self.token)
+        pieces = block_pieces(image, plans_of(out_chunks, along),
+                              "fftconv-kernel-halo-" + self.token)
         self.layer, self.pieces, self.dependencies = pieces.layer, pieces.nested, \
             pieces.dependencies
         chunks, summed = [], []
