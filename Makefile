@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.regret
 	$(BIN)/python -m benchmarks.operations
 	$(BIN)/python -m benchmarks.dask_bench
+	$(BIN)/python -m benchmarks.fft_lengths
 
 # Warnings are errors; the pages' examples run in `make test` (pytest --doctest-glob).
 docs: $(STAMP)

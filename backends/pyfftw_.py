@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fftconv._fastlen import next_smooth
+from fftconv._fastlen import LengthCosts, cheapest_length
 from fftconv._protocol import CONTRACT_VERSION, Capabilities
 
 EFFORT_FLAGS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE",
@@ -42,6 +42,13 @@ WISDOM_FORMAT = 1
 PLAN_CACHE_SIZE = 32
 PLAN_CACHE_BYTES = 512 * 2**20
 PLAN_BUFFER_LIMIT = PLAN_CACHE_BYTES // 2
+# FFTW's cost of a length m: m^2.4 times a base per element, a little per log2 of each
+# factor (a 3, 5 or 7 costs 1.4-3x what a 2 does) and 2.5x the base for an odd length (no
+# radix-2 pass to halve a real transform with).  Fitted to m² convolutions at every
+# 7-smooth m of three and a half octaves and chosen for the time it saves
+# (benchmarks/fft_lengths.py); the exponent past 2 is what grows with size (caches).
+FFTW_LENGTH_COSTS = LengthCosts(((2, 0.010), (3, 0.023), (5, 0.014), (7, 0.031)), base=0.306,
+                                odd=0.468, exponent=2.4)
 
 _planner_lock = threading.Lock()
 
@@ -286,8 +293,10 @@ class PyFFTWBackend:
         return out
 
     def next_fast_len(self, n: int, real: bool = True) -> int:
-        # FFTW has hand-written codelets for 2, 3, 5 and 7.
-        return next_smooth(n, (2, 3, 5, 7))
+        # FFTW has codelets for 2, 3, 5 and 7, not equally fast: the cheapest length, not
+        # the smallest (2248 takes 2304, 1.3× faster than 2250 = 2·3²·5³; 1121 takes 1152,
+        # 2.3× faster than 1125 = 3²·5³).
+        return cheapest_length(int(n), FFTW_LENGTH_COSTS)
 
 
 def _shapes(kind: str, shape, s, axes) -> tuple[tuple[int, ...], tuple[int, ...]]:

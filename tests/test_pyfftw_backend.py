@@ -12,6 +12,7 @@ from reference import assert_matches, reference
 
 import fftconv
 from fftconv import _registry
+from fftconv._fastlen import next_smooth
 
 pyfftw_ = pytest.importorskip("fftconv.backends.pyfftw_")
 pytest.importorskip("pyfftw")
@@ -128,6 +129,14 @@ def test_unwritable_wisdom_is_a_warning_not_an_error(tmp_path, rng):
     assert len(caught) == 1 and "could not be saved" in str(caught[0].message)
 
 
-def test_fast_lengths_are_7_smooth(backend):
-    assert backend.next_fast_len(97, True) == 98
-    assert backend.next_fast_len(4222, True) == 4320
+def test_fast_lengths_are_the_cheapest_not_the_smallest(backend):
+    """The smallest 7-smooth length is often a slow one for FFTW: a 2250² convolution
+    (2250 = 2·3²·5³) took 1.3× as long as a 2304² one, 1125² 2.2× as long as 1152²,
+    4374² (2·3⁷) 1.4× as long as 4480² (benchmarks/fft_lengths.py).  The old rule
+    picked 2250, 1125 and 4374."""
+    assert [backend.next_fast_len(n, True) for n in (2248, 1121, 4350)] == [2304, 1152, 4480]
+    lengths = [backend.next_fast_len(n, True) for n in range(2, 6000)]
+    assert all(next_smooth(m, (2, 3, 5, 7)) == m for m in lengths)
+    assert not any(m % 2 for m in lengths)  # an odd real transform costs FFTW 2-3×
+    plan = fftconv.plan((2248, 2248), (201, 201), mode="valid", backend="pyfftw")
+    assert plan.fft_shape == (2304, 2304)
