@@ -79,10 +79,10 @@ class LengthCosts:
 
     def __post_init__(self) -> None:
         weights = dict(self.per_log2)
-        if 2 not in weights or min(weights.values()) < weights[2] or self.base < 0 \
-                or self.odd < 0 or self.exponent < 0:
+        if 2 not in weights or min(weights.values()) < max(weights[2], 0.0) \
+                or self.base < 0 or self.odd < 0 or self.exponent < 0:
             raise ValueError("LengthCosts needs factor 2, no factor cheaper than 2, "
-                             f"non-negative base, odd and exponent; got {self}")
+                             f"non-negative weights, base, odd and exponent; got {self}")
 
     def cost(self, m: int) -> float:
         """The model's time of one transform of length ``m`` (arbitrary units)."""
@@ -112,5 +112,5 @@ def cheapest_length(n: int, costs: LengthCosts) -> int:
     if n <= 1:
         return 1
     primes = tuple(p for p, _ in costs.per_log2)
-    candidates = smooth_between(n, 1 << math.ceil(math.log2(n)), primes)
+    candidates = smooth_between(n, 1 << (n - 1).bit_length(), primes)
     return min(candidates, key=lambda m: (costs.cost(m), m))

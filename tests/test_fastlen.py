@@ -69,7 +69,8 @@ def test_uniform_costs_are_the_smallest_smooth_length():
     dict(per_log2=((2, 1.0),), base=-1.0),
     dict(per_log2=((2, 1.0),), odd=-1.0),
     dict(per_log2=((2, 1.0),), exponent=-0.5),
+    dict(per_log2=((2, -0.5), (3, -0.5))),  # longer lengths would get cheaper without end
 ])
 def test_cost_models_the_search_cannot_serve_are_refused(bad):
-    with pytest.raises(ValueError, match="no factor cheaper than 2, non-negative"):
+    with pytest.raises(ValueError, match="no factor cheaper than 2, non-negative weights"):
         LengthCosts(**bad)
