@@ -101,7 +101,8 @@ def cheapest_length(n: int, costs: LengthCosts) -> int:
     No length past the power of two ``P >= n`` can win: it is longer than
     ``P`` and costs more per element, since no factor is cheaper than 2.  So
     the result is the minimum over all ``m >= n``, which makes it monotone in
-    ``n`` and its own fixed point.
+    ``n`` and its own fixed point.  A length of 1 stays 1: there is nothing to
+    transform, whatever the model would say.
 
     Examples
     --------
