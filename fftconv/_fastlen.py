@@ -10,7 +10,7 @@ import math
 
 @functools.lru_cache(maxsize=4096)
 def next_smooth(n: int, primes: tuple[int, ...] = (2, 3, 5)) -> int:
-    """Smallest integer ``>= n`` whose prime factors are all in ``primes``.
+    """Smallest integer ``>= n`` whose prime factors are all in ``primes`` (which hold 2).
 
     Examples
     --------
@@ -19,24 +19,7 @@ def next_smooth(n: int, primes: tuple[int, ...] = (2, 3, 5)) -> int:
     """
     if n <= 1:
         return 1
-    best = 1 << math.ceil(math.log2(n))
-    products = [1]
-    for p in primes:
-        grown = []
-        for base in products:
-            value = base
-            while value < best:
-                grown.append(value)
-                value *= p
-        products = grown
-    for value in products:
-        if value >= n:
-            best = min(best, value)
-        else:
-            # value < n: scale by the largest power of 2 that stays useful
-            scaled = value << max(0, math.ceil(math.log2(n / value)))
-            best = min(best, scaled)
-    return best
+    return smooth_between(n, 1 << (n - 1).bit_length(), primes)[0]  # a power of 2 is one
 
 
 def smooth_between(lo: int, hi: int, primes: tuple[int, ...]) -> list[int]:
