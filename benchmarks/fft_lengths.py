@@ -27,11 +27,11 @@ import json
 import math
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
+from fftconv._calibrate import _median_time
 from fftconv._fastlen import LengthCosts, cheapest_length, next_smooth, smooth_between
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,16 +41,6 @@ OCTAVES = ((128, 256), (512, 1024), (2048, 4096), (4096, 4608))
 GROWTHS = tuple(g / 20 for g in range(11))  # the exponent's part past m², tried in turn
 PRIMES = (2, 3, 5, 7)
 EXAMPLES = (130, 600, 620, 900, 2100, 2248, 3100)  # n of the octaves where the rules differ
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def per_element_ns(n: int) -> float:
@@ -72,7 +62,7 @@ def per_element_ns(n: int) -> float:
         inverse()
 
     repeats = max(3, min(25, 2**24 // (n * n)))
-    return 1e9 * _median_seconds(run, repeats) / (n * n)
+    return 1e9 * _median_time(run, repeats) / (n * n)
 
 
 def _features(m: int) -> list[float]:
