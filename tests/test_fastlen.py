@@ -76,3 +76,13 @@ def test_uniform_costs_are_the_smallest_smooth_length():
 def test_cost_models_the_search_cannot_serve_are_refused(bad):
     with pytest.raises(ValueError, match="no factor cheaper than 2, non-negative weights"):
         LengthCosts(**bad)
+
+
+def test_length_regret_counts_choices_past_the_measured_lengths():
+    """A choice past the measured lengths (4802 for n > 4600) is counted, not a KeyError."""
+    from benchmarks.fft_lengths import OCTAVES, regret
+
+    measured = {m: 1.0 for lo, hi in OCTAVES for m in smooth_between(lo, hi, (2, 3, 5, 7))}
+    past = regret(measured, lambda n: 4802 if n > 4600 else next_smooth(n, (2, 3, 5, 7)))
+    assert past.unscored == 8 and past.mean == 1.0
+    assert regret(measured, lambda n: next_smooth(n, (2, 3, 5, 7))).unscored == 0
