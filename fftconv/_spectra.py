@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fftconv import _once
+
 CACHE_BYTES = 128 * 2**20
 HASH_LIMIT = 1 << 22  # kernels above this many elements are not hashed (not cached)
 
@@ -39,24 +41,38 @@ class SpectrumCache:
         self.max_bytes = max_bytes
         self._items: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._running = _once.Running()
 
     def get(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
-        spectrum = compute()
-        if self.entries <= 0 or (self.max_bytes and spectrum.nbytes * 4 > self.max_bytes):
-            return spectrum
-        spectrum.flags.writeable = False  # shared: nobody may change it in place
-        with self._lock:
+        """The spectrum under ``key``, computed once when missing.
+
+        Threads asking while another computes it wait for that one
+        (:mod:`fftconv._once`); the spectrum is read-only, as they share it.
+        """
+        while True:
+            with self._lock:
+                found = self._items.get(key)
+                if found is not None:
+                    self._items.move_to_end(key)
+                    return found
+                running = self._running.claim(key)
+            if running is None:
+                return _once.make(self._running, self._lock, key, compute, self._keep(key))
+            done, spectrum = _once.waited(running)
+            if done:
+                return spectrum
+
+    def _keep(self, key: tuple) -> Callable[[np.ndarray], None]:
+        def keep(spectrum: np.ndarray) -> None:  # under the lock
+            spectrum.flags.writeable = False  # shared: nobody may change it in place
+            if self.entries <= 0 or (self.max_bytes and spectrum.nbytes * 4 > self.max_bytes):
+                return
             self._items[key] = spectrum
             while len(self._items) > self.entries or (
                     self.max_bytes and sum(s.nbytes for s in self._items.values())
                     > self.max_bytes):
                 self._items.popitem(last=False)
-        return spectrum
+        return keep
 
     def clear(self) -> None:
         with self._lock:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from fftconv import _once
+
 IDLE_SECONDS = 5.0
 
 
@@ -56,25 +58,37 @@ class Idle:
         # A forked child inherits the lock as it was and the timer's record, not its thread.
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._running = _once.Running()  # the child has none of the threads making them
 
     def get(self, key: Hashable, make: Callable[[], Any],
             fits: Callable[[Any], bool] = lambda value: True) -> Any:
-        """The value under ``key``, made (and kept) when missing or when ``fits`` refuses it."""
-        with self._lock:
-            entry = self._items.pop(key, None)
-            if entry is not None and fits(entry[0]):
-                self._items[key] = entry  # re-inserted last: the dict is in LRU order
-                entry[1] = time.monotonic()
-                self._schedule()
-                return entry[0]
-        entry = None  # a misfit goes before its replacement is made
-        value = make()
-        with self._lock:
+        """The value under ``key``, made (and kept) when missing or when ``fits`` refuses it.
+
+        Threads asking while another makes it wait for that one (:mod:`fftconv._once`).
+        """
+        while True:
+            with self._lock:
+                entry = self._items.pop(key, None)
+                if entry is not None and fits(entry[0]):
+                    self._items[key] = entry  # re-inserted last: the dict is in LRU order
+                    entry[1] = time.monotonic()
+                    self._schedule()
+                    return entry[0]
+                running = self._running.claim(key)
+            entry = None  # a misfit goes before its replacement is made
+            if running is None:
+                return _once.make(self._running, self._lock, key, make, self._keeper(key))
+            done, value = _once.waited(running)
+            if done and fits(value):
+                return value
+
+    def _keeper(self, key: Hashable) -> Callable[[Any], None]:
+        def keep(value: Any) -> None:  # under the lock
             self._items[key] = [value, time.monotonic()]
             while self.limit is not None and len(self._items) > self.limit:
                 self._items.pop(next(iter(self._items)))
             self._schedule()
-        return value
+        return keep
 
     def _schedule(self, delay: float | None = None) -> None:
         """Start the sweep timer unless one is pending (lock held)."""

@@ -324,14 +324,82 @@ def test_a_misfit_is_replaced(quick_idle):
 def test_a_forked_child_sweeps_on_its_own(quick_idle):
     store = _workspace.Idle()
     store.get("k", object)
+    assert store._running.claim("r") is None  # a parent's thread is making "r"
     with store._lock, warnings.catch_warnings():  # held at fork time: not in the child
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
         pid = os.fork()
         if pid == 0:  # the child: no timer thread came along, the lock is fresh
             try:
                 store.get("j", object)
+                store.get("r", object)  # made here: the thread making it did not come along
                 os._exit(0 if _gone(store) else 1)
             finally:
                 os._exit(2)
     assert os.waitpid(pid, 0)[1] == 0
+    store._running.finish("r").set_result(None)
     assert _gone(store)
+
+
+def _idle(make):
+    return _workspace.Idle().get, "key", make
+
+
+def _spectra(make):
+    from fftconv._spectra import SpectrumCache
+
+    return SpectrumCache(entries=2).get, ("key",), lambda: np.full(4, make())
+
+
+def _together(get, key, threads=8):
+    """``get(key)`` on ``threads`` threads let go at once: each one's value, or its error."""
+    start = threading.Barrier(threads)
+    results: list = [None] * threads
+
+    def ask(i):
+        start.wait()
+        try:
+            results[i] = get(key)
+        except ValueError as err:
+            results[i] = err
+
+    workers = [threading.Thread(target=ask, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return results
+
+
+@pytest.mark.parametrize("cache", [_idle, _spectra])
+def test_threads_asking_together_make_the_value_once(quick_idle, cache):
+    """A Dask worker's first tasks all ask for the kernel spectrum at once: one transform."""
+    made = []
+
+    def make():
+        made.append(None)
+        time.sleep(0.2)  # long enough for every thread to ask while it runs
+        return len(made)
+
+    get, key, build = cache(make)
+    results = _together(lambda k: get(k, build), key)
+    assert len(made) == 1
+    assert all(r is results[0] for r in results)
+
+
+@pytest.mark.parametrize("cache", [_idle, _spectra])
+def test_a_failed_make_is_retried_by_a_waiting_thread(quick_idle, cache):
+    made = []
+
+    def make():
+        made.append(None)
+        time.sleep(0.2)
+        if len(made) == 1:
+            raise ValueError("the first try fails")
+        return len(made)
+
+    get, key, build = cache(make)
+    results = _together(lambda k: get(k, build), key)
+    errors = [r for r in results if isinstance(r, ValueError)]
+    assert len(errors) == 1 and len(made) == 2  # the maker has its error; one waiter remade it
+    values = [r for r in results if not isinstance(r, ValueError)]
+    assert len({id(v) for v in values}) == 1
