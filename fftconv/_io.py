@@ -10,6 +10,7 @@ opened for writing.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -158,7 +159,13 @@ def output_codec():
 
 
 def write_image(array, path: str | os.PathLike, **compute) -> Path:
-    """Write the dask array ``array`` to ``path`` atomically (temporary path, then rename)."""
+    """Write the dask array ``array`` to ``path`` atomically (temporary path, then rename).
+
+    Every format is written block by block from the graph, so an output larger
+    than memory is fine: ``.zarr`` compressed (:func:`output_codec`), ``.npy``
+    and ``.tif`` uncompressed and contiguous (tifffile's memory-mappable
+    layout, BigTIFF past 4 GiB).
+    """
     import dask.array as da
 
     path = Path(path)
@@ -170,18 +177,48 @@ def write_image(array, path: str | os.PathLike, **compute) -> Path:
 
             target = zarr.create_array(str(tmp), shape=array.shape, dtype=array.dtype,
                                        chunks=array.chunksize, compressors=output_codec())
-            da.store(array, target, lock=False, **compute)
         elif kind == ".npy":
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
-                                            shape=array.shape)
-            da.store(array, out, lock=True, **compute)
-            out.flush()
-            del out
+            target = MappedFile.of(np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=array.dtype, shape=array.shape))
         else:
             import tifffile
 
-            tifffile.imwrite(tmp, np.asarray(array.compute(**compute)))
+            target = MappedFile.of(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype))
+        da.store(array, target, lock=False, **compute)
         _replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class MappedFile:
+    """A ``da.store`` target: an array stored raw at ``offset`` in the file at ``path``.
+
+    Each write maps the file in the process that writes.  A ``np.memmap``
+    target would be pickled to worker processes (the ``processes`` scheduler,
+    dask.distributed) as a copy of its data, and their writes would be lost:
+    a ``.npy`` output came out all zeros that way.
+    """
+
+    path: str
+    offset: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, mapped: np.memmap) -> MappedFile:
+        """The file ``mapped`` maps (which is closed: writes map it again)."""
+        target = cls(str(mapped.filename), int(mapped.offset), mapped.shape, mapped.dtype)
+        mapped.flush()  # the header that created it is on disk
+        del mapped
+        return target
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __setitem__(self, index, value) -> None:
+        mapped = np.memmap(self.path, dtype=self.dtype, mode="r+", offset=self.offset,
+                           shape=self.shape)
+        mapped[index] = value

@@ -52,6 +52,19 @@ def test_round_trips(files, source, target):
     assert_matches(read(folder / target), reference(x, k, "same", "mirror"), "float32")
 
 
+@pytest.mark.parametrize("target", ["out.zarr", "out.npy", "out.tiff"])
+def test_worker_processes_write_every_format(files, target):
+    """Blocks computed in other processes land in the file (a pickled np.memmap target was a
+    copy there: a .npy output came out all zeros; a TIFF output was computed whole in memory
+    first)."""
+    folder, x = files
+    argv = ["convolve", str(folder / "in.zarr"), str(folder / "k.npy"), str(folder / target),
+            "--boundary", "reflect", "--chunks", "25", "--scheduler", "processes"]
+    assert cli.main(argv) == 0
+    k = np.load(folder / "k.npy")
+    assert_matches(read(folder / target), reference(x, k, "same", "reflect"), "float32")
+
+
 @pytest.mark.parametrize("spec, shape", [("gaussian:sigma=1.5", (13, 13)),
                                          ("disk:radius=3", (7, 7)), ("box:size=4", (4, 4))])
 def test_named_kernels(spec, shape):
@@ -92,19 +105,27 @@ def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, messag
     assert sorted(p.name for p in folder.iterdir()) == before
 
 
-def test_failed_write_leaves_nothing_and_keeps_the_old_output(files, monkeypatch):
+@pytest.mark.parametrize("output", ["out.npy", "out.tif", "out.zarr"])
+def test_failed_write_leaves_nothing_and_keeps_the_old_output(files, monkeypatch, output):
+    """Every format is written by ``da.store``, block by block (TIFF was computed whole)."""
     folder, _ = files
-    np.save(folder / "out.npy", np.zeros(3))
+    old = np.zeros((3, 2), dtype=np.float32)
+    if output.endswith(".npy"):
+        np.save(folder / output, old)
+    elif output.endswith(".tif"):
+        tifffile.imwrite(folder / output, old)
+    else:
+        zarr.open_array(str(folder / output), mode="w", shape=old.shape, dtype=old.dtype)[:] = old
     import dask.array as da
 
     def broken_store(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(da, "store", broken_store)
-    argv = ["convolve", str(folder / "in.npy"), "box:size=3", str(folder / "out.npy"),
+    argv = ["convolve", str(folder / "in.npy"), "box:size=3", str(folder / output),
             "--overwrite"]
     assert cli.main(argv) == 2
-    np.testing.assert_array_equal(np.load(folder / "out.npy"), np.zeros(3))
+    np.testing.assert_array_equal(read(folder / output), old)
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
 
 
@@ -164,12 +185,14 @@ def test_distributed_local_cluster(files):
     folder, x = files
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        argv = ["convolve", str(folder / "in.zarr"), str(folder / "k.npy"),
-                str(folder / "dist.zarr"), "--chunks", "25", "--boundary", "wrap",
-                "--scheduler", cluster.scheduler_address]
-        assert cli.main(argv) == 0
+        for target in ("dist.zarr", "dist.npy", "dist.tif"):
+            argv = ["convolve", str(folder / "in.zarr"), str(folder / "k.npy"),
+                    str(folder / target), "--chunks", "25", "--boundary", "wrap",
+                    "--scheduler", cluster.scheduler_address]
+            assert cli.main(argv) == 0
     k = np.load(folder / "k.npy")
-    assert_matches(read(folder / "dist.zarr"), reference(x, k, "same", "wrap"), "float32")
+    for target in ("dist.zarr", "dist.npy", "dist.tif"):
+        assert_matches(read(folder / target), reference(x, k, "same", "wrap"), "float32")
 
 
 def _crash_once(block, marker):
