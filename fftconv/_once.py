@@ -58,16 +58,23 @@ def waited(future: Future) -> tuple[bool, Any]:
 
 def make(running: Running, lock, key: Hashable, build: Callable[[], Any],
          keep: Callable[[Any], None]) -> Any:
-    """Run ``build()`` as the claimant of ``key``; ``keep(value)`` runs under ``lock``."""
+    """Run ``build()`` as the claimant of ``key``; ``keep(value)`` runs under ``lock``.
+
+    Whatever fails, ``key`` is finished, so no waiter waits for ever.
+    """
+    future = None
     try:
         value = build()
-    except BaseException as err:
         with lock:
-            future = running.finish(key)
+            try:
+                keep(value)
+            finally:
+                future = running.finish(key)
+    except BaseException as err:
+        if future is None:
+            with lock:
+                future = running.finish(key)
         future.set_exception(err)
         raise
-    with lock:
-        keep(value)
-        future = running.finish(key)
     future.set_result(value)
     return value

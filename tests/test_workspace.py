@@ -362,11 +362,12 @@ def _together(get, key, threads=8):
         except ValueError as err:
             results[i] = err
 
-    workers = [threading.Thread(target=ask, args=(i,)) for i in range(threads)]
+    workers = [threading.Thread(target=ask, args=(i,), daemon=True) for i in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
-        w.join()
+        w.join(timeout=10)
+    assert not any(w.is_alive() for w in workers), "a thread still waits for the value"
     return results
 
 
@@ -403,3 +404,35 @@ def test_a_failed_make_is_retried_by_a_waiting_thread(quick_idle, cache):
     assert len(errors) == 1 and len(made) == 2  # the maker has its error; one waiter remade it
     values = [r for r in results if not isinstance(r, ValueError)]
     assert len({id(v) for v in values}) == 1
+
+
+def test_a_failure_while_keeping_the_value_releases_the_waiting_threads(quick_idle,
+                                                                         monkeypatch):
+    """The value made, keeping it fails (no timer thread could start, say): the key is
+    finished anyway, and the waiting threads get a value instead of waiting for ever."""
+    store = _workspace.Idle()
+    schedule, failures = store._schedule, []
+
+    def fail_once(delay=None):
+        if not failures:
+            failures.append(None)
+            raise RuntimeError("can't start new thread")
+        schedule(delay)
+
+    monkeypatch.setattr(store, "_schedule", fail_once)
+    made = []
+
+    def make():
+        made.append(None)
+        time.sleep(0.2)
+        return len(made)
+
+    def get(key):
+        try:
+            return store.get(key, make)
+        except RuntimeError as err:
+            return err
+
+    results = _together(get, "key", threads=4)
+    errors = [r for r in results if isinstance(r, RuntimeError)]
+    assert len(errors) == 1 and all(isinstance(r, int) for r in results if r not in errors)
