@@ -68,10 +68,12 @@ def _limit_malloc_arenas() -> None:
     """One glibc malloc arena for this process (Linux; a no-op elsewhere).
 
     With one arena per thread, the large buffers that tasks free on one thread and
-    allocate on another fragment into several arenas: the 16384² out-of-core
-    benchmark peaks at 550 MiB that way and at 450 MiB with one arena, at the same
-    speed.  The command line owns its process, so it can choose; library users can
-    set ``MALLOC_ARENA_MAX=1`` themselves.
+    allocate on another fragment into several arenas.  The 16384² out-of-core
+    benchmark peaks at 426-489 MiB that way and at 344-353 MiB with one arena.
+    One arena can cost time, as the threads then share its lock: interleaved
+    runs on a noisy day gave 7.0-7.3 s against 7.9-8.3 s, and another set
+    6.6-7.7 s against 6.6-8.5 s.  The command line owns its process, so it can
+    choose memory; library users can set ``MALLOC_ARENA_MAX=1`` themselves.
     """
     if not sys.platform.startswith("linux"):
         return
