@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import os
 import threading
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -40,6 +42,12 @@ class SpectrumCache:
         self.entries = entries
         self.max_bytes = max_bytes
         self._items: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
+        self._after_fork()
+        _ALL.add(self)
+
+    def _after_fork(self) -> None:
+        # A forked child inherits the lock as it was, and keys being made by threads it
+        # does not have: waiting on either would block it for ever.
         self._lock = threading.Lock()
         self._running = _once.Running()
 
@@ -81,6 +89,17 @@ class SpectrumCache:
     def __len__(self) -> int:
         return len(self._items)
 
+
+_ALL: weakref.WeakSet[SpectrumCache] = weakref.WeakSet()  # every cache, for a forked child
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_ALL):
+        cache._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 SHARED = SpectrumCache(entries=8)
 

@@ -436,3 +436,35 @@ def test_a_failure_while_keeping_the_value_releases_the_waiting_threads(quick_id
     results = _together(get, "key", threads=4)
     errors = [r for r in results if isinstance(r, RuntimeError)]
     assert len(errors) == 1 and all(isinstance(r, int) for r in results if r not in errors)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_uses_a_spectrum_cache_held_at_fork_time():
+    """Forked while a thread held a Convolver's cache lock, or was computing a spectrum in
+    it, the child computed nothing: it waited for ever on the parent's lock or thread."""
+    from fftconv._spectra import SpectrumCache
+
+    cache = SpectrumCache(entries=2)
+    cache.get(("kept",), lambda: np.ones(3))
+    assert cache._running.claim(("making",)) is None  # a parent's thread is computing it
+    with cache._lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ok = cache.get(("making",), lambda: np.zeros(2)).shape == (2,) and \
+                    cache.get(("kept",), lambda: np.zeros(9)).shape == (3,)
+                os._exit(0 if ok else 1)
+            finally:
+                os._exit(2)
+    cache._running.finish(("making",)).set_result(None)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert status == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the child waited for ever")
