@@ -6,8 +6,8 @@ compute it, and a 32-thread worker would hold 32 copies for a moment (20 MiB
 each at a 2250² tile) and do the transform 32 times.
 
 The caches using it (:class:`fftconv._spectra.SpectrumCache`,
-:class:`fftconv._workspace.Idle`) call :meth:`Running.claim` and
-:meth:`Running.finish` under their own lock.
+:class:`fftconv._workspace.Idle`) each keep a :class:`Running` and call
+:func:`get` with their own lock, lookup and store.
 
 Examples
 --------
@@ -45,19 +45,34 @@ class Running:
         return self._futures.pop(key)
 
 
-def waited(future: Future) -> tuple[bool, Any]:
-    """``(True, value)`` once another thread has made it, ``(False, None)`` if that failed.
+MISSING = object()  # what a cache's lookup returns when it has no value for the key
 
-    After a failure the waiter tries again (and may make the value itself):
-    the maker has its error, and a failure like MemoryError may not recur.
+
+def get(running: Running, lock, key: Hashable, found: Callable[[], Any],
+        build: Callable[[], Any], keep: Callable[[Any], None],
+        fits: Callable[[Any], bool] = lambda value: True) -> Any:
+    """The value of ``key``: ``found()`` has it, or one thread makes it and the others wait.
+
+    ``found`` (the cache's lookup, or :data:`MISSING`) and ``keep`` (storing a
+    made value) run under ``lock``; ``build`` runs outside it.  A waiter whose
+    maker failed tries again, and may make the value itself: the maker has its
+    error, and a failure like MemoryError may not recur.  A made value that
+    ``fits`` refuses is looked up, and replaced, again.
     """
-    if future.exception() is None:
-        return True, future.result()
-    return False, None
+    while True:
+        with lock:
+            value = found()
+            if value is not MISSING:
+                return value
+            future = running.claim(key)
+        if future is None:
+            return _make(running, lock, key, build, keep)
+        if future.exception() is None and fits(future.result()):
+            return future.result()
 
 
-def make(running: Running, lock, key: Hashable, build: Callable[[], Any],
-         keep: Callable[[Any], None]) -> Any:
+def _make(running: Running, lock, key: Hashable, build: Callable[[], Any],
+          keep: Callable[[Any], None]) -> Any:
     """Run ``build()`` as the claimant of ``key``; ``keep(value)`` runs under ``lock``.
 
     Whatever fails, ``key`` is finished, so no waiter waits for ever.

@@ -57,18 +57,14 @@ class SpectrumCache:
         Threads asking while another computes it wait for that one
         (:mod:`fftconv._once`); the spectrum is read-only, as they share it.
         """
-        while True:
-            with self._lock:
-                found = self._items.get(key)
-                if found is not None:
-                    self._items.move_to_end(key)
-                    return found
-                running = self._running.claim(key)
-            if running is None:
-                return _once.make(self._running, self._lock, key, compute, self._keep(key))
-            done, spectrum = _once.waited(running)
-            if done:
-                return spectrum
+        def found():  # under the lock
+            spectrum = self._items.get(key)
+            if spectrum is None:
+                return _once.MISSING
+            self._items.move_to_end(key)
+            return spectrum
+
+        return _once.get(self._running, self._lock, key, found, compute, self._keep(key))
 
     def _keep(self, key: tuple) -> Callable[[np.ndarray], None]:
         def keep(spectrum: np.ndarray) -> None:  # under the lock

@@ -66,21 +66,16 @@ class Idle:
 
         Threads asking while another makes it wait for that one (:mod:`fftconv._once`).
         """
-        while True:
-            with self._lock:
-                entry = self._items.pop(key, None)
-                if entry is not None and fits(entry[0]):
-                    self._items[key] = entry  # re-inserted last: the dict is in LRU order
-                    entry[1] = time.monotonic()
-                    self._schedule()
-                    return entry[0]
-                running = self._running.claim(key)
-            entry = None  # a misfit goes before its replacement is made
-            if running is None:
-                return _once.make(self._running, self._lock, key, make, self._keeper(key))
-            done, value = _once.waited(running)
-            if done and fits(value):
-                return value
+        def found():  # under the lock; a misfit goes before its replacement is made
+            entry = self._items.pop(key, None)
+            if entry is None or not fits(entry[0]):
+                return _once.MISSING
+            self._items[key] = entry  # re-inserted last: the dict is in LRU order
+            entry[1] = time.monotonic()
+            self._schedule()
+            return entry[0]
+
+        return _once.get(self._running, self._lock, key, found, make, self._keeper(key), fits)
 
     def _keeper(self, key: Hashable) -> Callable[[Any], None]:
         def keep(value: Any) -> None:  # under the lock
