@@ -90,13 +90,9 @@ def _lazy(source, chunks):
 
 def _tiff_tiles(path: Path, chunks):
     """A tiled or compressed TIFF read through tifffile's zarr store (its tiles as chunks)."""
-    import dask.array as da
-
     stamp = path.stat().st_mtime_ns
     opened = _tiff_store(str(path), stamp)
-    if chunks == "auto":  # as dask would chunk the store: whole tiles, about 128 MiB
-        chunks = da.from_zarr(opened, chunks="auto").chunks
-    return _lazy(TiffTiles(str(path), stamp, opened.shape, opened.dtype), chunks)
+    return _lazy(TiffTiles(str(path), stamp, opened.shape, opened.dtype, opened.chunks), chunks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +109,7 @@ class TiffTiles:
     modified: int
     shape: tuple[int, ...]
     dtype: np.dtype
+    chunks: tuple[int, ...]  # the store's: dask's "auto" keeps whole tiles, as from_zarr did
 
     @property
     def ndim(self) -> int:
