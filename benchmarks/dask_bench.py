@@ -19,8 +19,10 @@ own, imports included) and the contenders take turns, ``--repeat`` rounds:
 
 The floor is the copy plus the pyFFTW floor of fftconv's tiles (one real
 forward transform, the product and one inverse at each tile's padded size,
-plans and kernel spectrum ready, one thread per tile, tiles spread over the
-cores).  ``--big`` then processes a larger image once with fftconv and reports
+plans and kernel spectrum ready, one thread per core running its share of the
+tiles), timed in its own process in every round like a contender, so that each
+round's ratios compare runs minutes apart on a machine whose speed drifts.
+``--big`` then processes a larger image once with fftconv and reports
 its peak memory.  Results go to ``benchmarks/results/<machine>-<date>-dask.md``.
 """
 
@@ -157,7 +159,17 @@ def dask_image_estimate(source: str, chunk: int, size: int, radius: int, small: 
 
 
 def tile_floor(chunk: int, radius: int, tiles: int) -> dict:
-    """pyFFTW's floor for fftconv's tiles, one thread per tile, the tiles over the cores."""
+    """pyFFTW's floor for fftconv's tiles: ``tiles`` of them, one thread each, over the cores.
+
+    Each tile is filled, transformed forward, multiplied by the kernel's
+    spectrum and transformed back, at the padded size fftconv's planner picks
+    for pyFFTW, with plans (FFTW_MEASURE) and the kernel spectrum made before
+    the clock starts.  One thread per core, each with its own plans and
+    buffers, runs its share of the tiles: what the tiles cost run side by side
+    on this machine (memory bandwidth shared), not one tile's time scaled.
+    """
+    import concurrent.futures
+
     import pyfftw
 
     import fftconv
@@ -166,26 +178,41 @@ def tile_floor(chunk: int, radius: int, tiles: int) -> dict:
     side = chunk + k - 1
     plan = fftconv.plan((side, side), (k, k), mode="valid", method="fft", backend="pyfftw")
     shape = plan.fft_shape
-    real = pyfftw.empty_aligned(shape, dtype=np.float32)
-    spec = pyfftw.empty_aligned((shape[0], shape[1] // 2 + 1), dtype=np.complex64)
-    out = pyfftw.empty_aligned(shape, dtype=np.float32)
-    forward = pyfftw.FFTW(real, spec, axes=(0, 1), flags=("FFTW_MEASURE",), threads=1)
-    inverse = pyfftw.FFTW(spec, out, axes=(0, 1), direction="FFTW_BACKWARD",
-                          flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT"), threads=1)
-    real[...] = 1.0
-    kernel_spectrum = forward().copy()
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        real[:side, :side] = 1.0
-        spectrum = forward()
-        spectrum *= kernel_spectrum
-        inverse()
-        times.append(time.perf_counter() - start)
-    one = statistics.median(times)
+    half = (shape[0], shape[1] // 2 + 1)
     cores = os.cpu_count() or 1
-    return {"tile": side, "fft_shape": list(shape), "per_tile": one,
-            "seconds": one * tiles / cores}
+
+    def make():  # on the main thread: FFTW's planner is not thread-safe
+        real = pyfftw.empty_aligned(shape, dtype=np.float32)
+        spec = pyfftw.empty_aligned(half, dtype=np.complex64)
+        out = pyfftw.empty_aligned(shape, dtype=np.float32)
+        forward = pyfftw.FFTW(real, spec, axes=(0, 1), flags=("FFTW_MEASURE",), threads=1)
+        inverse = pyfftw.FFTW(spec, out, axes=(0, 1), direction="FFTW_BACKWARD",
+                              flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT"), threads=1)
+        real[...] = 0.0
+        return real, forward, inverse
+
+    workers = [make() for _ in range(cores)]
+    real, forward, _ = workers[0]
+    real[:side, :side] = 1.0
+    kernel_spectrum = forward().copy()
+
+    def run(worker, count: int) -> None:
+        real, forward, inverse = worker
+        for _ in range(count):
+            real[:side, :side] = 1.0
+            spectrum = forward()
+            spectrum *= kernel_spectrum
+            inverse()
+
+    shares = [tiles // cores + (i < tiles % cores) for i in range(cores)]
+    with concurrent.futures.ThreadPoolExecutor(cores) as pool:
+        start = time.perf_counter()
+        for done in [pool.submit(run, w, n) for w, n in zip(workers, shares)]:
+            done.result()
+        seconds = time.perf_counter() - start
+    return {"name": "floor", "seconds": seconds, "tile": side, "fft_shape": list(shape),
+            "per_tile": seconds * cores / tiles, "peak_mib": rss("VmHWM") / 2**20,
+            "baseline_mib": float("nan")}
 
 
 def _check(folder: Path, chunk: int, radius: int) -> float:
@@ -214,6 +241,20 @@ def _summary(rows: list[dict]) -> dict:
             "baseline_mib": statistics.median(r["baseline_mib"] for r in rows)}
 
 
+def _round_ratios(rows: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """Per round: the baseline's time over fftconv's, and fftconv's over copy + floor.
+
+    The machine's speed drifts between rounds (the floor alone has ranged over
+    2× in one day); within a round the contenders ran minutes apart.
+    """
+    per = zip(rows["fftconv"], rows["map_overlap+fftconvolve"], rows["copy"], rows["floor"])
+    speed, floor = [], []
+    for ours, base, copy, fl in per:
+        speed.append(base["seconds"] / ours["seconds"])
+        floor.append(ours["seconds"] / (copy["seconds"] + fl["seconds"]))
+    return {"speed": speed, "floor": floor}
+
+
 def _versions() -> str:
     from importlib.metadata import version
 
@@ -225,7 +266,9 @@ def report(results: dict, args: argparse.Namespace) -> str:
     s = results["summary"]
     copy, ours = s["copy"]["median"], s["fftconv"]["median"]
     base = s["map_overlap+fftconvolve"]["median"]
-    floor = copy + results["floor"]["seconds"]
+    fl = results["floor"]
+    floor = copy + fl["median"]
+    rounds = _round_ratios(results["rows"])
     gib = args.size**2 * 4 / 2**30
     lines = [
         f"# Out of core: {args.size}² float32 zarr (zstd, {args.chunks}² chunks, {gib:.0f} GiB) "
@@ -249,11 +292,18 @@ def report(results: dict, args: argparse.Namespace) -> str:
         "",
         f"dask-image: {est['measured']}.  ",
         f"Floor: copy {copy:.2f} s + pyFFTW floor of {results['tiles']} tiles of "
-        f"{results['floor']['tile']}² (padded {results['floor']['fft_shape']}) "
-        f"{results['floor']['per_tile'] * 1e3:.0f} ms each over {os.cpu_count()} cores = "
-        f"{floor:.2f} s.  ",
+        f"{fl['tile']}² (padded {fl['fft_shape']}) over {os.cpu_count()} threads, measured "
+        f"in each round {fl['median']:.2f} s ({fl['min']:.2f}–{fl['max']:.2f}; "
+        f"{fl['median'] * (os.cpu_count() or 1) / results['tiles'] * 1e3:.0f} ms a tile) "
+        f"= {floor:.2f} s.  ",
+        "Round by round (each round's contenders and floor ran one after another): "
+        "map_overlap+fftconvolve ÷ fftconv " + ", ".join(f"{r:.2f}×" for r in rounds["speed"])
+        + "; fftconv ÷ (copy + floor) " + ", ".join(f"{r:.2f}×" for r in rounds["floor"])
+        + ".  ",
         f"**fftconv vs map_overlap+fftconvolve: {base / ours:.2f}× faster "
-        f"(CLI {base / s['fftconv CLI']['median']:.2f}×); vs floor: {ours / floor:.2f}×; "
+        f"(CLI {base / s['fftconv CLI']['median']:.2f}×; round median "
+        f"{statistics.median(rounds['speed']):.2f}×); vs floor: {ours / floor:.2f}× "
+        f"(round median {statistics.median(rounds['floor']):.2f}×); "
         f"peak RSS {s['fftconv']['peak_mib']:.0f} MiB (CLI "
         f"{s['fftconv CLI']['peak_mib']:.0f} MiB).**  ",
         f"Agreement with the in-memory engine over the first tiles' seams: max relative "
@@ -284,6 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one == "floor":
+        print(json.dumps(tile_floor(args.chunks, args.radius, _tiles(args))))
+        return
     if args.one:
         print(json.dumps(run_one(args.one, args.source, args.output, args.radius)))
         return
@@ -300,30 +353,36 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
 
 
+def _tiles(args: argparse.Namespace) -> int:
+    return (-(-args.size // args.chunks)) ** 2
+
+
 def _run(folder: Path, args: argparse.Namespace) -> dict:
     source = folder / "image.zarr"
     start = time.perf_counter()
     make_image(source, args.size, args.chunks)
     print(f"wrote {source} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    rows: dict[str, list[dict]] = {name: [] for name in CONTENDERS}
+    rows: dict[str, list[dict]] = {name: [] for name in (*CONTENDERS, "floor")}
     for round_ in range(args.repeat):
-        for name in CONTENDERS:
+        for name in rows:
             output = folder / f"{name}.zarr"
             shutil.rmtree(output, ignore_errors=True)
             if name == "fftconv CLI":
                 row = run_cli(str(source), str(output), args.radius)
+            elif name == "floor":
+                row = _child(["--one", "floor", "--size", str(args.size), "--chunks",
+                              str(args.chunks), "--radius", str(args.radius)])
             else:
                 row = _child(["--one", name, "--source", str(source), "--output",
                               str(output), "--radius", str(args.radius)])
             rows[name].append(row)
             print(f"round {round_}: {name} {row['seconds']:.2f} s, "
                   f"peak {row['peak_mib']:.0f} MiB", file=sys.stderr)
-    tiles = (-(-args.size // args.chunks)) ** 2
     results = {
         "summary": {name: _summary(r) for name, r in rows.items()},
         "rows": rows,
-        "tiles": tiles,
-        "floor": tile_floor(args.chunks, args.radius, tiles),
+        "tiles": _tiles(args),
+        "floor": rows["floor"][-1] | _summary(rows["floor"]),
         "dask_image": dask_image_estimate(str(source), args.chunks, args.size, args.radius,
                                           args.small_radius),
         "check": _check(folder, args.chunks, args.radius),
