@@ -1,4 +1,4 @@
-"""The ``fftconv`` command line: backends, plan, demo."""
+"""The fftconv command line: convolve files out of core, plan, calibrate, backends, demo."""
 
 from __future__ import annotations
 
@@ -97,10 +97,11 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     if kernel.ndim != image.ndim:
         raise ValueError(f"kernel has {kernel.ndim} dimensions, the image {image.ndim}")
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
+    operation = fftconv.correlate if args.command == "correlate" else fftconv.convolve
     with fftconv.config.set(**settings):
-        lazy = fftconv.convolve(image, kernel, args.mode, boundary=args.boundary,
-                                cval=args.cval, method=args.method, backend=args.backend,
-                                workers=args.workers)
+        lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,
+                         method=args.method, backend=args.backend, workers=args.workers,
+                         nan_policy=args.nan_policy)
     compute, client = _scheduler(args.scheduler)
     _reset_peak_rss()
     start = time.perf_counter()
@@ -115,7 +116,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     finally:
         if client is not None:
             client.close()
-    print(f"{args.input} ⊛ {args.kernel} -> {output}: {lazy.shape} {lazy.dtype}, "
+    sign = "★" if args.command == "correlate" else "⊛"
+    print(f"{args.input} {sign} {args.kernel} -> {output}: {lazy.shape} {lazy.dtype}, "
           f"{time.perf_counter() - start:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB")
     return 0
 
@@ -262,24 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend")
     p.add_argument("--workers", type=int)
     p.set_defaults(func=cmd_plan)
-    v = sub.add_parser("convolve", help="convolve an image file out of core")
-    v.add_argument("input", help="image: .zarr, .tif/.tiff or .npy")
-    v.add_argument("kernel", help=".npy file, or gaussian:sigma=S, disk:radius=R, box:size=S")
-    v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff")
-    v.add_argument("--mode", default="same", choices=["full", "same", "valid"])
-    v.add_argument("--boundary", default="constant",
-                   choices=["constant", "reflect", "mirror", "nearest", "wrap"])
-    v.add_argument("--cval", type=float, default=0.0)
-    v.add_argument("--method", default="auto", choices=["auto", "direct", "fft", "overlap-add"])
-    v.add_argument("--backend")
-    v.add_argument("--workers", type=int, help="FFT threads per task")
-    v.add_argument("--chunks", type=int, help="chunk side (default: a zarr store's own chunks "
-                   "when they hold ≥ 4 MiB, else dask's auto)")
-    v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
-                                       "address")
-    v.add_argument("--memory-limit", help="working memory per call, e.g. 512MiB")
-    v.add_argument("--overwrite", action="store_true")
-    v.set_defaults(func=cmd_convolve)
+    for name, text in (("convolve", "convolve an image file out of core"),
+                       ("correlate", "cross-correlate an image file with a kernel out of core")):
+        _file_operation(sub.add_parser(name, help=text, description=text + "."))
     c = sub.add_parser("calibrate", help="measure the planner's rates on this machine")
     c.add_argument("--backend", action="append", help="backend to measure (repeatable)")
     c.add_argument("--dtype", action="append", default=None, choices=["float32", "float64"])
@@ -292,6 +279,39 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preview", default="fftconv-demo.png")
     d.set_defaults(func=cmd_demo)
     return parser
+
+
+def _file_operation(v: argparse.ArgumentParser) -> None:
+    """The arguments of ``convolve`` and ``correlate``: files in, a file out, SPEC's options."""
+    v.add_argument("input", help="image: .zarr, .tif/.tiff or .npy")
+    v.add_argument("kernel", help=".npy file, or gaussian:sigma=S, disk:radius=R, box:size=S")
+    v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff")
+    v.add_argument("--mode", default="same", choices=["full", "same", "valid"],
+                   help="output size: the full overlap, the image's (default), or only "
+                        "where the kernel fits inside")
+    v.add_argument("--boundary", default="constant",
+                   choices=["constant", "reflect", "mirror", "nearest", "wrap"],
+                   help="how the image extends past its edges (default: constant)")
+    v.add_argument("--cval", type=float, default=0.0,
+                   help="the value past the edges with --boundary constant (default: 0)")
+    v.add_argument("--nan-policy", default="propagate",
+                   choices=["propagate", "raise", "interpolate"],
+                   help="non-finite pixels: NaN only where they fall under the kernel "
+                        "(default), an error, or filled from their neighbours (normalized "
+                        "convolution)")
+    v.add_argument("--method", default="auto", choices=["auto", "direct", "fft", "overlap-add"],
+                   help="how each tile is convolved (default: the planner decides)")
+    v.add_argument("--backend", help="FFT backend (default: the configured one; see "
+                                     "'fftconv backends')")
+    v.add_argument("--workers", type=int, help="FFT threads per task (default: 1; the "
+                                               "scheduler's threads are the parallelism)")
+    v.add_argument("--chunks", type=int, help="chunk side (default: a zarr store's own chunks "
+                   "when they hold ≥ 4 MiB, else dask's auto)")
+    v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
+                                       "address")
+    v.add_argument("--memory-limit", help="working memory per call, e.g. 512MiB")
+    v.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    v.set_defaults(func=cmd_convolve)
 
 
 class Terminated(KeyboardInterrupt):

@@ -52,6 +52,44 @@ def test_round_trips(files, source, target):
     assert_matches(read(folder / target), reference(x, k, "same", "mirror"), "float32")
 
 
+@pytest.mark.parametrize("command", ["convolve", "correlate"])
+@pytest.mark.parametrize("nan_policy", ["propagate", "interpolate"])
+def test_correlate_and_nan_policy(files, command, nan_policy):
+    """``fftconv correlate`` and ``--nan-policy`` against the definitions, NaN kept local."""
+    folder, x = files
+    x = x.copy()
+    holes = np.zeros(x.shape, bool)
+    holes[[3, 40, 41], [50, 7, 8]] = True
+    x[holes] = [np.nan, np.inf, np.nan]
+    np.save(folder / "holes.npy", x)
+    k = np.abs(np.load(folder / "k.npy")) + 0.1  # a PSF: positive, as interpolate wants
+    np.save(folder / "psf.npy", k)
+    argv = [command, str(folder / "holes.npy"), str(folder / "psf.npy"), str(folder / "o.zarr"),
+            "--boundary", "reflect", "--chunks", "20", "--nan-policy", nan_policy]
+    assert cli.main(argv) == 0
+    got = read(folder / "o.zarr")
+
+    def definition(image):
+        return reference(image, k, "same", "reflect", correlate=command == "correlate")
+
+    clean = np.where(holes, 0.0, x)
+    if nan_policy == "propagate":  # NaN exactly where a hole falls under the kernel
+        expected = np.where(definition(holes.astype(float)) > 0, np.nan, definition(clean))
+    else:  # normalized convolution: conv(x·m, k) / conv(m, k) · sum(k)
+        expected = definition(clean) / definition((~holes).astype(float)) * k.sum()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isnan(got).any() == (nan_policy == "propagate")
+    finite = np.isfinite(expected)
+    assert_matches(got[finite], expected[finite], "float32")
+
+
+@pytest.mark.parametrize("command", ["convolve", "correlate"])
+def test_every_option_is_explained(command):
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    actions = sub.choices[command]._actions
+    assert all(a.help for a in actions), [a.dest for a in actions if not a.help]
+
+
 @pytest.mark.parametrize("target", ["out.zarr", "out.npy", "out.tiff"])
 def test_worker_processes_write_every_format(files, target):
     """Blocks computed in other processes land in the file (a pickled np.memmap target was a
@@ -129,11 +167,13 @@ def _run(argv):
                                "--memory-limit", "lots"], "memory_limit"),
     ("unreadable input", ["junk.npy", "k.npy", "o.npy"], "could not be read"),
     ("kernel rank", ["in.npy", "k1.npy", "o.npy"], "dimensions"),
+    ("non-finite data", ["nan.npy", "k.npy", "o.npy", "--nan-policy", "raise"], "non-finite"),
 ])
 def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, message):
     folder, _ = files
     (folder / "junk.npy").write_bytes(b"not a numpy file")
     np.save(folder / "k1.npy", np.ones(3))
+    np.save(folder / "nan.npy", np.where(np.eye(70, 53) > 0, np.nan, 1.0))
     before = sorted(p.name for p in folder.iterdir())
     result = subprocess.run([sys.executable, "-m", "fftconv.cli", "convolve", *argv],
                             capture_output=True, text=True, cwd=folder, check=False)
