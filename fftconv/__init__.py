@@ -12,6 +12,7 @@ from fftconv._api import convolve, correlate, plan
 from fftconv._config import set_backend
 from fftconv._convolver import Convolver
 from fftconv._estimate import KernelFit, estimate_kernel
+from fftconv._io import open_image, write_image
 from fftconv._registry import BackendError, available_backends, get_backend, refresh_backends
 from fftconv._template import match_template
 from fftconv._window import window_sum
@@ -31,8 +32,10 @@ __all__ = [
     "estimate_kernel",
     "get_backend",
     "match_template",
+    "open_image",
     "plan",
     "refresh_backends",
     "set_backend",
     "window_sum",
+    "write_image",
 ]

@@ -1,8 +1,9 @@
-"""Out-of-core input and output for the command line, by file extension.
+"""Out-of-core input and output by file extension: :func:`open_image`, :func:`write_image`.
 
-Inputs open lazily as dask arrays: ``.zarr`` (zarr), ``.npy`` (memory mapped),
-``.tif``/``.tiff`` (memory mapped when uncompressed and contiguous, else tile by
-tile through tifffile's zarr store).  Files are read and written by path
+The library's functions, which the command line uses too.  Inputs open lazily
+as dask arrays: ``.zarr`` (zarr), ``.npy`` (memory mapped), ``.tif``/``.tiff``
+(memory mapped when uncompressed and contiguous, else tile by tile through
+tifffile's zarr store).  Files are read and written by path
 (:class:`MappedFile`, :class:`TiffTiles`), so tasks pickle small and worker
 processes read and write the file themselves.  Outputs are written from the
 graph, block by block, to a temporary path beside the target and moved into
@@ -27,7 +28,7 @@ KERNEL_SPEC = re.compile(r"^(gaussian|disk|box):(\w+)=([0-9.eE+-]+)$")
 
 
 class InputError(ValueError):
-    """A command-line input, kernel or output that cannot be used (exit status 2)."""
+    """An input, kernel or output that cannot be used (the command line's exit status 2)."""
 
 
 def _format(path: Path, role: str) -> str:
@@ -55,7 +56,54 @@ def _zarr_chunks(path: Path, chunks):
 
 
 def open_image(path: str | os.PathLike, chunks="auto"):
-    """The image at ``path`` as a lazy dask array (nothing is read yet)."""
+    """Open an image file as a lazy dask array, each chunk read by path when a task needs it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.zarr`` array, a ``.npy`` file (memory-mapped) or a ``.tif`` /
+        ``.tiff`` (memory-mapped when uncompressed and contiguous, else read
+        tile by tile through tifffile's zarr store).
+    chunks : int, tuple or "auto", optional
+        The dask chunks.  ``"auto"`` keeps a zarr store's own chunks when they
+        hold at least 4 MiB (one decode per chunk; dask's ``"auto"`` would
+        merge them into 128 MiB blocks of working memory per task) and a tiled
+        TIFF's whole tiles, else takes dask's ``"auto"``.
+
+    Returns
+    -------
+    dask.array.Array
+        Nothing is read until it is computed.
+
+    Raises
+    ------
+    ValueError
+        The format is unknown, or the file is missing or unreadable.
+
+    Notes
+    -----
+    Every task reads its chunk by path in the process that runs it, so the
+    array suits the ``processes`` scheduler and dask.distributed workers as
+    well as threads (on a cluster of machines, on a file system they share).
+    ``da.from_array(np.load(path, mmap_mode="r"))`` does not: current dask
+    copies a ``np.memmap`` whole into memory when the array is made (dask
+    issue #11850), and other processes get that copy pickled into every task.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fftconv
+    >>> folder = tempfile.mkdtemp()
+    >>> np.save(os.path.join(folder, "image.npy"), np.ones((300, 200), np.float32))
+    >>> image = fftconv.open_image(os.path.join(folder, "image.npy"), chunks=100)
+    >>> image.chunks
+    ((100, 100, 100), (100, 100))
+    >>> blurred = fftconv.convolve(image, np.ones((5, 5), np.float32) / 25, boundary="reflect")
+    >>> out = fftconv.write_image(blurred, os.path.join(folder, "blurred.zarr"))
+    >>> float(fftconv.open_image(out)[150, 100].compute())
+    1.0
+    """
     import dask.array as da
 
     path = Path(path)
@@ -210,23 +258,73 @@ def output_codec():
     return zarr.codecs.BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 
 
-def write_image(array, path: str | os.PathLike, **compute) -> Path:
-    """Write the dask array ``array`` to ``path`` atomically (temporary path, then rename).
+def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
+                **compute) -> Path:
+    """Write ``array`` to an image file block by block, atomically.
 
-    Every format is written block by block from the graph, so an output larger
-    than memory is fine: ``.zarr`` compressed (:func:`output_codec`), ``.npy``
-    and ``.tif`` uncompressed and contiguous (tifffile's memory-mappable
-    layout, BigTIFF past 4 GiB).
+    Parameters
+    ----------
+    array : dask.array.Array or array_like
+        What to write; a NumPy array is written as one dask array of it.
+    path : str or os.PathLike
+        The target, by extension: ``.zarr`` (Blosc-zstd with byte shuffle,
+        chunked like ``array``), ``.npy``, or ``.tif`` / ``.tiff``
+        (uncompressed and contiguous, tifffile's memory-mappable layout,
+        BigTIFF past 4 GiB).
+    overwrite : bool, optional
+        Replace an existing ``path``.  The old file stays until the new one is
+        complete, so the target may even be the array's own input.
+    **compute
+        Passed to :func:`dask.array.store`: ``scheduler=``, ``num_workers=``...
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        The format is unknown.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        ``path``'s folder does not exist.
+
+    Notes
+    -----
+    Each block is written by the process that computed it (the ``processes``
+    scheduler and dask.distributed workers too), to a temporary path beside
+    ``path`` that is moved into place only when every block is written: a
+    failed or interrupted run leaves no half-written output, and an existing
+    one as it was.  Nothing is held whole in memory, whatever the size.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fftconv
+    >>> target = os.path.join(tempfile.mkdtemp(), "ones.tif")
+    >>> fftconv.write_image(np.ones((64, 48), np.float32), target).name
+    'ones.tif'
+    >>> fftconv.open_image(target).shape
+    (64, 48)
     """
     import dask.array as da
 
     path = Path(path)
     kind = _format(path, "output")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
+    array = array if isinstance(array, da.Array) else da.asarray(array)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if kind == ".zarr":
             import zarr
 
+            array = on_a_grid(array)
             target = zarr.create_array(str(tmp), shape=array.shape, dtype=array.dtype,
                                        chunks=array.chunksize, compressors=output_codec())
         elif kind == ".npy":
@@ -241,6 +339,23 @@ def write_image(array, path: str | os.PathLike, **compute) -> Path:
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
+
+
+def on_a_grid(array):
+    """``array`` with chunks that a zarr chunk grid can hold: equal, but for each axis's last.
+
+    A zarr chunk is written whole: a dask block covering part of one reads it,
+    changes its part and writes it back.  Two blocks sharing a zarr chunk (a
+    ``full`` convolution's blocks end ``..., 36, 28, 8`` on a grid of 36) then
+    race on threads, and one block's values are lost.  Irregular blocks are
+    rechunked to the grid of the largest; regular ones are left alone.
+    """
+    def regular(sizes) -> bool:
+        return all(n == sizes[0] for n in sizes[:-1]) and sizes[-1] <= sizes[0]
+
+    if all(regular(c) for c in array.chunks):
+        return array
+    return array.rechunk(array.chunksize)
 
 
 def _created(mapped: np.memmap) -> MappedFile:

@@ -110,9 +110,9 @@ def cmd_convolve(args: argparse.Namespace) -> int:
             from dask.diagnostics import ProgressBar
 
             with ProgressBar(out=sys.stderr):
-                write_image(lazy, output, **compute)
+                write_image(lazy, output, overwrite=args.overwrite, **compute)
         else:
-            write_image(lazy, output, **compute)
+            write_image(lazy, output, overwrite=args.overwrite, **compute)
     finally:
         if client is not None:
             client.close()

@@ -52,6 +52,17 @@ def test_round_trips(files, source, target):
     assert_matches(read(folder / target), reference(x, k, "same", "mirror"), "float32")
 
 
+@pytest.mark.parametrize("mode", ["full", "valid"])
+def test_modes_whose_blocks_are_ragged(files, mode):
+    """Their blocks do not fall on the zarr output's chunk grid (written rechunked)."""
+    folder, x = files
+    argv = ["convolve", str(folder / "in.npy"), str(folder / "k.npy"), str(folder / "o.zarr"),
+            "--mode", mode, "--chunks", "9", "--boundary", "wrap"]
+    assert cli.main(argv) == 0
+    k = np.load(folder / "k.npy")
+    assert_matches(read(folder / "o.zarr"), reference(x, k, mode, "wrap"), "float32")
+
+
 @pytest.mark.parametrize("command", ["convolve", "correlate"])
 @pytest.mark.parametrize("nan_policy", ["propagate", "interpolate"])
 def test_correlate_and_nan_policy(files, command, nan_policy):

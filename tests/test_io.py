@@ -1,0 +1,98 @@
+"""fftconv.open_image and fftconv.write_image: lazy, by path, atomic, every format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random
+
+import fftconv
+from fftconv._io import on_a_grid
+
+da = pytest.importorskip("dask.array")
+zarr = pytest.importorskip("zarr")
+pytest.importorskip("tifffile")
+
+FORMATS = ["a.zarr", "a.npy", "a.tif"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_write_then_open_round_trips(tmp_path, rng, name):
+    x = random(rng, (90, 70), "float32")
+    path = fftconv.write_image(da.from_array(x, chunks=32), tmp_path / name)
+    image = fftconv.open_image(path, chunks=40)
+    assert isinstance(image, da.Array) and image.chunks == ((40, 40, 10), (40, 30))
+    np.testing.assert_array_equal(image.compute(), x)
+
+
+def test_a_numpy_array_is_written_too(tmp_path, rng):
+    x = random(rng, (20, 30), "float64")
+    np.testing.assert_array_equal(np.load(fftconv.write_image(x, tmp_path / "x.npy")), x)
+
+
+def test_a_memory_mapped_input_is_not_loaded_when_opened(tmp_path):
+    """dask's own from_array copies a np.memmap whole when the array is made (dask #11850)."""
+    np.save(tmp_path / "big.npy", np.zeros((512, 512), np.float32))
+    image = fftconv.open_image(tmp_path / "big.npy", chunks=128)
+    constants = [v for v in dict(image.__dask_graph__()).values()
+                 if isinstance(v, np.ndarray) and v.size > 1]
+    assert constants == []
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_an_existing_output_needs_overwrite(tmp_path, name):
+    path = fftconv.write_image(np.ones((8, 8)), tmp_path / name)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        fftconv.write_image(np.zeros((8, 8)), path)
+    np.testing.assert_array_equal(fftconv.open_image(path).compute(), 1)
+    fftconv.write_image(np.zeros((8, 8)), path, overwrite=True)
+    np.testing.assert_array_equal(fftconv.open_image(path).compute(), 0)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_an_output_may_replace_its_own_input(tmp_path, rng, name):
+    x = random(rng, (64, 64), "float32")
+    path = fftconv.write_image(x, tmp_path / name)
+    kernel = np.ones((3, 3), np.float32) / 9
+    blurred = fftconv.convolve(fftconv.open_image(path, chunks=16), kernel, boundary="reflect")
+    fftconv.write_image(blurred, path, overwrite=True)
+    np.testing.assert_allclose(fftconv.open_image(path).compute(),
+                               fftconv.convolve(x, kernel, boundary="reflect"), atol=1e-6)
+
+
+@pytest.mark.parametrize("case, error, message", [
+    ("a.bmp", ValueError, "unknown format"),
+    ("missing/a.zarr", FileNotFoundError, "does not exist"),
+])
+def test_bad_outputs(tmp_path, case, error, message):
+    with pytest.raises(error, match=message):
+        fftconv.write_image(np.ones(3), tmp_path / case)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case, message", [("a.npy", "does not exist"),
+                                           ("junk.npy", "could not be read"),
+                                           ("a.png", "unknown format")])
+def test_bad_inputs(tmp_path, case, message):
+    (tmp_path / "junk.npy").write_bytes(b"not a numpy file")
+    with pytest.raises(ValueError, match=message):
+        fftconv.open_image(tmp_path / case)
+
+
+def test_zarr_output_of_ragged_blocks_loses_nothing(tmp_path, rng):
+    """A ``full`` convolution's blocks end 36, 28, 8 on a zarr grid of 36: the last two
+    shared a zarr chunk, and on threads one block's write was lost (20 runs of 20)."""
+    x = random(rng, (1000, 1000), "float32")
+    k = random(rng, (9, 9), "float32")
+    lazy = fftconv.convolve(da.from_array(x, chunks=36), k, mode="full")
+    assert lazy.chunks[0][-3:] == (36, 28, 8)
+    path = fftconv.write_image(lazy, tmp_path / "o.zarr", num_workers=8)
+    np.testing.assert_allclose(zarr.open_array(str(path), mode="r")[:],
+                               fftconv.convolve(x, k, mode="full"), atol=1e-4)
+
+
+def test_on_a_grid_rechunks_only_irregular_blocks():
+    regular = da.zeros((100, 90), chunks=(30, 40))
+    assert on_a_grid(regular) is regular
+    ragged = da.zeros((100, 90), chunks=((30, 30, 28, 12), (40, 40, 10)))
+    assert on_a_grid(ragged).chunks == ((30, 30, 30, 10), (40, 40, 10))
