@@ -333,7 +333,10 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         else:
             import tifffile
 
-            target = _created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype))
+            # tifffile's present default, stated: it warns that it will change.
+            rgb = array.ndim >= 3 and array.shape[-1] in (3, 4)
+            target = _created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype,
+                                              photometric="rgb" if rgb else "minisblack"))
         da.store(array, target, lock=False, **compute)
         _replace(tmp, path)
     finally:

@@ -23,6 +23,13 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _axes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(a) for a in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of axes like 0,1") from None
+
+
 def cmd_backends(args: argparse.Namespace) -> int:
     from fftconv._config import resolve
     from fftconv._registry import backend_infos
@@ -94,14 +101,15 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
     kernel = load_kernel(args.kernel)
-    if kernel.ndim != image.ndim:
-        raise ValueError(f"kernel has {kernel.ndim} dimensions, the image {image.ndim}")
+    if args.axes is None and kernel.ndim != image.ndim:
+        raise ValueError(f"kernel has {kernel.ndim} dimensions, the image {image.ndim}; "
+                         "name the image's axes to convolve with --axes")
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
     operation = fftconv.correlate if args.command == "correlate" else fftconv.convolve
     with fftconv.config.set(**settings):
         lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,
                          method=args.method, backend=args.backend, workers=args.workers,
-                         nan_policy=args.nan_policy)
+                         nan_policy=args.nan_policy, axes=args.axes)
     compute, client = _scheduler(args.scheduler)
     _reset_peak_rss()
     start = time.perf_counter()
@@ -294,6 +302,9 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
                    help="how the image extends past its edges (default: constant)")
     v.add_argument("--cval", type=float, default=0.0,
                    help="the value past the edges with --boundary constant (default: 0)")
+    v.add_argument("--axes", type=_axes, help="the image's axes to convolve, e.g. 0,1 for "
+                   "an RGB image's rows and columns (default: all; the kernel has one "
+                   "dimension per axis)")
     v.add_argument("--nan-policy", default="propagate",
                    choices=["propagate", "raise", "interpolate"],
                    help="non-finite pixels: NaN only where they fall under the kernel "

@@ -52,6 +52,20 @@ def test_round_trips(files, source, target):
     assert_matches(read(folder / target), reference(x, k, "same", "mirror"), "float32")
 
 
+@pytest.mark.parametrize("target", ["out.zarr", "out.tif"])
+def test_an_rgb_image_with_axes(tmp_path, rng, target):
+    """A 2-D kernel over an RGB image's rows and columns, each channel on its own."""
+    x = random(rng, (40, 30, 3), "float32")
+    np.save(tmp_path / "rgb.npy", x)
+    k = random(rng, (5, 4), "float32")
+    np.save(tmp_path / "k.npy", k)
+    argv = ["convolve", str(tmp_path / "rgb.npy"), str(tmp_path / "k.npy"),
+            str(tmp_path / target), "--axes", "0,1", "--chunks", "16", "--boundary", "nearest"]
+    assert cli.main(argv) == 0
+    assert_matches(read(tmp_path / target), reference(x, k, "same", "nearest", axes=(0, 1)),
+                   "float32")
+
+
 @pytest.mark.parametrize("mode", ["full", "valid"])
 def test_modes_whose_blocks_are_ragged(files, mode):
     """Their blocks do not fall on the zarr output's chunk grid (written rechunked)."""
@@ -178,6 +192,8 @@ def _run(argv):
                                "--memory-limit", "lots"], "memory_limit"),
     ("unreadable input", ["junk.npy", "k.npy", "o.npy"], "could not be read"),
     ("kernel rank", ["in.npy", "k1.npy", "o.npy"], "dimensions"),
+    ("axes out of range", ["in.npy", "k.npy", "o.npy", "--axes", "0,5"], "out of range"),
+    ("axes not a list", ["in.npy", "k.npy", "o.npy", "--axes", "rows"], "list of axes"),
     ("non-finite data", ["nan.npy", "k.npy", "o.npy", "--nan-policy", "raise"], "non-finite"),
 ])
 def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, message):
