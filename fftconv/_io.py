@@ -172,7 +172,8 @@ def _tiff_store(path: str, modified: int):
     import tifffile
     import zarr
 
-    return zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    # level 0: a pyramid's (OME-TIFF, slide scanners) full resolution, else a group
+    return zarr.open(tifffile.imread(path, aszarr=True, level=0), mode="r")
 
 
 def _gaussian(sigma: float) -> np.ndarray:

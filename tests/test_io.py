@@ -96,3 +96,24 @@ def test_on_a_grid_rechunks_only_irregular_blocks():
     assert on_a_grid(regular) is regular
     ragged = da.zeros((100, 90), chunks=((30, 30, 28, 12), (40, 40, 10)))
     assert on_a_grid(ragged).chunks == ((30, 30, 30, 10), (40, 40, 10))
+
+
+def test_a_tiff_pyramid_reads_its_full_resolution(tmp_path, rng):
+    """OME-TIFF and slide-scanner pyramids: tifffile's store is a group of levels (before,
+    'could not be read: 'Group' object has no attribute 'shape'')."""
+    import tifffile
+
+    x = random(rng, (40, 30), "float32")
+    with tifffile.TiffWriter(tmp_path / "pyramid.tif") as tif:
+        tif.write(x, subifds=1, tile=(16, 16), compression="zlib")
+        tif.write(x[::2, ::2], subfiletype=1, tile=(16, 16), compression="zlib")
+    np.testing.assert_array_equal(fftconv.open_image(tmp_path / "pyramid.tif").compute(), x)
+
+
+def test_a_compressed_tiff_stack(tmp_path, rng):
+    import tifffile
+
+    x = random(rng, (4, 40, 30), "float32")
+    tifffile.imwrite(tmp_path / "stack.tif", x, compression="zlib", photometric="minisblack")
+    image = fftconv.open_image(tmp_path / "stack.tif", chunks=(1, 16, 16))
+    np.testing.assert_array_equal(image.compute(), x)
