@@ -33,6 +33,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PLANNER_EFFORTS = ("estimate", "measure", "patient", "exhaustive")
+HALO_READS = ("reread", "hold")
 CONFIG_ENV = "FFTCONV_CONFIG"
 
 
@@ -48,6 +49,7 @@ class Settings:
     memory_limit: int | None = None
     spectrum_cache: int = 8
     autotune: bool = False
+    halo_reads: str = "reread"
 
     def threads(self) -> int:
         """``workers`` as a positive thread count (negative counts back from all cores)."""
@@ -163,6 +165,7 @@ PARSERS: Mapping[str, Callable[[object], Any]] = MappingProxyType({
     "memory_limit": parse_bytes,
     "spectrum_cache": _parse_count,
     "autotune": _parse_flag,
+    "halo_reads": _parse_choice(HALO_READS),
 })
 
 
@@ -279,7 +282,7 @@ class set:
     ----------
     **settings
         Any of ``backend``, ``workers``, ``planner_effort``, ``planner_time_limit``,
-        ``wisdom_path``, ``memory_limit``, ``spectrum_cache``, ``autotune``.
+        ``wisdom_path``, ``memory_limit``, ``spectrum_cache``, ``autotune``, ``halo_reads``.
 
     Examples
     --------

@@ -639,9 +639,12 @@ def _reread(x: da.Array, prefix: str = "fftconv-reread-") -> da.Array | None:
     Halo strips and boundary edges are cut from this copy, so a chunk of ``x``
     feeds only the one output block that owns it and is released as soon as that
     block is done; without it, every chunk waits for the neighbours that read
-    its strips, and dask's ordering holds a row of chunks and more (at 16384² in
-    2048² chunks: 5.0 s at 570-585 MiB, against 5.6-5.8 s at 444-458 MiB).
-    The price is reading those chunks twice.
+    its strips, and dask's ordering holds a row of chunks and more.  The price
+    is reading those chunks twice, as the setting ``halo_reads="hold"`` does not
+    (16384² float32 in 2048² chunks ⊛ 201², one malloc arena: 5.2-5.4 s at
+    463-480 MiB held, 6.4-6.7 s at 353-357 MiB read again; default arenas
+    5.1-5.3 s at 550-611 MiB against 6.0-6.1 s at 455-464 MiB; at 32768², in 16
+    chunks a row, 21.2 s at 1310 MiB against 28.5 s at 555 MiB).
     """
     from dask.highlevelgraph import HighLevelGraph
 
@@ -698,11 +701,12 @@ def block_pieces(x: da.Array, plans: dict, halo: str, cval=0.0, dtype=None) -> B
     of it; every other block overlapping it gets a copied piece from a small
     task of its own, cut from a second read of the chunk when ``x`` is a plain
     store read (:func:`_reread`), so that the chunk is released as soon as its
-    owner is done.  Pieces of the constant boundary are ``cval`` broadcast, in
+    owner is done; with the setting ``halo_reads="hold"``, from the one read,
+    which then waits for its neighbours.  Pieces of the constant boundary are ``cval`` broadcast, in
     ``dtype`` (default ``x``'s).
     """
     owners = _owners(plans)
-    again = _reread(x)
+    again = _reread(x) if _config.get("halo_reads") == "reread" else None
     source = x.name if again is None else again.name
     dtype = x.dtype if dtype is None else dtype
     layer: dict = {}

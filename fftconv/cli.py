@@ -105,6 +105,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
         raise ValueError(f"kernel has {kernel.ndim} dimensions, the image {image.ndim}; "
                          "name the image's axes to convolve with --axes")
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
+    if args.halo_reads:
+        settings["halo_reads"] = args.halo_reads
     operation = fftconv.correlate if args.command == "correlate" else fftconv.convolve
     with fftconv.config.set(**settings):
         lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,
@@ -321,6 +323,10 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
     v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
                                        "address")
     v.add_argument("--memory-limit", help="working memory per call, e.g. 512MiB")
+    v.add_argument("--halo-reads", choices=["reread", "hold"],
+                   help="cut the tiles' halo strips from a second read of each chunk (the "
+                        "default: less memory) or hold each chunk until its neighbours "
+                        "are done (15-20%% faster, holds rows of chunks)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     v.set_defaults(func=cmd_convolve)
 

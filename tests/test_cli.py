@@ -52,6 +52,24 @@ def test_round_trips(files, source, target):
     assert_matches(read(folder / target), reference(x, k, "same", "mirror"), "float32")
 
 
+@pytest.mark.parametrize("halo_reads", ["reread", "hold"])
+def test_halo_reads(files, monkeypatch, halo_reads):
+    """``--halo-reads`` reaches the graph: a second read of the store's chunks, or none."""
+    import fftconv._dask
+
+    folder, x = files
+    built = []
+    real = fftconv._dask.block_pieces
+    monkeypatch.setattr(fftconv._dask, "block_pieces",
+                        lambda x, *a, **kw: built.append(real(x, *a, **kw)) or built[-1])
+    argv = ["convolve", str(folder / "in.zarr"), str(folder / "k.npy"), str(folder / "o.npy"),
+            "--halo-reads", halo_reads, "--boundary", "reflect"]
+    assert cli.main(argv) == 0
+    assert (len(built[0].dependencies) == 2) == (halo_reads == "reread")  # x and its reread
+    assert_matches(read(folder / "o.npy"), reference(x, np.load(folder / "k.npy"), "same",
+                                                     "reflect"), "float32")
+
+
 @pytest.mark.parametrize("target", ["out.zarr", "out.tif"])
 def test_an_rgb_image_with_axes(tmp_path, rng, target):
     """A 2-D kernel over an RGB image's rows and columns, each channel on its own."""
