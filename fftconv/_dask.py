@@ -702,8 +702,8 @@ def block_pieces(x: da.Array, plans: dict, halo: str, cval=0.0, dtype=None) -> B
     task of its own, cut from a second read of the chunk when ``x`` is a plain
     store read (:func:`_reread`), so that the chunk is released as soon as its
     owner is done; with the setting ``halo_reads="hold"``, from the one read,
-    which then waits for its neighbours.  Pieces of the constant boundary are ``cval`` broadcast, in
-    ``dtype`` (default ``x``'s).
+    which then waits for its neighbours.  Pieces of the constant boundary are
+    ``cval`` broadcast, in ``dtype`` (default ``x``'s).
     """
     owners = _owners(plans)
     again = _reread(x) if _config.get("halo_reads") == "reread" else None
