@@ -33,10 +33,33 @@ class InputError(ValueError):
 
 def _format(path: Path, role: str) -> str:
     suffix = path.suffix.lower()
+    if role == "input" and any(part.lower().endswith(".zarr") for part in path.parts[:-1]):
+        return ".zarr"  # an array inside a zarr group: image.zarr/0
     if suffix not in FORMATS:
         raise InputError(f"{role} {str(path)!r}: unknown format {suffix or '(none)'!r}; "
                          f"use one of {', '.join(FORMATS)}")
     return ".tif" if suffix == ".tiff" else suffix
+
+
+def _zarr_array(path: Path) -> Path:
+    """The array at ``path``, or an OME-Zarr group's full-resolution array in it.
+
+    Microscopy's OME-Zarr (NGFF) stores an image as a group of resolution
+    levels, listed in its ``multiscales`` metadata (under ``ome`` from NGFF 0.5
+    on), the full resolution first.
+    """
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return path
+    attrs = dict(node.attrs)
+    scales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    if not scales:
+        names = sorted(name for name, _ in node.arrays())
+        raise InputError(f"input {str(path)!r} is a zarr group without OME-Zarr multiscales "
+                         f"metadata; name one of its arrays: {names}")
+    return path / scales[0]["datasets"][0]["path"]
 
 
 def _zarr_chunks(path: Path, chunks):
@@ -61,9 +84,11 @@ def open_image(path: str | os.PathLike, chunks="auto"):
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.zarr`` array, a ``.npy`` file (memory-mapped) or a ``.tif`` /
-        ``.tiff`` (memory-mapped when uncompressed and contiguous, else read
-        tile by tile through tifffile's zarr store).
+        A ``.zarr`` array (of an OME-Zarr group, its full resolution; one
+        array of a group as ``image.zarr/0``), a ``.npy`` file
+        (memory-mapped) or a ``.tif`` / ``.tiff`` (memory-mapped when
+        uncompressed and contiguous, else read tile by tile through
+        tifffile's zarr store; of a pyramid, its full resolution).
     chunks : int, tuple or "auto", optional
         The dask chunks.  ``"auto"`` keeps a zarr store's own chunks when they
         hold at least 4 MiB (one decode per chunk; dask's ``"auto"`` would
@@ -112,6 +137,7 @@ def open_image(path: str | os.PathLike, chunks="auto"):
         raise InputError(f"input {str(path)!r} does not exist")
     try:
         if kind == ".zarr":
+            path = _zarr_array(path)
             return da.from_zarr(str(path), chunks=_zarr_chunks(path, chunks))
         if kind == ".npy":
             return _lazy(MappedFile.of(np.load(path, mmap_mode="r")), chunks)

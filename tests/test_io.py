@@ -117,3 +117,25 @@ def test_a_compressed_tiff_stack(tmp_path, rng):
     tifffile.imwrite(tmp_path / "stack.tif", x, compression="zlib", photometric="minisblack")
     image = fftconv.open_image(tmp_path / "stack.tif", chunks=(1, 16, 16))
     np.testing.assert_array_equal(image.compute(), x)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_an_ome_zarr_reads_its_full_resolution(tmp_path, rng, version):
+    """OME-Zarr stores an image as a group of levels (before: "could not be read")."""
+    x = random(rng, (64, 48), "float32")
+    group = zarr.open_group(str(tmp_path / "cells.zarr"), mode="w")
+    scales = [{"datasets": [{"path": "0"}, {"path": "1"}]}]
+    group.attrs.update({"ome": {"version": version, "multiscales": scales}}
+                       if version == "0.5" else {"multiscales": scales})
+    group.create_array("0", shape=x.shape, chunks=(32, 32), dtype=x.dtype)[...] = x
+    group.create_array("1", shape=(32, 24), chunks=(32, 32), dtype=x.dtype)[...] = x[::2, ::2]
+    np.testing.assert_array_equal(fftconv.open_image(tmp_path / "cells.zarr").compute(), x)
+    np.testing.assert_array_equal(fftconv.open_image(tmp_path / "cells.zarr" / "1").compute(),
+                                  x[::2, ::2])
+
+
+def test_a_plain_zarr_group_names_its_arrays(tmp_path):
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="w").create_array("a", shape=(3,),
+                                                                        dtype="f4")
+    with pytest.raises(ValueError, match=r"name one of its arrays: \['a'\]"):
+        fftconv.open_image(tmp_path / "g.zarr")
