@@ -326,7 +326,7 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
     v.add_argument("--halo-reads", choices=["reread", "hold"],
                    help="cut the tiles' halo strips from a second read of each chunk (the "
                         "default: less memory) or hold each chunk until its neighbours "
-                        "are done (15-20%% faster, holds rows of chunks)")
+                        "are done (13-20%% faster, holds rows of chunks)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     v.set_defaults(func=cmd_convolve)
 
