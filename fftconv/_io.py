@@ -41,8 +41,8 @@ def _format(path: Path, role: str) -> str:
     return ".tif" if suffix == ".tiff" else suffix
 
 
-def _zarr_array(path: Path) -> Path:
-    """The array at ``path``, or an OME-Zarr group's full-resolution array in it.
+def _zarr_array(path: Path):
+    """The zarr array at ``path``, opened: or an OME-Zarr group's full-resolution array.
 
     Microscopy's OME-Zarr (NGFF) stores an image as a group of resolution
     levels, listed in its ``multiscales`` metadata (under ``ome`` from NGFF 0.5
@@ -52,17 +52,17 @@ def _zarr_array(path: Path) -> Path:
 
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
-        return path
+        return node
     attrs = dict(node.attrs)
     scales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if not scales:
         names = sorted(name for name, _ in node.arrays())
         raise InputError(f"input {str(path)!r} is a zarr group without OME-Zarr multiscales "
                          f"metadata; name one of its arrays: {names}")
-    return path / scales[0]["datasets"][0]["path"]
+    return node[scales[0]["datasets"][0]["path"]]
 
 
-def _zarr_chunks(path: Path, chunks):
+def _zarr_chunks(native, chunks):
     """The store's own chunks for ``"auto"`` when they hold at least 4 MiB.
 
     Reading a chunk is then one decode, and the halo strips can be re-read
@@ -71,9 +71,6 @@ def _zarr_chunks(path: Path, chunks):
     """
     if chunks != "auto":
         return chunks
-    import zarr
-
-    native = zarr.open_array(str(path), mode="r")
     size = int(np.prod(native.chunks)) * native.dtype.itemsize
     return native.chunks if size >= 4 * 2**20 else "auto"
 
@@ -137,8 +134,8 @@ def open_image(path: str | os.PathLike, chunks="auto"):
         raise InputError(f"input {str(path)!r} does not exist")
     try:
         if kind == ".zarr":
-            path = _zarr_array(path)
-            return da.from_zarr(str(path), chunks=_zarr_chunks(path, chunks))
+            native = _zarr_array(path)  # opened once: its chunks, then its reads
+            return da.from_zarr(native, chunks=_zarr_chunks(native, chunks))
         if kind == ".npy":
             return _lazy(MappedFile.of(np.load(path, mmap_mode="r")), chunks)
         import tifffile
