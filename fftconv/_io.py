@@ -53,13 +53,19 @@ def _zarr_array(path: Path):
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
         return node
-    attrs = dict(node.attrs)
-    scales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-    if not scales:
+    scale = multiscale(node)
+    if not scale:
         names = sorted(name for name, _ in node.arrays())
         raise InputError(f"input {str(path)!r} is a zarr group without OME-Zarr multiscales "
                          f"metadata; name one of its arrays: {names}")
-    return node[scales[0]["datasets"][0]["path"]]
+    return node[scale["datasets"][0]["path"]]
+
+
+def multiscale(group) -> dict | None:
+    """A zarr group's first OME-Zarr multiscale image (its levels and axes), or None."""
+    attrs = dict(group.attrs)
+    scales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    return scales[0] if scales else None
 
 
 def _zarr_chunks(native, chunks):

@@ -101,7 +101,13 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
     kernel = load_kernel(args.kernel)
-    if args.axes is None and kernel.ndim != image.ndim:
+    axes = args.axes
+    if axes is None and kernel.ndim < image.ndim:
+        from fftconv._file_axes import default_axes
+
+        axes, why = default_axes(args.input, image.ndim, kernel.ndim)
+        print(f"{args.input}: {why}", flush=True)
+    elif axes is None and kernel.ndim != image.ndim:
         raise ValueError(f"kernel has {kernel.ndim} dimensions, the image {image.ndim}; "
                          "name the image's axes to convolve with --axes")
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
@@ -111,7 +117,7 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     with fftconv.config.set(**settings):
         lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,
                          method=args.method, backend=args.backend, workers=args.workers,
-                         nan_policy=args.nan_policy, axes=args.axes)
+                         nan_policy=args.nan_policy, axes=axes)
     compute, client = _scheduler(args.scheduler)
     _reset_peak_rss()
     start = time.perf_counter()
@@ -305,8 +311,8 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
     v.add_argument("--cval", type=float, default=0.0,
                    help="the value past the edges with --boundary constant (default: 0)")
     v.add_argument("--axes", type=_axes, help="the image's axes to convolve, e.g. 0,1 for "
-                   "an RGB image's rows and columns (default: all; the kernel has one "
-                   "dimension per axis)")
+                   "an RGB image's rows and columns (default: all; with a kernel of fewer "
+                   "dimensions, the space axes the file names: OME-Zarr, TIFF)")
     v.add_argument("--nan-policy", default="propagate",
                    choices=["propagate", "raise", "interpolate"],
                    help="non-finite pixels: NaN only where they fall under the kernel "

@@ -84,6 +84,30 @@ def test_an_rgb_image_with_axes(tmp_path, rng, target):
                    "float32")
 
 
+@pytest.mark.parametrize("source", ["cells.zarr", "cells.tif"])
+def test_a_kernel_of_fewer_dimensions_runs_over_the_files_space_axes(tmp_path, rng, capsys,
+                                                                     source):
+    """A (channel, y, x) stack and a 2-D kernel: no --axes needed (before: exit status 2)."""
+    x = random(rng, (2, 40, 30), "float32")
+    if source == "cells.zarr":  # OME-Zarr
+        group = zarr.open_group(str(tmp_path / source), mode="w")
+        group.attrs["multiscales"] = [{"datasets": [{"path": "0"}], "axes": [
+            {"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+            {"name": "x", "type": "space"}]}]
+        group.create_array("0", shape=x.shape, chunks=(1, 16, 16), dtype=x.dtype)[...] = x
+    else:
+        tifffile.imwrite(tmp_path / source, x, photometric="minisblack",
+                         metadata={"axes": "CYX"})
+    k = random(rng, (5, 4), "float32")
+    np.save(tmp_path / "k.npy", k)
+    argv = ["convolve", str(tmp_path / source), str(tmp_path / "k.npy"),
+            str(tmp_path / "out.zarr"), "--chunks", "16", "--boundary", "reflect"]
+    assert cli.main(argv) == 0
+    assert "axes 1,2 (y, x), the space axes of" in capsys.readouterr().out.lower()
+    assert_matches(read(tmp_path / "out.zarr"), reference(x, k, "same", "reflect", axes=(1, 2)),
+                   "float32")
+
+
 @pytest.mark.parametrize("mode", ["full", "valid"])
 def test_modes_whose_blocks_are_ragged(files, mode):
     """Their blocks do not fall on the zarr output's chunk grid (written rechunked)."""
@@ -210,6 +234,7 @@ def _run(argv):
                                "--memory-limit", "lots"], "memory_limit"),
     ("unreadable input", ["junk.npy", "k.npy", "o.npy"], "could not be read"),
     ("kernel rank", ["in.npy", "k1.npy", "o.npy"], "dimensions"),
+    ("kernel rank, three space axes", ["zyx.tif", "k.npy", "o.npy"], "3 of them space"),
     ("axes out of range", ["in.npy", "k.npy", "o.npy", "--axes", "0,5"], "out of range"),
     ("axes not a list", ["in.npy", "k.npy", "o.npy", "--axes", "rows"], "list of axes"),
     ("non-finite data", ["nan.npy", "k.npy", "o.npy", "--nan-policy", "raise"], "non-finite"),
@@ -219,6 +244,8 @@ def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, messag
     (folder / "junk.npy").write_bytes(b"not a numpy file")
     np.save(folder / "k1.npy", np.ones(3))
     np.save(folder / "nan.npy", np.where(np.eye(70, 53) > 0, np.nan, 1.0))
+    tifffile.imwrite(folder / "zyx.tif", np.ones((3, 8, 8), np.float32),
+                     photometric="minisblack", metadata={"axes": "ZYX"})
     before = sorted(p.name for p in folder.iterdir())
     result = subprocess.run([sys.executable, "-m", "fftconv.cli", "convolve", *argv],
                             capture_output=True, text=True, cwd=folder, check=False)

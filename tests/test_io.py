@@ -7,6 +7,7 @@ import pytest
 from conftest import random
 
 import fftconv
+from fftconv._file_axes import axis_names, default_axes
 from fftconv._io import on_a_grid
 
 da = pytest.importorskip("dask.array")
@@ -139,3 +140,86 @@ def test_a_plain_zarr_group_names_its_arrays(tmp_path):
                                                                         dtype="f4")
     with pytest.raises(ValueError, match=r"name one of its arrays: \['a'\]"):
         fftconv.open_image(tmp_path / "g.zarr")
+
+
+def _ome_group(path, x, axes, version="0.4"):
+    group = zarr.open_group(str(path), mode="w")
+    scales = [{"axes": axes, "datasets": [{"path": "0"}]}]
+    group.attrs.update({"ome": {"version": version, "multiscales": scales}}
+                       if version == "0.5" else {"multiscales": scales})
+    group.create_array("0", shape=x.shape, chunks=x.shape, dtype=x.dtype)[...] = x
+    return path
+
+
+CYX = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+       {"name": "x", "type": "space"}]
+
+
+@pytest.mark.parametrize(("version", "axes", "where"), [
+    ("0.4", CYX, "cells.zarr"),
+    ("0.5", CYX, "cells.zarr"),
+    ("0.5", CYX, "cells.zarr/0"),  # one level of the group, named
+    ("0.3", ["c", "y", "x"], "cells.zarr"),  # names only
+    ("0.4", [{"name": "c"}, {"name": "y"}, {"name": "x"}], "cells.zarr"),  # no types
+])
+def test_ome_zarr_axes(tmp_path, version, axes, where):
+    _ome_group(tmp_path / "cells.zarr", np.zeros((2, 8, 6), np.float32), axes, version)
+    assert axis_names(tmp_path / where, 3) == (("c", False), ("y", True), ("x", True))
+
+
+def test_zarr_array_dimension_names(tmp_path):
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(8, 6, 3), dtype="f4",
+                      dimension_names=("y", "x", "band"))
+    assert axis_names(tmp_path / "a.zarr", 3) == (("y", True), ("x", True), ("band", False))
+    zarr.create_array(str(tmp_path / "xr.zarr"), shape=(3, 8), dtype="f4",
+                      zarr_format=2, attributes={"_ARRAY_DIMENSIONS": ["time", "X"]})
+    assert axis_names(tmp_path / "xr.zarr", 2) == (("time", False), ("X", True))
+
+
+@pytest.mark.parametrize(("shape", "options", "letters"), [
+    ((8, 6, 3), {"photometric": "rgb"}, "YXS"),
+    ((4, 8, 6), {"photometric": "minisblack"}, "QYX"),
+    ((2, 4, 8, 6), {"photometric": "minisblack", "metadata": {"axes": "CZYX"}}, "CZYX"),
+    ((2, 4, 8, 6), {"imagej": True, "metadata": {"axes": "ZCYX"}}, "ZCYX"),
+    ((3, 32, 32), {"tile": (16, 16), "compression": "zlib", "photometric": "minisblack",
+                   "metadata": {"axes": "TYX"}}, "TYX"),
+])
+def test_tiff_axes(tmp_path, shape, options, letters):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros(shape, np.float32), **options)
+    assert fftconv.open_image(tmp_path / "a.tif").shape == shape
+    assert axis_names(tmp_path / "a.tif", len(shape)) == tuple(
+        (letter, letter in "XYZ") for letter in letters)
+
+
+def test_files_that_state_no_axes(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((8, 6, 3)))
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(8, 6, 3), dtype="f4")
+    _ome_group(tmp_path / "g.zarr", np.zeros((8, 6, 3), np.float32), CYX[1:])  # 2 axes for 3
+    for name in ("a.npy", "a.zarr", "g.zarr"):
+        assert axis_names(tmp_path / name, 3) is None
+
+
+@pytest.mark.parametrize(("axes", "kernel_ndim", "expected"), [
+    (CYX, 2, (1, 2)),
+    ([{"name": n, "type": "space"} for n in "zyx"], 3, (0, 1, 2)),
+])
+def test_default_axes_are_the_space_axes(tmp_path, axes, kernel_ndim, expected):
+    _ome_group(tmp_path / "g.zarr", np.zeros((2, 8, 6), np.float32), axes)
+    chosen, why = default_axes(tmp_path / "g.zarr", 3, kernel_ndim)
+    assert chosen == expected and "space axes" in why
+
+
+@pytest.mark.parametrize(("axes", "message"), [
+    ([{"name": n, "type": "space"} for n in "zyx"], r"\(z, y, x\), 3 of them space"),
+    (None, "name the image's axes"),
+])
+def test_default_axes_refuses_to_guess(tmp_path, axes, message):
+    x = np.zeros((2, 8, 6), np.float32)
+    if axes is None:
+        np.save(tmp_path / "g.npy", x)
+    else:
+        _ome_group(tmp_path / "g.zarr", x, axes)
+    with pytest.raises(ValueError, match=message):
+        default_axes(tmp_path / ("g.npy" if axes is None else "g.zarr"), 3, 2)
