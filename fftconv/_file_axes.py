@@ -94,15 +94,15 @@ def _tiff_axes(path: Path) -> tuple[tuple[str, bool], ...] | None:
     return tuple((letter, letter in "XYZ") for letter in letters)
 
 
-def default_axes(path: str | os.PathLike, image_ndim: int,
+def default_axes(named: tuple[tuple[str, bool], ...] | None, image_ndim: int,
                  kernel_ndim: int) -> tuple[tuple[int, ...], str]:
     """The axes a kernel of fewer dimensions than the image runs over, and why.
 
-    They are the file's space axes, when it names as many as the kernel has
-    dimensions.  Otherwise :class:`~fftconv._io.InputError`, naming the axes
-    the file states, if any: the choice is the user's (``--axes``).
+    They are the space axes of ``named`` (:func:`axis_names`), when it has as
+    many as the kernel has dimensions.  Otherwise
+    :class:`~fftconv._io.InputError`, naming the axes the file states, if any:
+    the choice is the user's (``--axes``).
     """
-    named = axis_names(path, image_ndim)
     wanted = f"kernel has {kernel_ndim} dimensions, the image {image_ndim}"
     if named is None:
         raise InputError(f"{wanted}; name the image's axes to convolve with --axes")

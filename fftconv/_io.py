@@ -289,7 +289,7 @@ def output_codec():
 
 
 def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
-                **compute) -> Path:
+                dimension_names=None, **compute) -> Path:
     """Write ``array`` to an image file block by block, atomically.
 
     Parameters
@@ -304,6 +304,10 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     overwrite : bool, optional
         Replace an existing ``path``.  The old file stays until the new one is
         complete, so the target may even be the array's own input.
+    dimension_names : sequence of str, optional
+        Each axis's name, kept where the format has room for it: a zarr
+        array's ``dimension_names``, a TIFF's axes when each name is one
+        letter (``"c", "y", "x"`` as ``CYX``).  A ``.npy`` file has none.
     **compute
         Passed to :func:`dask.array.store`: ``scheduler=``, ``num_workers=``...
 
@@ -349,6 +353,7 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
     array = array if isinstance(array, da.Array) else da.asarray(array)
+    names = _names(dimension_names, array.ndim)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if kind == ".zarr":
@@ -356,22 +361,41 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
 
             array = on_a_grid(array)
             target = zarr.create_array(str(tmp), shape=array.shape, dtype=array.dtype,
-                                       chunks=array.chunksize, compressors=output_codec())
+                                       chunks=array.chunksize, compressors=output_codec(),
+                                       dimension_names=names)
         elif kind == ".npy":
             target = _created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
                                                         shape=array.shape))
         else:
             import tifffile
 
-            # tifffile's present default, stated: it warns that it will change.
-            rgb = array.ndim >= 3 and array.shape[-1] in (3, 4)
             target = _created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype,
-                                              photometric="rgb" if rgb else "minisblack"))
+                                              **_tiff_layout(array.shape, names)))
         da.store(array, target, lock=False, **compute)
         _replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
+
+
+def _names(names, ndim: int) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    names = tuple(str(n) for n in names)
+    if len(names) != ndim:
+        raise ValueError(f"dimension_names has {len(names)} names for {ndim} axes")
+    return names
+
+
+def _tiff_layout(shape: tuple[int, ...], names) -> dict:
+    """tifffile's ``photometric`` and, when the names are its axes letters, ``metadata``."""
+    letters = "".join(names or ()).upper()
+    if len(letters) == len(shape) and len(set(letters)) == len(letters):
+        rgb = letters.endswith("S") and shape[-1] in (3, 4)  # tifffile's samples axis
+        return {"photometric": "rgb" if rgb else "minisblack", "metadata": {"axes": letters}}
+    # tifffile's present default, stated: it warns that it will change.
+    rgb = len(shape) >= 3 and shape[-1] in (3, 4)
+    return {"photometric": "rgb" if rgb else "minisblack"}
 
 
 def on_a_grid(array):

@@ -92,8 +92,18 @@ def _limit_malloc_arenas() -> None:
         pass
 
 
+def _progress(client):
+    """dask's progress bar on a terminal, for the local schedulers; else nothing."""
+    if sys.stderr.isatty() and client is None:
+        from dask.diagnostics import ProgressBar
+
+        return ProgressBar(out=sys.stderr)
+    return contextlib.nullcontext()
+
+
 def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
+    from fftconv._file_axes import axis_names, default_axes
     from fftconv._io import check_output, load_kernel, open_image, write_image
 
     # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
@@ -101,15 +111,11 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
     kernel = load_kernel(args.kernel)
+    named = axis_names(args.input, image.ndim)
     axes = args.axes
-    if axes is None and kernel.ndim < image.ndim:
-        from fftconv._file_axes import default_axes
-
-        axes, why = default_axes(args.input, image.ndim, kernel.ndim)
+    if axes is None and kernel.ndim != image.ndim:
+        axes, why = default_axes(named, image.ndim, kernel.ndim)
         print(f"{args.input}: {why}", flush=True)
-    elif axes is None and kernel.ndim != image.ndim:
-        raise ValueError(f"kernel has {kernel.ndim} dimensions, the image {image.ndim}; "
-                         "name the image's axes to convolve with --axes")
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
     if args.halo_reads:
         settings["halo_reads"] = args.halo_reads
@@ -119,16 +125,13 @@ def cmd_convolve(args: argparse.Namespace) -> int:
                          method=args.method, backend=args.backend, workers=args.workers,
                          nan_policy=args.nan_policy, axes=axes)
     compute, client = _scheduler(args.scheduler)
+    # The output keeps the input's axis names, where its format has room for them.
+    names = None if named is None else [name for name, _ in named]
     _reset_peak_rss()
     start = time.perf_counter()
     try:
-        if sys.stderr.isatty() and client is None:
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar(out=sys.stderr):
-                write_image(lazy, output, overwrite=args.overwrite, **compute)
-        else:
-            write_image(lazy, output, overwrite=args.overwrite, **compute)
+        with _progress(client):
+            write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, **compute)
     finally:
         if client is not None:
             client.close()

@@ -104,8 +104,26 @@ def test_a_kernel_of_fewer_dimensions_runs_over_the_files_space_axes(tmp_path, r
             str(tmp_path / "out.zarr"), "--chunks", "16", "--boundary", "reflect"]
     assert cli.main(argv) == 0
     assert "axes 1,2 (y, x), the space axes of" in capsys.readouterr().out.lower()
-    assert_matches(read(tmp_path / "out.zarr"), reference(x, k, "same", "reflect", axes=(1, 2)),
-                   "float32")
+    once = reference(x, k, "same", "reflect", axes=(1, 2))
+    assert_matches(read(tmp_path / "out.zarr"), once, "float32")
+    # The output keeps the names, so it runs the same way again (a TIFF as CYX).
+    assert [n.lower() for n in zarr.open(str(tmp_path / "out.zarr")).metadata.dimension_names] \
+        == ["c", "y", "x"]
+    argv = ["convolve", str(tmp_path / "out.zarr"), str(tmp_path / "k.npy"),
+            str(tmp_path / "twice.tif"), "--boundary", "reflect"]
+    assert cli.main(argv) == 0
+    with tifffile.TiffFile(tmp_path / "twice.tif") as tif:
+        assert tif.series[0].axes == "CYX"
+    assert_matches(read(tmp_path / "twice.tif"),
+                   reference(once, k, "same", "reflect", axes=(1, 2)), "float32")
+
+
+def test_a_progress_bar_on_a_terminal(files, monkeypatch, capsys):
+    folder, _ = files
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert cli.main(["convolve", str(folder / "in.zarr"), str(folder / "k.npy"),
+                     str(folder / "out.zarr")]) == 0
+    assert "Completed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mode", ["full", "valid"])

@@ -207,19 +207,33 @@ def test_files_that_state_no_axes(tmp_path):
 ])
 def test_default_axes_are_the_space_axes(tmp_path, axes, kernel_ndim, expected):
     _ome_group(tmp_path / "g.zarr", np.zeros((2, 8, 6), np.float32), axes)
-    chosen, why = default_axes(tmp_path / "g.zarr", 3, kernel_ndim)
+    chosen, why = default_axes(axis_names(tmp_path / "g.zarr", 3), 3, kernel_ndim)
     assert chosen == expected and "space axes" in why
 
 
-@pytest.mark.parametrize(("axes", "message"), [
-    ([{"name": n, "type": "space"} for n in "zyx"], r"\(z, y, x\), 3 of them space"),
-    (None, "name the image's axes"),
+@pytest.mark.parametrize(("named", "kernel_ndim", "message"), [
+    ((("z", True), ("y", True), ("x", True)), 2, r"\(z, y, x\), 3 of them space"),
+    ((("c", False), ("y", True), ("x", True)), 4, "2 of them space"),
+    (None, 2, "name the image's axes"),
 ])
-def test_default_axes_refuses_to_guess(tmp_path, axes, message):
-    x = np.zeros((2, 8, 6), np.float32)
-    if axes is None:
-        np.save(tmp_path / "g.npy", x)
-    else:
-        _ome_group(tmp_path / "g.zarr", x, axes)
+def test_default_axes_refuses_to_guess(named, kernel_ndim, message):
     with pytest.raises(ValueError, match=message):
-        default_axes(tmp_path / ("g.npy" if axes is None else "g.zarr"), 3, 2)
+        default_axes(named, 3, kernel_ndim)
+
+
+@pytest.mark.parametrize(("names", "kept"), [
+    (("c", "y", "x"), {"a.zarr": ("c", "y", "x"), "a.tif": ("C", "Y", "X")}),
+    (("band", "y", "x"), {"a.zarr": ("band", "y", "x"), "a.tif": ("Q", "Y", "X")}),
+])
+def test_written_dimension_names(tmp_path, names, kept):
+    for name in FORMATS:
+        fftconv.write_image(np.ones((2, 8, 6), np.float32), tmp_path / name,
+                            dimension_names=names)
+        named = axis_names(tmp_path / name, 3)
+        assert (None if named is None else tuple(n for n, _ in named)) == kept.get(name), name
+
+
+def test_dimension_names_need_one_per_axis(tmp_path):
+    with pytest.raises(ValueError, match="2 names for 3 axes"):
+        fftconv.write_image(np.ones((2, 8, 6)), tmp_path / "a.zarr", dimension_names="yx")
+    assert list(tmp_path.iterdir()) == []
