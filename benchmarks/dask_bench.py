@@ -51,9 +51,9 @@ CONTENDERS = ("copy", "fftconv", "fftconv CLI", "fftconv CLI hold", "map_overlap
 
 
 def _kernel(radius: int) -> np.ndarray:
-    from fftconv._io import _disk
+    from fftconv._kernel_spec import load_kernel
 
-    return _disk(radius)
+    return load_kernel(f"disk:radius={radius}")  # what the CLI contenders are given
 
 
 def _sky(block, block_info=None):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 FORMATS = (".zarr", ".npy", ".tif", ".tiff")
-KERNEL_SPEC = re.compile(r"^(gaussian|disk|box):(\w+)=([0-9.eE+-]+)$")
 
 
 class InputError(ValueError):
@@ -203,55 +201,6 @@ def _tiff_store(path: str, modified: int):
 
     # level 0: a pyramid's (OME-TIFF, slide scanners) full resolution, else a group
     return zarr.open(tifffile.imread(path, aszarr=True, level=0), mode="r")
-
-
-def _gaussian(sigma: float) -> np.ndarray:
-    radius = max(1, int(np.ceil(4 * sigma)))
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    g = np.exp(-0.5 * (t / sigma) ** 2)
-    kernel = np.outer(g, g)
-    return (kernel / kernel.sum()).astype(np.float32)
-
-
-def _disk(radius: float) -> np.ndarray:
-    r = int(np.ceil(radius))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    kernel = (yy**2 + xx**2 <= radius**2).astype(np.float64)
-    return (kernel / kernel.sum()).astype(np.float32)
-
-
-def _box(size: float) -> np.ndarray:
-    n = int(size)
-    if n != size:
-        raise InputError(f"kernel box:size={size} needs an integer size")
-    return np.full((n, n), 1.0 / (n * n), dtype=np.float32)
-
-
-NAMED = {"gaussian": ("sigma", _gaussian), "disk": ("radius", _disk), "box": ("size", _box)}
-
-
-def load_kernel(spec: str) -> np.ndarray:
-    """A ``.npy`` file, or ``gaussian:sigma=S``, ``disk:radius=R``, ``box:size=S`` (2-D)."""
-    match = KERNEL_SPEC.match(spec)
-    if match:
-        name, parameter, value = match.groups()
-        expected, make = NAMED[name]
-        if parameter != expected:
-            raise InputError(f"kernel {spec!r}: {name} takes {expected}=..., not {parameter}=")
-        number = float(value)
-        if not np.isfinite(number) or number <= 0:
-            raise InputError(f"kernel {spec!r}: {expected} must be a positive number")
-        return make(number)
-    if ":" in spec and not spec.endswith(".npy"):
-        raise InputError(f"kernel {spec!r} is neither a .npy file nor one of "
-                         "gaussian:sigma=S, disk:radius=R, box:size=S")
-    path = Path(spec)
-    if not path.exists():
-        raise InputError(f"kernel {spec!r} does not exist")
-    try:
-        return np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise InputError(f"kernel {spec!r} could not be read: {err}") from None
 
 
 def check_output(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path:

@@ -101,17 +101,25 @@ def _progress(client):
     return contextlib.nullcontext()
 
 
+def _kernel_ndim(axes, named) -> int | None:
+    """A named kernel's dimensions: one per ``--axes``, else per space axis the file names."""
+    if axes is not None:
+        return len(axes)
+    return sum(is_space for _, is_space in named or ()) or None
+
+
 def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
     from fftconv._file_axes import axis_names, default_axes
-    from fftconv._io import check_output, load_kernel, open_image, write_image
+    from fftconv._io import check_output, open_image, write_image
+    from fftconv._kernel_spec import load_kernel
 
     # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
     output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
     _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
-    kernel = load_kernel(args.kernel)
     named = axis_names(args.input, image.ndim)
+    kernel = load_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named))
     axes = args.axes
     if axes is None and kernel.ndim != image.ndim:
         axes, why = default_axes(named, image.ndim, kernel.ndim)
@@ -303,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _file_operation(v: argparse.ArgumentParser) -> None:
     """The arguments of ``convolve`` and ``correlate``: files in, a file out, SPEC's options."""
     v.add_argument("input", help="image: .zarr, .tif/.tiff or .npy")
-    v.add_argument("kernel", help=".npy file, or gaussian:sigma=S, disk:radius=R, box:size=S")
+    v.add_argument("kernel", help=".npy file, or gaussian:sigma=S, disk:radius=R, box:size=S "
+                   "over the convolved axes (the file's space axes or --axes), or one value "
+                   "per axis: gaussian:sigma=1,2,2")
     v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff")
     v.add_argument("--mode", default="same", choices=["full", "same", "valid"],
                    help="output size: the full overlap, the image's (default), or only "

@@ -14,7 +14,7 @@ from conftest import random
 from reference import assert_matches, reference
 
 from fftconv import cli
-from fftconv._io import load_kernel
+from fftconv._kernel_spec import load_kernel
 
 zarr = pytest.importorskip("zarr")
 tifffile = pytest.importorskip("tifffile")
@@ -226,11 +226,48 @@ def test_lazy_inputs_pickle_without_their_data(tmp_path, rng, source, reader):
     np.testing.assert_array_equal(image.compute(), x)
 
 
-@pytest.mark.parametrize("spec, shape", [("gaussian:sigma=1.5", (13, 13)),
-                                         ("disk:radius=3", (7, 7)), ("box:size=4", (4, 4))])
-def test_named_kernels(spec, shape):
-    kernel = load_kernel(spec)
-    assert kernel.shape == shape and abs(kernel.sum() - 1) < 1e-6
+@pytest.mark.parametrize("spec, ndim, shape", [
+    ("gaussian:sigma=1.5", None, (13, 13)), ("disk:radius=3", None, (7, 7)),
+    ("box:size=4", None, (4, 4)), ("gaussian:sigma=1.5", 3, (13, 13, 13)),
+    ("gaussian:sigma=1,2,2", None, (9, 17, 17)), ("disk:radius=2", 1, (5,)),
+    ("disk:radius=1,3", 2, (3, 7)), ("box:size=3,5,1", 3, (3, 5, 1)),
+])
+def test_named_kernels(spec, ndim, shape):
+    kernel = load_kernel(spec, ndim)
+    assert kernel.shape == shape and kernel.dtype == np.float32
+    assert abs(kernel.sum() - 1) < 1e-6
+
+
+def test_named_kernels_are_what_they_say():
+    gaussian = load_kernel("gaussian:sigma=1,2,2").astype(np.float64)
+    profiles = [np.exp(-0.5 * (np.arange(-r, r + 1) / s) ** 2) for r, s in ((4, 1), (8, 2))]
+    expected = np.multiply.outer(profiles[0], np.multiply.outer(profiles[1], profiles[1]))
+    np.testing.assert_allclose(gaussian, expected / expected.sum(), rtol=1e-6)
+    ball = load_kernel("disk:radius=5", 3) > 0
+    z, y, x = np.mgrid[-5:6, -5:6, -5:6]
+    np.testing.assert_array_equal(ball, z**2 + y**2 + x**2 <= 25)  # (3, 4, 0) on the rim too
+    ellipse = load_kernel("disk:radius=2,4") > 0
+    y, x = np.mgrid[-2:3, -4:5]
+    np.testing.assert_array_equal(ellipse, 4 * y**2 + x**2 <= 16)
+
+
+def test_a_named_kernel_spans_the_volume(tmp_path, rng):
+    """A (z, y, x) volume and a named kernel: before, a 2-D kernel and exit status 2."""
+    x = random(rng, (12, 20, 16), "float32")
+    tifffile.imwrite(tmp_path / "volume.tif", x, photometric="minisblack",
+                     metadata={"axes": "ZYX"})
+    argv = ["convolve", str(tmp_path / "volume.tif"), "gaussian:sigma=0.5,1,1",
+            str(tmp_path / "out.npy"), "--boundary", "mirror", "--chunks", "8"]
+    assert cli.main(argv) == 0
+    k = load_kernel("gaussian:sigma=0.5,1,1")
+    assert_matches(np.load(tmp_path / "out.npy"), reference(x, k, "same", "mirror"), "float32")
+    # With --axes the kernel follows them: each z plane blurred on its own.
+    argv[3] = str(tmp_path / "planes.npy")
+    argv[2] = "box:size=3"
+    assert cli.main([*argv, "--axes", "1,2"]) == 0
+    assert_matches(np.load(tmp_path / "planes.npy"),
+                   reference(x, np.full((3, 3), 1 / 9, np.float32), "same", "mirror",
+                             axes=(1, 2)), "float32")
 
 
 def _run(argv):
@@ -243,6 +280,9 @@ def _run(argv):
     ("bad format", ["in.npy", "k.npy", "o.bmp"], "unknown format"),
     ("bad kernel spec", ["in.npy", "blur:sigma=2", "o.npy"], "neither a .npy"),
     ("bad kernel value", ["in.npy", "gaussian:sigma=-1", "o.npy"], "positive"),
+    ("kernel values for other axes", ["in.npy", "gaussian:sigma=1,2,3", "o.npy", "--axes",
+                                      "0,1"], "3 values of sigma for 2 axes"),
+    ("box of a fraction", ["in.npy", "box:size=2.5", "o.npy"], "integer sizes"),
     ("wrong parameter", ["in.npy", "disk:sigma=2", "o.npy"], "radius"),
     ("existing output", ["in.npy", "k.npy", "in.zarr"], "--overwrite"),
     ("output is input", ["in.npy", "k.npy", "in.npy", "--overwrite"], "also an input"),

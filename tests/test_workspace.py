@@ -232,12 +232,12 @@ def test_method_auto_tiles_run_what_the_in_memory_engine_runs(rng, monkeypatch, 
     A disk is planned as a plain FFT; a separable kernel takes the structured
     path (two 1-D passes), which never pads the tile to an FFT shape.
     """
-    from fftconv._io import _disk
+    from fftconv._kernel_spec import load_kernel
 
     calls = _spy(monkeypatch)
     x = random(rng, (128, 192), "float32")  # six tiles of one shape, planned alike
     g = np.exp(-np.linspace(-3, 3, 41) ** 2)
-    k = (_disk(20) if kernel == "disk" else np.outer(g, g)).astype(np.float32)
+    k = (load_kernel("disk:radius=20") if kernel == "disk" else np.outer(g, g)).astype(np.float32)
     image = da.from_array(x, chunks=64)
     got = fftconv.convolve(image, k, boundary="reflect", backend=into_backend.name)
     assert_matches(got.compute(scheduler="sync"), reference(x, k, "same", "reflect"), "float32")
