@@ -87,7 +87,3 @@ def load_kernel(spec: str, ndim: int | None = None) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except Exception as err:
         raise InputError(f"kernel {spec!r} could not be read: {err}") from None
-
-
-def is_named(spec: str) -> bool:
-    return KERNEL_SPEC.match(spec) is not None
