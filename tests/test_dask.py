@@ -359,6 +359,21 @@ def test_integer_store_reads_keep_the_second_read(rng, tmp_path, cval):
     assert_matches(lazy.compute(), reference(x, k, "same", "constant", cval=cval), "float32")
 
 
+@pytest.mark.parametrize("cval", [0.0, 1.0 + 2.0j])
+def test_a_real_image_with_a_complex_result_warns_nothing(rng, cval):
+    """dtype=complex64 over a float32 image: checking whether cval survives the image's
+    dtype cast a complex to real, with numpy's ComplexWarning to the user."""
+    import warnings
+
+    x = random(rng, (40, 30), "float32")
+    k = random(rng, (5, 4), "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lazy = fftconv.convolve(da.from_array(x, chunks=16), k, cval=cval, dtype="complex64")
+        out = lazy.compute()
+    assert_matches(out, reference(x, k, "same", "constant", cval=cval), "complex64")
+
+
 @pytest.mark.parametrize("boundary", ["constant", "reflect"])
 def test_halo_graph_holds_few_chunks(rng, tmp_path, boundary):
     """Store-read inputs: strips come from a second read, so whole rows are never held."""
