@@ -131,7 +131,7 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     with fftconv.config.set(**settings):
         lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,
                          method=args.method, backend=args.backend, workers=args.workers,
-                         nan_policy=args.nan_policy, axes=axes)
+                         nan_policy=args.nan_policy, axes=axes, dtype=args.dtype)
     compute, client = _scheduler(args.scheduler)
     # The output keeps the input's axis names, where its format has room for them.
     names = None if named is None else [name for name, _ in named]
@@ -331,6 +331,9 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
                    help="non-finite pixels: NaN only where they fall under the kernel "
                         "(default), an error, or filled from their neighbours (normalized "
                         "convolution)")
+    v.add_argument("--dtype", choices=["float32", "float64", "complex64", "complex128"],
+                   help="the result's type (default: float32 for float32 and integer images, "
+                        "float64 for float64 ones)")
     v.add_argument("--method", default="auto", choices=["auto", "direct", "fft", "overlap-add"],
                    help="how each tile is convolved (default: the planner decides)")
     v.add_argument("--backend", help="FFT backend (default: the configured one; see "

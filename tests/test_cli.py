@@ -118,6 +118,17 @@ def test_a_kernel_of_fewer_dimensions_runs_over_the_files_space_axes(tmp_path, r
                    reference(once, k, "same", "reflect", axes=(1, 2)), "float32")
 
 
+@pytest.mark.parametrize("dtype", ["float64", "complex64"])
+def test_dtype(files, dtype):
+    """float32 in, the dtype asked for out, at its accuracy (before: no --dtype)."""
+    folder, x = files
+    assert cli.main(["convolve", str(folder / "in.zarr"), str(folder / "k.npy"),
+                     str(folder / "out.npy"), "--dtype", dtype, "--mode", "full"]) == 0
+    out = np.load(folder / "out.npy")
+    assert out.dtype == dtype
+    assert_matches(out, reference(x, np.load(folder / "k.npy"), "full"), dtype)
+
+
 def test_a_progress_bar_on_a_terminal(files, monkeypatch, capsys):
     folder, _ = files
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
