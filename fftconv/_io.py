@@ -139,7 +139,7 @@ def open_image(path: str | os.PathLike, chunks="auto"):
     try:
         if kind == ".zarr":
             native = _zarr_array(path)  # opened once: its chunks, then its reads
-            return da.from_zarr(native, chunks=_zarr_chunks(native, chunks))
+            return da.from_zarr(native, chunks=_zarr_chunks(native, _fit(chunks, native.ndim)))
         if kind == ".npy":
             return _lazy(MappedFile.of(np.load(path, mmap_mode="r")), chunks)
         import tifffile
@@ -160,7 +160,15 @@ def _lazy(source, chunks):
     import dask.array as da
 
     meta = np.empty((0,) * source.ndim, dtype=source.dtype)
-    return da.from_array(source, chunks=chunks, meta=meta)
+    return da.from_array(source, chunks=_fit(chunks, source.ndim), meta=meta)
+
+
+def _fit(chunks, ndim: int):
+    """``chunks``, if a tuple of them has one entry per axis (else the user's error, named)."""
+    if isinstance(chunks, tuple) and len(chunks) != ndim:
+        raise InputError(f"chunks {chunks} give {len(chunks)} sizes for the image's {ndim} "
+                         "axes")
+    return chunks
 
 
 def _tiff_tiles(path: Path, chunks):

@@ -23,6 +23,18 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _chunks(text: str) -> int | tuple[int, ...]:
+    """A chunk side for every axis (``512``), or one per axis (``1,64,512,512``)."""
+    try:
+        sides = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        sides = ()
+    if not sides or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a chunk side like 512 or sides "
+                                         "like 64,512,512")
+    return sides[0] if len(sides) == 1 else sides
+
+
 def _axes(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(a) for a in text.split(","))
@@ -340,8 +352,9 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
                                      "'fftconv backends')")
     v.add_argument("--workers", type=int, help="FFT threads per task (default: 1; the "
                                                "scheduler's threads are the parallelism)")
-    v.add_argument("--chunks", type=int, help="chunk side (default: a zarr store's own chunks "
-                   "when they hold ≥ 4 MiB, else dask's auto)")
+    v.add_argument("--chunks", type=_chunks, help="chunk side, or one per axis as 64,512,512 "
+                   "(default: a zarr store's own chunks when they hold ≥ 4 MiB, else "
+                   "dask's auto)")
     v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
                                        "address")
     v.add_argument("--memory-limit", help="working memory per call, e.g. 512MiB")

@@ -272,6 +272,13 @@ def test_a_named_kernel_spans_the_volume(tmp_path, rng):
     assert cli.main(argv) == 0
     k = load_kernel("gaussian:sigma=0.5,1,1")
     assert_matches(np.load(tmp_path / "out.npy"), reference(x, k, "same", "mirror"), "float32")
+    # Chunks one per axis, which a zarr output keeps.
+    assert cli.main(["convolve", str(tmp_path / "volume.tif"), "gaussian:sigma=0.5,1,1",
+                     str(tmp_path / "out.zarr"), "--boundary", "mirror",
+                     "--chunks", "5,20,7"]) == 0
+    written = zarr.open(str(tmp_path / "out.zarr"), mode="r")
+    assert written.chunks == (5, 20, 7)
+    assert_matches(written[...], reference(x, k, "same", "mirror"), "float32")
     # With --axes the kernel follows them: each z plane blurred on its own.
     argv[3] = str(tmp_path / "planes.npy")
     argv[2] = "box:size=3"
@@ -294,6 +301,9 @@ def _run(argv):
     ("kernel values for other axes", ["in.npy", "gaussian:sigma=1,2,3", "o.npy", "--axes",
                                       "0,1"], "3 values of sigma for 2 axes"),
     ("box of a fraction", ["in.npy", "box:size=2.5", "o.npy"], "integer sizes"),
+    ("chunks for other axes", ["in.npy", "k.npy", "o.npy", "--chunks", "8,8,8"],
+     "3 sizes for the image's 2 axes"),
+    ("chunks not sizes", ["in.npy", "k.npy", "o.npy", "--chunks", "8,0"], "chunk side"),
     ("wrong parameter", ["in.npy", "disk:sigma=2", "o.npy"], "radius"),
     ("existing output", ["in.npy", "k.npy", "in.zarr"], "--overwrite"),
     ("output is input", ["in.npy", "k.npy", "in.npy", "--overwrite"], "also an input"),
