@@ -214,8 +214,17 @@ def _tiff_store(path: str, modified: int):
 def check_output(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path:
     path = Path(path)
     _format(path, "output")
-    if any(path.resolve() == Path(p).resolve() for p in inputs):
-        raise InputError(f"output {str(path)!r} is also an input; choose another path")
+    target = path.resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if target == source:
+            raise InputError(f"output {str(path)!r} is also an input; choose another path")
+        if source in target.parents:  # a zarr store, a folder: the input would change
+            raise InputError(f"output {str(path)!r} is inside the input {str(given)!r}; "
+                             "choose another path")
+        if target in source.parents:  # replacing it would delete the input and its siblings
+            raise InputError(f"output {str(path)!r} holds the input {str(given)!r}; choose "
+                             "another path")
     if path.exists() and not overwrite:
         raise InputError(f"output {str(path)!r} exists; pass --overwrite to replace it")
     if not path.parent.exists():

@@ -308,6 +308,9 @@ def _run(argv):
     ("existing output", ["in.npy", "k.npy", "in.zarr"], "--overwrite"),
     ("output is input", ["in.npy", "k.npy", "in.npy", "--overwrite"], "also an input"),
     ("output is the kernel", ["in.npy", "k.npy", "k.npy", "--overwrite"], "also an input"),
+    ("output inside the input", ["in.zarr", "k.npy", "in.zarr/o.zarr"], "inside the input"),
+    ("output holds the input", ["g.zarr/0", "k.npy", "g.zarr", "--overwrite"],
+     "holds the input"),
     ("bad option", ["in.npy", "k.npy", "o.npy", "--mode", "half"], "invalid choice"),
     ("bad boundary for data", ["in.npy", "k.npy", "o.npy", "--method", "direct",
                                "--memory-limit", "lots"], "memory_limit"),
@@ -325,13 +328,15 @@ def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, messag
     np.save(folder / "nan.npy", np.where(np.eye(70, 53) > 0, np.nan, 1.0))
     tifffile.imwrite(folder / "zyx.tif", np.ones((3, 8, 8), np.float32),
                      photometric="minisblack", metadata={"axes": "ZYX"})
-    before = sorted(p.name for p in folder.iterdir())
+    zarr.open_group(str(folder / "g.zarr"), mode="w").create_array("0", shape=(9, 9),
+                                                                     dtype="f4")
+    before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
     result = subprocess.run([sys.executable, "-m", "fftconv.cli", "convolve", *argv],
                             capture_output=True, text=True, cwd=folder, check=False)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in folder.iterdir()) == before
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
 
 
 @pytest.mark.parametrize("output", ["out.npy", "out.tif", "out.zarr"])
