@@ -12,6 +12,10 @@ import warnings
 
 import numpy as np
 
+from fftconv._config import HALO_READS
+from fftconv._request import METHOD_NAMES, NAN_POLICIES
+from fftconv._shapes import BOUNDARIES, MODES
+
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
@@ -295,11 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", type=_shape, required=True)
     p.add_argument("--kernel", type=_shape, required=True)
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--mode", default="same", choices=["full", "same", "valid"])
-    p.add_argument("--boundary", default="constant",
-                   choices=["constant", "reflect", "mirror", "nearest", "wrap"])
-    p.add_argument("--method", default="auto",
-                   choices=["auto", "direct", "fft", "overlap-add"])
+    p.add_argument("--mode", default="same", choices=MODES)
+    p.add_argument("--boundary", default="constant", choices=BOUNDARIES)
+    p.add_argument("--method", default="auto", choices=METHOD_NAMES)
     p.add_argument("--backend")
     p.add_argument("--workers", type=int)
     p.set_defaults(func=cmd_plan)
@@ -327,11 +329,11 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
                    "over the convolved axes (the file's space axes or --axes), or one value "
                    "per axis: gaussian:sigma=1,2,2")
     v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff")
-    v.add_argument("--mode", default="same", choices=["full", "same", "valid"],
+    v.add_argument("--mode", default="same", choices=MODES,
                    help="output size: the full overlap, the image's (default), or only "
                         "where the kernel fits inside")
     v.add_argument("--boundary", default="constant",
-                   choices=["constant", "reflect", "mirror", "nearest", "wrap"],
+                   choices=BOUNDARIES,
                    help="how the image extends past its edges (default: constant)")
     v.add_argument("--cval", type=float, default=0.0,
                    help="the value past the edges with --boundary constant (default: 0)")
@@ -339,14 +341,14 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
                    "an RGB image's rows and columns (default: all; with a kernel of fewer "
                    "dimensions, the space axes the file names: OME-Zarr, TIFF)")
     v.add_argument("--nan-policy", default="propagate",
-                   choices=["propagate", "raise", "interpolate"],
+                   choices=NAN_POLICIES,
                    help="non-finite pixels: NaN only where they fall under the kernel "
                         "(default), an error, or filled from their neighbours (normalized "
                         "convolution)")
     v.add_argument("--dtype", choices=["float32", "float64", "complex64", "complex128"],
                    help="the result's type (default: float32 for float32 and integer images, "
                         "float64 for float64 ones)")
-    v.add_argument("--method", default="auto", choices=["auto", "direct", "fft", "overlap-add"],
+    v.add_argument("--method", default="auto", choices=METHOD_NAMES,
                    help="how each tile is convolved (default: the planner decides)")
     v.add_argument("--backend", help="FFT backend (default: the configured one; see "
                                      "'fftconv backends')")
@@ -358,7 +360,7 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
     v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
                                        "address")
     v.add_argument("--memory-limit", help="working memory per call, e.g. 512MiB")
-    v.add_argument("--halo-reads", choices=["reread", "hold"],
+    v.add_argument("--halo-reads", choices=HALO_READS,
                    help="cut the tiles' halo strips from a second read of each chunk (the "
                         "default: less memory) or hold each chunk until its neighbours "
                         "are done (13-20%% faster, holds rows of chunks)")
