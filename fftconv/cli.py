@@ -124,6 +124,20 @@ def _kernel_ndim(axes, named) -> int | None:
     return sum(is_space for _, is_space in named or ()) or None
 
 
+def _ome_output(source, output, image_shape, kernel, axes, mode) -> dict | None:
+    """The OME-Zarr metadata of a ``.zarr`` output of an OME-Zarr input, else None."""
+    from fftconv._ome import output_metadata, source_metadata, window_shift
+
+    found = source_metadata(source) if output.suffix.lower() == ".zarr" else None
+    if found is None:
+        return None
+    ome = output_metadata(found, window_shift(image_shape, kernel, axes, mode))
+    if ome is None:
+        print(f"{source}: its OME-Zarr scale is not one number per axis inline; {output} is "
+              "written as a plain zarr array", flush=True)
+    return ome
+
+
 def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
     from fftconv._file_axes import axis_names, default_axes
@@ -149,18 +163,22 @@ def cmd_convolve(args: argparse.Namespace) -> int:
                          method=args.method, backend=args.backend, workers=args.workers,
                          nan_policy=args.nan_policy, axes=axes, dtype=args.dtype)
     compute, client = _scheduler(args.scheduler)
-    # The output keeps the input's axis names, where its format has room for them.
-    names = None if named is None else [name for name, _ in named]
+    # The output keeps the input's axis names, where its format has room for them,
+    # and an OME-Zarr input's scale and origin in a .zarr output.
+    ome = _ome_output(args.input, output, image.shape, kernel, axes, args.mode)
+    names = None if named is None or ome else [name for name, _ in named]
     _reset_peak_rss()
     start = time.perf_counter()
     try:
         with _progress(client):
-            write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, **compute)
+            write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, ome=ome,
+                        **compute)
     finally:
         if client is not None:
             client.close()
     sign = "★" if args.command == "correlate" else "⊛"
-    print(f"{args.input} {sign} {args.kernel} -> {output}: {lazy.shape} {lazy.dtype}, "
+    kind = f" (OME-Zarr {ome['version']})" if ome else ""
+    print(f"{args.input} {sign} {args.kernel} -> {output}{kind}: {lazy.shape} {lazy.dtype}, "
           f"{time.perf_counter() - start:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB")
     return 0
 

@@ -14,6 +14,7 @@ from conftest import random
 from reference import assert_matches, reference
 
 from fftconv import cli
+from fftconv._file_axes import axis_names
 from fftconv._kernel_spec import load_kernel
 
 zarr = pytest.importorskip("zarr")
@@ -23,7 +24,8 @@ tifffile = pytest.importorskip("tifffile")
 def read(path):
     path = str(path)
     if path.endswith(".zarr"):
-        return zarr.open(path, mode="r")[:]
+        node = zarr.open(path, mode="r")
+        return (node["0"] if isinstance(node, zarr.Group) else node)[:]  # OME-Zarr: level 0
     if path.endswith(".npy"):
         return np.load(path)
     return tifffile.imread(path)
@@ -107,8 +109,11 @@ def test_a_kernel_of_fewer_dimensions_runs_over_the_files_space_axes(tmp_path, r
     once = reference(x, k, "same", "reflect", axes=(1, 2))
     assert_matches(read(tmp_path / "out.zarr"), once, "float32")
     # The output keeps the names, so it runs the same way again (a TIFF as CYX).
-    assert [n.lower() for n in zarr.open(str(tmp_path / "out.zarr")).metadata.dimension_names] \
-        == ["c", "y", "x"]
+    # (An OME-Zarr output is an OME-Zarr image of its own.)
+    named = axis_names(tmp_path / "out.zarr", 3)
+    assert [name.lower() for name, _ in named] == ["c", "y", "x"]
+    assert isinstance(zarr.open(str(tmp_path / "out.zarr"), mode="r"),
+                      zarr.Group if source == "cells.zarr" else zarr.Array)
     argv = ["convolve", str(tmp_path / "out.zarr"), str(tmp_path / "k.npy"),
             str(tmp_path / "twice.tif"), "--boundary", "reflect"]
     assert cli.main(argv) == 0
@@ -479,3 +484,50 @@ def test_zarr_output_is_blosc_compressed(files):
                      str(folder / "out.zarr")]) == 0
     out = zarr.open_array(str(folder / "out.zarr"), mode="r")
     assert "blosc" in str(out.compressors).lower()
+
+
+def _place(path, index):
+    """The physical position of pixel ``index`` of an OME-Zarr image's level 0."""
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    scale = (attrs["ome"] if "ome" in attrs else attrs)["multiscales"][0]
+    found = {t["type"]: t[t["type"]] for t in scale["datasets"][0]["coordinateTransformations"]}
+    return tuple(i * s + o for i, s, o in zip(index, found["scale"],
+                                              found.get("translation", [0] * len(index))))
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize("mode", ["same", "full", "valid"])
+@pytest.mark.parametrize("command", ["convolve", "correlate"])
+def test_an_ome_zarr_output_lies_where_its_input_does(tmp_path, capsys, version, mode, command):
+    """A point source blurred by a symmetric kernel stays at its physical place, in every mode
+    and through a second run (before: a plain array, the input's scale and origin lost)."""
+    from test_ome import ome_image
+
+    levels = {"0": [{"type": "scale", "scale": [1, 0.5, 0.25]},
+                    {"type": "translation", "translation": [0, 10, 20]}]}
+    source = ome_image(tmp_path / "cells.zarr", (2, 40, 30), version, levels=levels)
+    point = (1, 17, 11)
+    zarr.open_array(str(source / "0"), mode="r+")[point] = 1.0
+    out = tmp_path / "out.zarr"
+    assert cli.main([command, str(source), "gaussian:sigma=1", str(out), "--mode", mode]) == 0
+    assert f"(OME-Zarr {version})" in capsys.readouterr().out
+    peak = np.unravel_index(np.argmax(read(out)), read(out).shape)
+    assert _place(out, peak) == _place(source, point)
+    assert read(out).shape[1:] == {"same": (40, 30), "full": (48, 38), "valid": (32, 22)}[mode]
+    again = tmp_path / "again.zarr"
+    assert cli.main([command, str(out), "box:size=3", str(again), "--mode", mode]) == 0
+    peak = np.unravel_index(np.argmax(read(again)), read(again).shape)
+    assert _place(again, peak) == _place(source, point)
+
+
+def test_other_outputs_of_an_ome_zarr_input_are_plain(tmp_path):
+    from test_ome import ome_image
+
+    source = ome_image(tmp_path / "cells.zarr", (2, 40, 30))
+    for name in ("out.tif", "out.npy"):
+        assert cli.main(["convolve", str(source), "gaussian:sigma=1", str(tmp_path / name)]) == 0
+        assert read(tmp_path / name).shape == (2, 40, 30)
+    plain = tmp_path / "plain.zarr"
+    assert cli.main(["convolve", str(tmp_path / "out.npy"), "box:size=3", str(plain),
+                     "--axes", "1,2"]) == 0
+    assert isinstance(zarr.open(str(plain), mode="r"), zarr.Array)

@@ -237,3 +237,51 @@ def test_dimension_names_need_one_per_axis(tmp_path):
     with pytest.raises(ValueError, match="2 names for 3 axes"):
         fftconv.write_image(np.ones((2, 8, 6)), tmp_path / "a.zarr", dimension_names="yx")
     assert list(tmp_path.iterdir()) == []
+
+
+def _entry(version=None, **extra):
+    entry = {"axes": CYX, "datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [1.0, 0.5, 0.25]},
+        {"type": "translation", "translation": [0.0, 10.0, 20.0]}]}], **extra}
+    return entry if version is None else {"version": version, **entry}
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5", None])
+def test_an_ome_zarr_output(tmp_path, rng, version):
+    """ome= writes an OME-Zarr image group that the NGFF models accept (before: no way to)."""
+    x = random(rng, (2, 40, 30), "float32")
+    path = fftconv.write_image(da.from_array(x, chunks=(1, 16, 16)), tmp_path / "o.zarr",
+                               ome=_entry(version, name="cells"))
+    group = zarr.open_group(str(path), mode="r")
+    assert group.metadata.zarr_format == (2 if version == "0.4" else 3)
+    np.testing.assert_array_equal(fftconv.open_image(path).compute(), x)
+    assert axis_names(path, 3) == (("c", False), ("y", True), ("x", True))
+    assert axis_names(path / "0", 3) == (("c", False), ("y", True), ("x", True))
+    if version != "0.4":  # NGFF 0.5: the array's dimension names are the axes' names
+        assert group["0"].metadata.dimension_names == ("c", "y", "x")
+    models = pytest.importorskip("ome_zarr_models")
+    image = (models.v04 if version == "0.4" else models.v05).image.Image.from_zarr(group)
+    assert image is not None
+
+
+def test_an_ome_entry_without_transformations_gets_a_unit_scale(tmp_path):
+    """NGFF requires each level's scale."""
+    path = fftconv.write_image(np.ones((2, 4, 3), np.float32), tmp_path / "o.zarr",
+                               ome={"axes": CYX, "datasets": [{"path": "0"}]})
+    (dataset,) = zarr.open_group(str(path)).attrs["ome"]["multiscales"][0]["datasets"]
+    assert dataset["coordinateTransformations"] == [{"type": "scale", "scale": [1.0] * 3}]
+
+
+@pytest.mark.parametrize(("target", "ome", "names", "message"), [
+    ("o.npy", _entry(), None, "the output is a .npy file"),
+    ("o.zarr", {**_entry(), "axes": CYX[1:]}, None, "one {'name': ...} per axis"),
+    ("o.zarr", {**_entry(), "datasets": [{"path": "0"}, {"path": "1"}]}, None, "one level"),
+    ("o.zarr", {**_entry(), "datasets": [{}]}, None, "one level, with its 'path'"),
+    ("o.zarr", _entry("0.3"), None, "version '0.3' is not one of"),
+    ("o.zarr", _entry(), ("t", "y", "x"), "differ from ome='s axes"),
+])
+def test_bad_ome_entries(tmp_path, target, ome, names, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fftconv.write_image(np.ones((2, 4, 3), np.float32), tmp_path / target, ome=ome,
+                            dimension_names=names)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,129 @@
+"""OME-Zarr (NGFF) image metadata: an input's, carried to a convolved output.
+
+A convolved image covers the input's field of view at the input's sampling, so
+its OME-Zarr output keeps the input's axes (names, types, units) and the scale
+of the level read.  Only the origin moves, by the mode's window: a ``full``
+result starts ``(K - 1) // 2`` pixels before the input along each convolved
+axis, a ``valid`` one ``K // 2`` after (SPEC §1.1's crops); ``same`` keeps it.
+
+The output is one resolution level, written in the input's NGFF version where
+that is 0.4 (zarr v2, what many readers still expect) or 0.5 (zarr v3); older
+versions (names only, no scale) become 0.4 with axis types from the names.
+Display settings (``omero``) are not carried: convolution changes the values
+they were chosen for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from fftconv._io import _format, multiscale
+
+# NGFF 0.3's axes are names; 0.4 on needs each axis's type.
+_TYPES = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}
+
+
+def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
+    """The version, multiscale entry and dataset of the OME-Zarr level ``path`` opens.
+
+    ``path`` is an image group (its first level is read) or one level of it
+    (``image.zarr/1``).  None when ``path`` is no OME-Zarr image, or its
+    metadata is unreadable.
+    """
+    import zarr
+
+    path = Path(path)
+    if _format(path, "input") != ".zarr":
+        return None
+    try:
+        node = zarr.open(str(path), mode="r")
+        group, name = (node, None) if isinstance(node, zarr.Group) else (
+            zarr.open_group(str(path.parent), mode="r"), path.name)
+        scale = multiscale(group)
+    except Exception:  # a plain array, a missing or foreign parent: no OME metadata
+        return None
+    datasets = scale.get("datasets") if scale else None
+    if not datasets:
+        return None
+    level = datasets[0] if name is None else next(
+        (d for d in datasets if d.get("path") == name), None)
+    if level is None:
+        return None
+    attrs = dict(group.attrs)
+    version = str(attrs["ome"].get("version", "0.5") if "ome" in attrs
+                  else scale.get("version", "0.4"))
+    return version, scale, level
+
+
+def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int]) -> dict | None:
+    """The multiscale entry of a result whose pixel 0 is input pixel ``shift``.
+
+    ``source`` is :func:`source_metadata`'s.  The entry is what
+    :func:`fftconv.write_image` takes as ``ome=``: the input's axes, one
+    dataset ``"0"`` with the level's scale and its translation moved by
+    ``shift`` pixels.  None when the level's transformations are not inline
+    scale and translation vectors of one value per axis.
+    """
+    version, scale, level = source
+    ndim = len(shift)
+    axes = _typed_axes(scale.get("axes"), ndim)
+    transforms = _level_transforms(level, ndim)
+    if axes is None or transforms is None:
+        return None
+    factors, origin = transforms
+    moved = [o + f * s for o, f, s in zip(origin, factors, shift)]
+    placed = [{"type": "scale", "scale": factors}]
+    if any(moved):
+        placed.append({"type": "translation", "translation": moved})
+    entry = {"version": "0.5" if version.startswith("0.5") else "0.4", "axes": axes,
+             "datasets": [{"path": "0", "coordinateTransformations": placed}]}
+    for key in ("name", "coordinateTransformations"):  # the whole image's, as they were
+        if key in scale:
+            entry[key] = scale[key]
+    return entry
+
+
+def _typed_axes(axes, ndim: int) -> list[dict] | None:
+    if not axes or len(axes) != ndim:
+        return None
+    if all(isinstance(a, dict) for a in axes):
+        return [dict(a) for a in axes]
+    if all(isinstance(a, str) for a in axes):  # NGFF 0.3
+        return [{"name": a, **({"type": _TYPES[a.lower()]} if a.lower() in _TYPES else {})}
+                for a in axes]
+    return None
+
+
+def _level_transforms(level: dict, ndim: int) -> tuple[list, list] | None:
+    """The level's scale and translation vectors (unit scale, zero origin when absent)."""
+    factors, origin = [1.0] * ndim, [0.0] * ndim
+    for transform in level.get("coordinateTransformations") or ():
+        kind = transform.get("type")
+        values = transform.get(kind) if kind in ("scale", "translation") else None
+        if not isinstance(values, list) or len(values) != ndim or not all(
+                isinstance(v, int | float) for v in values):
+            return None  # by path, or a kind NGFF 0.5 does not list: not ours to recompute
+        if kind == "scale":
+            factors = list(values)
+        else:
+            origin = list(values)
+    return factors, origin
+
+
+def window_shift(image_shape: Sequence[int], kernel, axes, mode: str) -> list[int]:
+    """Per image axis, the input pixel that the result's pixel 0 lies on.
+
+    ``kernel`` and ``axes`` as :func:`fftconv.convolve` takes them.
+    """
+    from fftconv._shapes import align_kernel, normalize_axes, output_window
+
+    ndim = len(image_shape)
+    convolved = normalize_axes(axes, ndim, kernel.ndim)
+    lengths = align_kernel(kernel, convolved, ndim).shape
+    shift = [0] * ndim
+    for ax in convolved:
+        n, k = image_shape[ax], lengths[ax]
+        shift[ax] = output_window(n, k, mode)[0] - output_window(n, k, "same")[0]
+    return shift

@@ -1,0 +1,106 @@
+"""fftconv._ome: an OME-Zarr input's axes and scale, carried to the convolved output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fftconv._ome import output_metadata, source_metadata, window_shift
+
+zarr = pytest.importorskip("zarr")
+
+CYX = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space", "unit": "micrometer"},
+       {"name": "x", "type": "space", "unit": "micrometer"}]
+
+
+def _scale(*factors, origin=None):
+    transforms = [{"type": "scale", "scale": list(factors)}]
+    if origin is not None:
+        transforms.append({"type": "translation", "translation": list(origin)})
+    return transforms
+
+
+def ome_image(path, shape=(2, 8, 6), version="0.5", axes=CYX, levels=None, **extra):
+    """An OME-Zarr image group of zeros: ``levels`` maps each path to its transformations."""
+    levels = levels or {"0": _scale(1, 0.5, 0.25, origin=(0, 10, 20))}
+    datasets = [{"path": p, **({"coordinateTransformations": t} if t else {})}
+                for p, t in levels.items()]
+    scale = {"axes": axes, "datasets": datasets, **extra}
+    group = zarr.open_group(str(path), mode="w", zarr_format=3 if version == "0.5" else 2)
+    group.attrs.update({"ome": {"version": version, "multiscales": [scale]}}
+                       if version == "0.5" else {"multiscales": [{"version": version, **scale}]})
+    for i, level in enumerate(levels):
+        group.create_array(level, shape=shape[:1] + tuple(n >> i for n in shape[1:]),
+                           dtype="f4")
+    return path
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+@pytest.mark.parametrize(("mode", "moved"), [("same", (0, 10, 20)), ("full", (0, 8, 19)),
+                                             ("valid", (0, 12, 21))])
+def test_the_origin_moves_by_the_modes_window(tmp_path, version, mode, moved):
+    """A 9×9 kernel: ``full`` starts 4 pixels before the input, ``valid`` 4 after."""
+    source = source_metadata(ome_image(tmp_path / "cells.zarr", version=version))
+    shift = window_shift((2, 40, 30), np.ones((9, 9)), (1, 2), mode)
+    entry = output_metadata(source, shift)
+    assert entry["version"] == version and entry["axes"] == CYX
+    (dataset,) = entry["datasets"]
+    assert dataset == {"path": "0", "coordinateTransformations": _scale(1, 0.5, 0.25,
+                                                                         origin=moved)}
+
+
+@pytest.mark.parametrize(("kernel", "axes", "mode", "shift"), [
+    ((9, 9), (1, 2), "full", [0, -4, -4]),
+    ((4, 5), (1, 2), "full", [0, -1, -2]),  # even: scipy's 'same' starts (K - 1) // 2 in
+    ((4, 5), (1, 2), "valid", [0, 2, 2]),
+    ((5, 4), (2, 1), "full", [0, -1, -2]),  # kernel axis i on image axis axes[i]
+    ((1, 4, 5), None, "valid", [0, 2, 2]),
+    ((4, 5), (1, 2), "same", [0, 0, 0]),
+])
+def test_window_shift(kernel, axes, mode, shift):
+    assert window_shift((2, 40, 30), np.ones(kernel), axes, mode) == shift
+
+
+def test_a_named_level_keeps_its_own_scale(tmp_path):
+    levels = {"0": _scale(1, 0.5, 0.25), "1": _scale(1, 1.0, 0.5, origin=(0, 0.25, 0.125))}
+    path = ome_image(tmp_path / "cells.zarr", shape=(2, 16, 12), levels=levels)
+    entry = output_metadata(source_metadata(path / "1"), [0, -1, -1])
+    assert entry["datasets"][0]["coordinateTransformations"] == _scale(
+        1, 1.0, 0.5, origin=(0, -0.75, -0.375))
+
+
+def test_the_images_own_transformations_and_name_are_kept(tmp_path):
+    whole = [{"type": "scale", "scale": [0.1, 1.0, 1.0]}]
+    path = ome_image(tmp_path / "cells.zarr", name="cells", coordinateTransformations=whole)
+    entry = output_metadata(source_metadata(path), [0, 0, 0])
+    assert entry["name"] == "cells" and entry["coordinateTransformations"] == whole
+
+
+def test_ngff_03_names_get_types(tmp_path):
+    """NGFF 0.3 lists names only, and no scale: 0.4 needs types and a scale."""
+    path = ome_image(tmp_path / "cells.zarr", version="0.3", axes=["c", "y", "x"],
+                     levels={"0": None})
+    entry = output_metadata(source_metadata(path), [0, -2, 0])
+    assert entry["version"] == "0.4"
+    assert entry["axes"] == [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+                             {"name": "x", "type": "space"}]
+    assert entry["datasets"][0]["coordinateTransformations"] == _scale(
+        1.0, 1.0, 1.0, origin=(0.0, -2.0, 0.0))
+
+
+def test_transformations_by_path_are_not_recomputed(tmp_path):
+    levels = {"0": [{"type": "scale", "path": "scale.bin"}]}
+    path = ome_image(tmp_path / "cells.zarr", levels=levels)
+    assert source_metadata(path) is not None
+    assert output_metadata(source_metadata(path), [0, 0, 0]) is None
+
+
+def test_inputs_without_ome_metadata(tmp_path):
+    zarr.create_array(str(tmp_path / "plain.zarr"), shape=(4, 4), dtype="f4")
+    zarr.open_group(str(tmp_path / "group.zarr"), mode="w").create_array("a", shape=(4,),
+                                                                           dtype="f4")
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    ome_image(tmp_path / "cells.zarr")
+    for name in ("plain.zarr", "group.zarr", "group.zarr/a", "a.npy", "missing.zarr",
+                 "cells.zarr/9"):
+        assert source_metadata(tmp_path / name) is None, name
