@@ -43,7 +43,7 @@ class KernelFit:
 
 def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="constant",
                     mask=None, regularization=0.0, tol=1e-13, maxiter=None,
-                    full_output=False):
+                    full_output=False, callback=None):
     """The kernel ``k`` that best maps ``image`` to ``output`` (least squares).
 
     Parameters
@@ -63,6 +63,14 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
         of taps, at least 50).
     full_output : bool
         Also return a :class:`KernelFit` with the residual.
+    callback : callable, optional
+        Called after every iteration as ``callback(iteration, kernel,
+        progress)``: the kernel so far (a copy) and the normal-equation
+        residual relative to its start, which ``tol`` bounds.  Raising
+        ``StopIteration`` ends the iteration there (the fit says whether it
+        had converged).  Out of core, where each iteration is a pass over the
+        image, it shows progress; it runs where the solve runs (this process
+        on dask's local schedulers, a worker under dask.distributed).
 
     Returns
     -------
@@ -88,7 +96,7 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
         from fftconv import _lazy_estimate
 
         return _lazy_estimate.estimate(image, output, kernel_shape, mode, boundary, mask,
-                                       regularization, tol, maxiter, full_output)
+                                       regularization, tol, maxiter, full_output, callback)
     image = np.asarray(image, dtype=np.float64)
     target = np.asarray(output, dtype=np.float64)
     ops = transposes(image, target.shape, kernel_shape, mode, boundary, regularization)
@@ -105,7 +113,7 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
 
     k, iterations, converged = _cgls(forward, transpose, target * weight, kernel_shape,
                                      regularization, tol,
-                                     maxiter or default_maxiter(kernel_shape))
+                                     maxiter or default_maxiter(kernel_shape), callback)
     residual = float(np.linalg.norm(forward(k) - target * weight))
     norm = float(np.linalg.norm(target * weight)) or 1.0
     fit = KernelFit(residual, residual / norm, iterations, converged)
@@ -139,7 +147,18 @@ def default_maxiter(kernel_shape) -> int:
     return max(50, 2 * math.prod(kernel_shape))
 
 
-def _cgls(forward, transpose, b, shape, lam, tol, maxiter):
+def reported(callback, iteration: int, k: np.ndarray, gamma: float, gamma0: float) -> bool:
+    """Tell ``callback`` of an iteration; False when it asks to stop (StopIteration)."""
+    if callback is None:
+        return True
+    try:
+        callback(iteration, k.copy(), math.sqrt(gamma / gamma0))
+    except StopIteration:
+        return False
+    return True
+
+
+def _cgls(forward, transpose, b, shape, lam, tol, maxiter, callback=None):
     """CGLS for min ‖A k − b‖² + λ‖k‖² (Björck; stable without forming AᵀA)."""
     k = np.zeros(shape)
     r = b.copy()
@@ -157,7 +176,10 @@ def _cgls(forward, transpose, b, shape, lam, tol, maxiter):
         s = transpose(r) - lam * k
         gamma_new = float(np.vdot(s, s))
         if gamma_new <= (tol**2) * gamma0:
+            reported(callback, iteration, k, gamma_new, gamma0)
             return k, iteration, True
+        if not reported(callback, iteration, k, gamma_new, gamma0):
+            return k, iteration, False
         p = s + (gamma_new / gamma) * p
         gamma = gamma_new
     return k, maxiter, False

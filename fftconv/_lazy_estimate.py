@@ -42,7 +42,7 @@ from fftconv._dask import (
     frozen_settings,
     merged,
 )
-from fftconv._estimate import KernelFit, check_mask, default_maxiter, transposes
+from fftconv._estimate import KernelFit, check_mask, default_maxiter, reported, transposes
 from fftconv._lazy_adjoint import KernelBlocks, correlation_lags, region_spectrum
 from fftconv._methods._transform import window_slices
 from fftconv._spectra import spectrum_for
@@ -106,13 +106,13 @@ def _blocks_of(value, chunks, dtype) -> da.Array:
 
 
 def estimate(image, output, kernel_shape, mode, boundary, mask, regularization, tol, maxiter,
-             full_output):
+             full_output, callback=None):
     """:func:`fftconv.estimate_kernel` of dask arrays: a lazy kernel (and a lazy fit)."""
     problem = _Problem(image, output, kernel_shape, mode, boundary, mask)
     shape = problem.ops.request.kernel.shape
     taps = math.prod(shape)
     solved = dask.delayed(_solve, pure=True)(problem, float(regularization), float(tol),
-                                             int(maxiter or default_maxiter(shape)))
+                                             int(maxiter or default_maxiter(shape)), callback)
     # One array holds the kernel and the fit, so that computing both solves once (a
     # Delayed beside an array is optimized apart from it, and ran the solve twice).
     packed = da.from_delayed(solved, (taps + len(_FIT),), dtype=np.float64)
@@ -123,11 +123,12 @@ def estimate(image, output, kernel_shape, mode, boundary, mask, regularization, 
 _FIT = ("residual", "relative_residual", "iterations", "converged")
 
 
-def _solve(problem: _Problem, lam: float, tol: float, maxiter: int) -> np.ndarray:
+def _solve(problem: _Problem, lam: float, tol: float, maxiter: int,
+           callback=None) -> np.ndarray:
     """The fit, by CG on the normal equations, packed: the kernel's values, then the fit's."""
     with _seceded():
         k, fit = _cgnr(lambda p, subtract: _pass(problem, p, subtract),
-                       problem.ops.request.kernel.shape, lam, tol, maxiter)
+                       problem.ops.request.kernel.shape, lam, tol, maxiter, callback)
     return np.concatenate([k.ravel(), [float(getattr(fit, name)) for name in _FIT]])
 
 
@@ -199,7 +200,7 @@ def _seceded():
         yield
 
 
-def _cgnr(normal, shape, lam: float, tol: float, maxiter: int):
+def _cgnr(normal, shape, lam: float, tol: float, maxiter: int, callback=None):
     """CG on ``(AᵀWA + λI) k = AᵀWb``, given ``normal(p, subtract)`` (:func:`_pass`)."""
     k = np.zeros(shape)
     g, bb = normal(k, True)
@@ -208,7 +209,7 @@ def _cgnr(normal, shape, lam: float, tol: float, maxiter: int):
     norm = math.sqrt(bb) or 1.0
     if gamma0 == 0:
         return k, KernelFit(math.sqrt(bb), math.sqrt(bb) / norm, 0, True)
-    iterations = 0
+    iterations, going = 0, True
     while True:
         p, gamma = s.copy(), float(np.vdot(s, s))
         while iterations < maxiter:
@@ -221,14 +222,15 @@ def _cgnr(normal, shape, lam: float, tol: float, maxiter: int):
             k += alpha * p
             s -= alpha * (h + lam * p)
             gamma_new = float(np.vdot(s, s))
-            if gamma_new <= tol**2 * gamma0:
+            going = reported(callback, iterations, k, gamma_new, gamma0)
+            if gamma_new <= tol**2 * gamma0 or not going:
                 break
             p = s + (gamma_new / gamma) * p
             gamma = gamma_new
         g, rr = normal(k, True)
         s = -g - lam * k  # the true residual of the normal equations
         converged = float(np.vdot(s, s)) <= tol**2 * gamma0
-        if converged or iterations >= maxiter or delta <= 0:
+        if converged or iterations >= maxiter or delta <= 0 or not going:
             residual = math.sqrt(rr)
             return k, KernelFit(residual, residual / norm, iterations, converged)
 

@@ -249,6 +249,58 @@ def test_estimate_kernel_masked_noisy_matches_explicit_solve(rng, lam):
     np.testing.assert_allclose(got, expected, atol=1e-9)
 
 
+def _tiled(x, lazy: bool):
+    return pytest.importorskip("dask.array").from_array(x, chunks=8) if lazy else x
+
+
+def _solved(results):
+    """``(kernel, fit)``, computed when lazy (one solve for both)."""
+    if hasattr(results[0], "dask"):
+        return pytest.importorskip("dask").compute(*results)
+    return results
+
+
+class Recorder:
+    """An estimate_kernel callback that keeps what it is told and stops after ``stop``."""
+
+    def __init__(self, stop=None):
+        self.calls, self.stop = [], stop
+
+    def __call__(self, iteration, kernel, progress):
+        self.calls.append((iteration, kernel, progress))
+        if iteration == self.stop:
+            raise StopIteration
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_estimate_kernel_reports_every_iteration(rng, lazy):
+    """callback= (before: no word from an iteration that may run for hours out of core)."""
+    x = rng.random((24, 21))
+    k = rng.random((4, 3))
+    y = fftconv.convolve(x, k, boundary="reflect")
+    seen = Recorder()
+    got, fit = _solved(fftconv.estimate_kernel(_tiled(x, lazy), y, k.shape, boundary="reflect",
+                                               full_output=True, callback=seen))
+    assert [i for i, _, _ in seen.calls] == list(range(1, fit.iterations + 1))
+    assert fit.converged and seen.calls[-1][2] <= 1e-13 < seen.calls[0][2] <= 1
+    np.testing.assert_allclose(seen.calls[-1][1], got, atol=1e-12)
+    assert not any(kernel is got for _, kernel, _ in seen.calls)  # copies
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_estimate_kernel_stops_when_the_callback_says(rng, lazy):
+    """StopIteration from the callback ends the iteration there, as maxiter would."""
+    x = rng.random((24, 21))
+    y = fftconv.convolve(x, rng.random((4, 3)))
+    stopped, fit = _solved(fftconv.estimate_kernel(_tiled(x, lazy), y, (4, 3), full_output=True,
+                                                   callback=Recorder(stop=3)))
+    capped, capped_fit = _solved(fftconv.estimate_kernel(_tiled(x, lazy), y, (4, 3), maxiter=3,
+                                                         full_output=True))
+    assert fit.iterations == 3 and not fit.converged
+    np.testing.assert_array_equal(stopped, capped)
+    assert fit.relative_residual == capped_fit.relative_residual
+
+
 def test_estimate_kernel_bad_arguments():
     with pytest.raises(ValueError, match="output has shape"):
         fftconv.estimate_kernel(np.ones((5, 5)), np.ones((4, 4)), (3, 3))
