@@ -77,7 +77,8 @@ def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int]) -> dic
     placed = [{"type": "scale", "scale": factors}]
     if any(moved):
         placed.append({"type": "translation", "translation": moved})
-    entry = {"version": "0.5" if version.startswith("0.5") else "0.4", "axes": axes,
+    older = version in ("0.1", "0.2", "0.3", "0.4")  # zarr v2's NGFF; 0.5 on is zarr v3's
+    entry = {"version": "0.4" if older else "0.5", "axes": axes,
              "datasets": [{"path": "0", "coordinateTransformations": placed}]}
     for key in ("name", "coordinateTransformations"):  # the whole image's, as they were
         if key in scale:

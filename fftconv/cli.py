@@ -133,8 +133,8 @@ def _ome_output(source, output, image_shape, kernel, axes, mode) -> dict | None:
         return None
     ome = output_metadata(found, window_shift(image_shape, kernel, axes, mode))
     if ome is None:
-        print(f"{source}: its OME-Zarr scale is not one number per axis inline; {output} is "
-              "written as a plain zarr array", flush=True)
+        print(f"{source}: its OME-Zarr axes and scale are not inline, one per axis; {output} "
+              "is written as a plain zarr array", flush=True)
     return ome
 
 

@@ -531,3 +531,15 @@ def test_other_outputs_of_an_ome_zarr_input_are_plain(tmp_path):
     assert cli.main(["convolve", str(tmp_path / "out.npy"), "box:size=3", str(plain),
                      "--axes", "1,2"]) == 0
     assert isinstance(zarr.open(str(plain), mode="r"), zarr.Array)
+
+
+def test_an_ome_zarr_scale_stored_by_path_gives_a_plain_output(tmp_path, capsys):
+    """NGFF 0.4 lets a level's scale live in a file: not recomputed, and said so."""
+    from test_ome import ome_image
+
+    source = ome_image(tmp_path / "cells.zarr", (2, 40, 30), "0.4",
+                       levels={"0": [{"type": "scale", "path": "scale.bin"}]})
+    out = tmp_path / "out.zarr"
+    assert cli.main(["convolve", str(source), "box:size=3", str(out)]) == 0
+    assert "written as a plain zarr array" in capsys.readouterr().out
+    assert isinstance(zarr.open(str(out), mode="r"), zarr.Array)

@@ -104,3 +104,12 @@ def test_inputs_without_ome_metadata(tmp_path):
     for name in ("plain.zarr", "group.zarr", "group.zarr/a", "a.npy", "missing.zarr",
                  "cells.zarr/9"):
         assert source_metadata(tmp_path / name) is None, name
+
+
+@pytest.mark.parametrize(("version", "written"), [("0.3", "0.4"), ("0.4", "0.4"),
+                                                  ("0.5", "0.5"), ("0.6", "0.5")])
+def test_the_output_version(version, written):
+    """zarr v2's NGFF versions give 0.4; 0.5 and later (zarr v3) give 0.5."""
+    level = {"path": "0", "coordinateTransformations": _scale(1.0, 1.0)}
+    scale = {"axes": CYX[1:], "datasets": [level]}
+    assert output_metadata((version, scale, level), [0, 0])["version"] == written
