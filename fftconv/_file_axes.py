@@ -20,7 +20,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fftconv._io import InputError, _format, multiscale
+from fftconv._io import InputError, _format
+from fftconv._ome import source_metadata
 
 SPACE_NAMES = frozenset("xyz")
 
@@ -59,31 +60,17 @@ def _ome_axes(scale: dict) -> tuple[tuple[str, bool], ...] | None:
 
 
 def _zarr_axes(path: Path) -> tuple[tuple[str, bool], ...] | None:
+    """An array's own dimension names, else the axes of the OME-Zarr image it is in."""
     import zarr
 
     node = zarr.open(str(path), mode="r")
-    if not isinstance(node, zarr.Array):
-        scale = multiscale(node)
-        return _ome_axes(scale) if scale else None
-    names = getattr(node.metadata, "dimension_names", None) or node.attrs.get(
-        "_ARRAY_DIMENSIONS")
-    if names and any(names):
-        return _named(list(names))
-    return _level_of_a_group(path)
-
-
-def _level_of_a_group(path: Path) -> tuple[tuple[str, bool], ...] | None:
-    """An OME-Zarr level named as ``image.zarr/0``: the axes its group lists."""
-    import zarr
-
-    try:
-        group = zarr.open_group(str(path.parent), mode="r")
-    except Exception:
-        return None
-    scale = multiscale(group)
-    if scale and any(d.get("path") == path.name for d in scale.get("datasets", ())):
-        return _ome_axes(scale)
-    return None
+    if isinstance(node, zarr.Array):
+        names = getattr(node.metadata, "dimension_names", None) or node.attrs.get(
+            "_ARRAY_DIMENSIONS")
+        if names and any(names):
+            return _named(list(names))
+    found = source_metadata(path)  # a group, or a level of one as image.zarr/0
+    return _ome_axes(found[1]) if found else None
 
 
 def _tiff_axes(path: Path) -> tuple[tuple[str, bool], ...] | None:

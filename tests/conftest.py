@@ -44,3 +44,38 @@ def random(rng, shape, dtype):
     if dtype.kind in "iu":
         return rng.integers(0, 50, shape).astype(dtype)
     return rng.uniform(-1, 1, shape).astype(dtype)
+
+
+OME_CYX = [{"name": "c", "type": "channel"},
+           {"name": "y", "type": "space", "unit": "micrometer"},
+           {"name": "x", "type": "space", "unit": "micrometer"}]
+
+
+def ome_transforms(*factors, origin=None):
+    """An OME-Zarr level's ``coordinateTransformations``: a scale, then any translation."""
+    transforms = [{"type": "scale", "scale": list(factors)}]
+    if origin is not None:
+        transforms.append({"type": "translation", "translation": list(origin)})
+    return transforms
+
+
+def ome_image(path, shape=(2, 8, 6), version="0.5", axes=OME_CYX, levels=None,
+              zarr_format=None, **extra):
+    """An OME-Zarr image group of zeros: ``levels`` maps each path to its transformations.
+
+    On zarr v3 from NGFF 0.5, else v2, unless ``zarr_format`` says otherwise.
+    """
+    import zarr
+
+    levels = levels or {"0": ome_transforms(1, 0.5, 0.25, origin=(0, 10, 20))}
+    datasets = [{"path": p, **({"coordinateTransformations": t} if t else {})}
+                for p, t in levels.items()]
+    scale = {"axes": axes, "datasets": datasets, **extra}
+    zarr_format = zarr_format or (3 if version == "0.5" else 2)
+    group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    group.attrs.update({"ome": {"version": version, "multiscales": [scale]}}
+                       if version == "0.5" else {"multiscales": [{"version": version, **scale}]})
+    for i, level in enumerate(levels):
+        group.create_array(level, shape=shape[:1] + tuple(n >> i for n in shape[1:]),
+                           dtype="f4")
+    return path

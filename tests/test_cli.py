@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import random
+from conftest import ome_image, random
 from reference import assert_matches, reference
 
 from fftconv import cli
@@ -501,8 +501,6 @@ def _place(path, index):
 def test_an_ome_zarr_output_lies_where_its_input_does(tmp_path, capsys, version, mode, command):
     """A point source blurred by a symmetric kernel stays at its physical place, in every mode
     and through a second run (before: a plain array, the input's scale and origin lost)."""
-    from test_ome import ome_image
-
     levels = {"0": [{"type": "scale", "scale": [1, 0.5, 0.25]},
                     {"type": "translation", "translation": [0, 10, 20]}]}
     source = ome_image(tmp_path / "cells.zarr", (2, 40, 30), version, levels=levels)
@@ -521,8 +519,6 @@ def test_an_ome_zarr_output_lies_where_its_input_does(tmp_path, capsys, version,
 
 
 def test_other_outputs_of_an_ome_zarr_input_are_plain(tmp_path):
-    from test_ome import ome_image
-
     source = ome_image(tmp_path / "cells.zarr", (2, 40, 30))
     for name in ("out.tif", "out.npy"):
         assert cli.main(["convolve", str(source), "gaussian:sigma=1", str(tmp_path / name)]) == 0
@@ -535,8 +531,6 @@ def test_other_outputs_of_an_ome_zarr_input_are_plain(tmp_path):
 
 def test_an_ome_zarr_scale_stored_by_path_gives_a_plain_output(tmp_path, capsys):
     """NGFF 0.4 lets a level's scale live in a file: not recomputed, and said so."""
-    from test_ome import ome_image
-
     source = ome_image(tmp_path / "cells.zarr", (2, 40, 30), "0.4",
                        levels={"0": [{"type": "scale", "path": "scale.bin"}]})
     out = tmp_path / "out.zarr"

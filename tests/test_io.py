@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random
+from conftest import ome_image, random
 
 import fftconv
 from fftconv._file_axes import axis_names, default_axes
@@ -142,15 +142,6 @@ def test_a_plain_zarr_group_names_its_arrays(tmp_path):
         fftconv.open_image(tmp_path / "g.zarr")
 
 
-def _ome_group(path, x, axes, version="0.4"):
-    group = zarr.open_group(str(path), mode="w")
-    scales = [{"axes": axes, "datasets": [{"path": "0"}]}]
-    group.attrs.update({"ome": {"version": version, "multiscales": scales}}
-                       if version == "0.5" else {"multiscales": scales})
-    group.create_array("0", shape=x.shape, chunks=x.shape, dtype=x.dtype)[...] = x
-    return path
-
-
 CYX = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
        {"name": "x", "type": "space"}]
 
@@ -163,7 +154,7 @@ CYX = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
     ("0.4", [{"name": "c"}, {"name": "y"}, {"name": "x"}], "cells.zarr"),  # no types
 ])
 def test_ome_zarr_axes(tmp_path, version, axes, where):
-    _ome_group(tmp_path / "cells.zarr", np.zeros((2, 8, 6), np.float32), axes, version)
+    ome_image(tmp_path / "cells.zarr", (2, 8, 6), version, axes, {"0": None}, 3)
     assert axis_names(tmp_path / where, 3) == (("c", False), ("y", True), ("x", True))
 
 
@@ -196,7 +187,7 @@ def test_tiff_axes(tmp_path, shape, options, letters):
 def test_files_that_state_no_axes(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((8, 6, 3)))
     zarr.create_array(str(tmp_path / "a.zarr"), shape=(8, 6, 3), dtype="f4")
-    _ome_group(tmp_path / "g.zarr", np.zeros((8, 6, 3), np.float32), CYX[1:])  # 2 axes for 3
+    ome_image(tmp_path / "g.zarr", (8, 6, 3), "0.4", CYX[1:], {"0": None}, 3)  # 2 axes for 3
     for name in ("a.npy", "a.zarr", "g.zarr"):
         assert axis_names(tmp_path / name, 3) is None
 
@@ -206,7 +197,7 @@ def test_files_that_state_no_axes(tmp_path):
     ([{"name": n, "type": "space"} for n in "zyx"], 3, (0, 1, 2)),
 ])
 def test_default_axes_are_the_space_axes(tmp_path, axes, kernel_ndim, expected):
-    _ome_group(tmp_path / "g.zarr", np.zeros((2, 8, 6), np.float32), axes)
+    ome_image(tmp_path / "g.zarr", (2, 8, 6), "0.4", axes, {"0": None}, 3)
     chosen, why = default_axes(axis_names(tmp_path / "g.zarr", 3), 3, kernel_ndim)
     assert chosen == expected and "space axes" in why
 

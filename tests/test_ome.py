@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import OME_CYX as CYX
+from conftest import ome_image
+from conftest import ome_transforms as _scale
 
 from fftconv._ome import output_metadata, source_metadata, window_shift
 
 zarr = pytest.importorskip("zarr")
-
-CYX = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space", "unit": "micrometer"},
-       {"name": "x", "type": "space", "unit": "micrometer"}]
-
-
-def _scale(*factors, origin=None):
-    transforms = [{"type": "scale", "scale": list(factors)}]
-    if origin is not None:
-        transforms.append({"type": "translation", "translation": list(origin)})
-    return transforms
-
-
-def ome_image(path, shape=(2, 8, 6), version="0.5", axes=CYX, levels=None, **extra):
-    """An OME-Zarr image group of zeros: ``levels`` maps each path to its transformations."""
-    levels = levels or {"0": _scale(1, 0.5, 0.25, origin=(0, 10, 20))}
-    datasets = [{"path": p, **({"coordinateTransformations": t} if t else {})}
-                for p, t in levels.items()]
-    scale = {"axes": axes, "datasets": datasets, **extra}
-    group = zarr.open_group(str(path), mode="w", zarr_format=3 if version == "0.5" else 2)
-    group.attrs.update({"ome": {"version": version, "multiscales": [scale]}}
-                       if version == "0.5" else {"multiscales": [{"version": version, **scale}]})
-    for i, level in enumerate(levels):
-        group.create_array(level, shape=shape[:1] + tuple(n >> i for n in shape[1:]),
-                           dtype="f4")
-    return path
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
