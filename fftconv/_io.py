@@ -13,11 +13,13 @@ half-written file at the target, and the input is never opened for writing.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -202,13 +204,45 @@ class TiffTiles:
         return np.asarray(_tiff_store(self.path, self.modified)[index])
 
 
-@functools.lru_cache(maxsize=4)
-def _tiff_store(path: str, modified: int):
+class _TiffStores:
+    """The open tifffile stores of the last few TIFFs read, by path; one per process.
+
+    Opening a store parses the file's IFDs, so each process keeps a few open.  A
+    store pushed out, or left stale by a file rewritten since (another
+    ``modified``), is closed at once: left to the garbage collector, its file
+    handle would stay open until then and warn as it went.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.open: collections.OrderedDict = collections.OrderedDict()  # path: stamp, store, array
+        self.lock = threading.Lock()
+
+    def __call__(self, path: str, modified: int):
+        with self.lock:
+            stamp, store, array = self.open.pop(path, (modified, None, None))
+            if stamp != modified:
+                store.close()
+                store = None
+            if store is None:
+                store, array = _open_tiff_store(path)
+            self.open[path] = (modified, store, array)
+            while len(self.open) > self.size:
+                _, (_, evicted, _) = self.open.popitem(last=False)
+                evicted.close()
+            return array
+
+
+def _open_tiff_store(path: str):
     import tifffile
     import zarr
 
     # level 0: a pyramid's (OME-TIFF, slide scanners) full resolution, else a group
-    return zarr.open(tifffile.imread(path, aszarr=True, level=0), mode="r")
+    store = tifffile.imread(path, aszarr=True, level=0)
+    return store, zarr.open(store, mode="r")
+
+
+_tiff_store = _TiffStores()
 
 
 def check_output(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path:

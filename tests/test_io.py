@@ -120,6 +120,31 @@ def test_a_compressed_tiff_stack(tmp_path, rng):
     np.testing.assert_array_equal(image.compute(), x)
 
 
+def test_tiff_stores_no_longer_used_are_closed(tmp_path, rng):
+    """The open stores of compressed TIFFs are cached by path; one pushed out of the cache,
+    or left stale by a rewritten file, is closed (before: its file handle was left to the
+    garbage collector, an unclosed-file ResourceWarning, an error under ``-W error``)."""
+    import gc
+    import os
+    import warnings
+
+    import tifffile
+
+    x = random(rng, (40, 30), "float32")
+    paths = [tmp_path / f"{i}.tif" for i in range(6)]
+    for path in paths:
+        tifffile.imwrite(path, x, compression="zlib", tile=(16, 16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for path in paths:  # more files than the cache keeps
+            np.testing.assert_array_equal(fftconv.open_image(path).compute(), x)
+        tifffile.imwrite(paths[-1], x + 1, compression="zlib", tile=(16, 16))
+        os.utime(paths[-1], ns=(1, 1))  # a new stamp even where the clock is coarse
+        np.testing.assert_array_equal(fftconv.open_image(paths[-1]).compute(), x + 1)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_an_ome_zarr_reads_its_full_resolution(tmp_path, rng, version):
     """OME-Zarr stores an image as a group of levels (before: "could not be read")."""
