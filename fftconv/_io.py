@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fftconv._tiff_scale import ome_tiff_letters, ome_tiff_metadata
+
 FORMATS = (".zarr", ".npy", ".tif", ".tiff")
 
 
@@ -313,12 +315,15 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         array's ``dimension_names``, a TIFF's axes when each name is one
         letter (``"c", "y", "x"`` as ``CYX``).  A ``.npy`` file has none.
     ome : dict, optional
-        For a ``.zarr`` output, an OME-Zarr (NGFF) ``multiscales`` entry with
-        one dataset: ``path`` is then an OME-Zarr image, a group holding the
-        array at the dataset's path, which microscopy viewers (napari, Fiji)
-        place by its axes and ``coordinateTransformations``.  Written as NGFF
-        0.5 (zarr v3), or as 0.4 (zarr v2) when the entry says
-        ``"version": "0.4"``.  Its axes name the array's dimensions.
+        An OME-Zarr (NGFF) ``multiscales`` entry with one dataset.  For a
+        ``.zarr`` output, ``path`` is then an OME-Zarr image, a group holding
+        the array at the dataset's path, which microscopy viewers (napari,
+        Fiji) place by its axes and ``coordinateTransformations``: written as
+        NGFF 0.5 (zarr v3), or as 0.4 (zarr v2) when the entry says
+        ``"version": "0.4"``.  For a ``.tif`` output, an OME-TIFF with the
+        dataset's scale as its pixel sizes (``PhysicalSizeX``...; no origin:
+        OME-TIFF has none), where the axes are named x, y, z, c and t, each
+        once, ending with y, x.  Its axes name the array's dimensions.
     **compute
         Passed to :func:`dask.array.store`: ``scheduler=``, ``num_workers=``...
 
@@ -378,8 +383,9 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         else:
             import tifffile
 
+            layout = ome_tiff_metadata(ome) if ome else _tiff_layout(array.shape, names)
             target = _created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype,
-                                              **_tiff_layout(array.shape, names)))
+                                              **layout))
         da.store(array, target, lock=False, **compute)
         _replace(tmp, path)
     finally:
@@ -411,8 +417,9 @@ def _zarr_target(tmp: Path, array, names, ome: dict | None):
 
 def _ome_names(ome, ndim: int, names, kind: str) -> tuple[str, ...]:
     """The dimension names ``ome``'s axes give, after checking it is an entry for ``ndim``."""
-    if kind != ".zarr":
-        raise ValueError(f"ome= describes an OME-Zarr image; the output is a {kind} file")
+    if kind == ".npy":
+        raise ValueError("ome= describes an OME-Zarr image or an OME-TIFF; the output is a "
+                         ".npy file")
     axes = ome.get("axes") if isinstance(ome, dict) else None
     datasets = ome.get("datasets") if isinstance(ome, dict) else None
     if not isinstance(axes, list) or len(axes) != ndim or not all(
@@ -424,6 +431,9 @@ def _ome_names(ome, ndim: int, names, kind: str) -> tuple[str, ...]:
         raise ValueError(f"ome= needs 'datasets': one level, with its 'path'; got {datasets!r}")
     if ome.get("version", "0.5") not in ("0.4", "0.5"):
         raise ValueError(f"ome= version {ome['version']!r} is not one of '0.4', '0.5'")
+    if kind == ".tif" and ome_tiff_letters(ome) is None:
+        raise ValueError(f"ome= axes {[a['name'] for a in axes]} are not OME-TIFF's: x, y, z, "
+                         "c and t, each once, ending with y, x")
     named = tuple(a["name"] for a in axes)
     if names is not None and names != named:
         raise ValueError(f"dimension_names={names!r} differ from ome='s axes {named!r}")

@@ -10,7 +10,8 @@ The output is one resolution level, written in the input's NGFF version where
 that is 0.4 (zarr v2, what many readers still expect) or 0.5 (zarr v3); older
 versions (names only, no scale) become 0.4 with axis types from the names.
 Display settings (``omero``) are not carried: convolution changes the values
-they were chosen for.
+they were chosen for.  A TIFF that states its pixel sizes (OME-TIFF, ImageJ)
+gives an entry of its own (:mod:`fftconv._tiff_scale`), carried the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fftconv._io import _format, multiscale
+from fftconv._tiff_scale import tiff_source
 
 # NGFF 0.3's axes are names; 0.4 on needs each axis's type.
 _TYPES = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}
@@ -29,13 +31,18 @@ def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     """The version, multiscale entry and dataset of the OME-Zarr level ``path`` opens.
 
     ``path`` is an image group (its first level is read) or one level of it
-    (``image.zarr/1``).  None when ``path`` is no OME-Zarr image, or its
-    metadata is unreadable.
+    (``image.zarr/1``); or a TIFF, whose pixel sizes make an entry of their own
+    (:func:`fftconv._tiff_scale.tiff_source`).  None when ``path`` is neither
+    an OME-Zarr image nor a TIFF that states its pixel size, or its metadata is
+    unreadable.
     """
     import zarr
 
     path = Path(path)
-    if _format(path, "input") != ".zarr":
+    kind = _format(path, "input")
+    if kind == ".tif":
+        return tiff_source(path)
+    if kind != ".zarr":
         return None
     try:
         node = zarr.open(str(path), mode="r")
@@ -84,6 +91,22 @@ def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int]) -> dic
         if key in scale:
             entry[key] = scale[key]
     return entry
+
+
+def ngff_order(axes: Sequence[dict]) -> bool:
+    """Whether ``axes`` are in the order NGFF requires of an image.
+
+    Two or three of type space, last; before them at most one time axis, first,
+    and one other (channel, or a custom type).
+    """
+    kinds = [axis.get("type") for axis in axes]
+    space = next((i for i, k in enumerate(reversed(kinds)) if k != "space"), len(kinds))
+    rest = kinds[:len(kinds) - space]  # what comes before the trailing space axes
+    if not 2 <= space <= 3 or "space" in rest or rest.count("time") > 1:
+        return False
+    if "time" in rest and rest[0] != "time":
+        return False
+    return len(rest) - ("time" in rest) <= 1
 
 
 def _typed_axes(axes, ndim: int) -> list[dict] | None:

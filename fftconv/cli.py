@@ -125,17 +125,30 @@ def _kernel_ndim(axes, named) -> int | None:
 
 
 def _ome_output(source, output, image_shape, kernel, axes, mode) -> dict | None:
-    """The OME-Zarr metadata of a ``.zarr`` output of an OME-Zarr input, else None."""
-    from fftconv._ome import output_metadata, source_metadata, window_shift
+    """The OME metadata of an output of an OME-Zarr input, or of a TIFF with pixel sizes.
 
-    found = source_metadata(source) if output.suffix.lower() == ".zarr" else None
+    A ``.zarr`` output is then an OME-Zarr image, a ``.tif`` one an OME-TIFF;
+    None (and a line saying why, where the input had some) for a plain output.
+    """
+    from fftconv._ome import ngff_order, output_metadata, source_metadata, window_shift
+    from fftconv._tiff_scale import ome_tiff_letters
+
+    suffix = output.suffix.lower()
+    found = source_metadata(source) if suffix != ".npy" else None
     if found is None:
         return None
     ome = output_metadata(found, window_shift(image_shape, kernel, axes, mode))
+    names = ",".join(a.get("name", "?") for a in found[1].get("axes") or ())
     if ome is None:
-        print(f"{source}: its OME-Zarr axes and scale are not inline, one per axis; {output} "
-              "is written as a plain zarr array", flush=True)
-    return ome
+        why = "its OME-Zarr axes and scale are not inline, one per axis"
+    elif suffix == ".zarr" and not ngff_order(ome["axes"]):
+        why = f"its axes ({names}) are not in OME-Zarr's order (time, channel, space)"
+    elif suffix != ".zarr" and ome_tiff_letters(ome) is None:
+        why = f"OME-TIFF has no place for its axes ({names})"
+    else:
+        return ome
+    print(f"{source}: {why}; {output} is written without its scale", flush=True)
+    return None
 
 
 def cmd_convolve(args: argparse.Namespace) -> int:
@@ -164,7 +177,7 @@ def cmd_convolve(args: argparse.Namespace) -> int:
                          nan_policy=args.nan_policy, axes=axes, dtype=args.dtype)
     compute, client = _scheduler(args.scheduler)
     # The output keeps the input's axis names, where its format has room for them,
-    # and an OME-Zarr input's scale and origin in a .zarr output.
+    # and an OME-Zarr input's or a TIFF's pixel sizes (and a .zarr output the origin).
     ome = _ome_output(args.input, output, image.shape, kernel, axes, args.mode)
     names = None if named is None or ome else [name for name, _ in named]
     _reset_peak_rss()
@@ -177,7 +190,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     sign = "★" if args.command == "correlate" else "⊛"
-    kind = f" (OME-Zarr {ome['version']})" if ome else ""
+    kind = "" if not ome else " (OME-TIFF)" if output.suffix.lower() != ".zarr" else \
+        f" (OME-Zarr {ome['version']})"
     print(f"{args.input} {sign} {args.kernel} -> {output}{kind}: {lazy.shape} {lazy.dtype}, "
           f"{time.perf_counter() - start:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB")
     return 0

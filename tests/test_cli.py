@@ -518,15 +518,62 @@ def test_an_ome_zarr_output_lies_where_its_input_does(tmp_path, capsys, version,
     assert _place(again, peak) == _place(source, point)
 
 
-def test_other_outputs_of_an_ome_zarr_input_are_plain(tmp_path):
-    source = ome_image(tmp_path / "cells.zarr", (2, 40, 30))
+def test_other_outputs_of_an_ome_zarr_input(tmp_path, capsys):
+    """A .tif output is an OME-TIFF with the level's pixel sizes (before: none); .npy plain."""
+    source = ome_image(tmp_path / "cells.zarr", (2, 40, 30))  # c, y, x at 0.5, 0.25 µm
     for name in ("out.tif", "out.npy"):
         assert cli.main(["convolve", str(source), "gaussian:sigma=1", str(tmp_path / name)]) == 0
         assert read(tmp_path / name).shape == (2, 40, 30)
+    assert "out.tif (OME-TIFF)" in capsys.readouterr().out
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.series[0].axes == "CYX"
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    assert (pixels["PhysicalSizeY"], pixels["PhysicalSizeX"]) == (0.5, 0.25)
+    assert pixels["PhysicalSizeYUnit"] == pixels["PhysicalSizeXUnit"] == "µm"
     plain = tmp_path / "plain.zarr"
     assert cli.main(["convolve", str(tmp_path / "out.npy"), "box:size=3", str(plain),
                      "--axes", "1,2"]) == 0
     assert isinstance(zarr.open(str(plain), mode="r"), zarr.Array)
+
+
+@pytest.mark.parametrize("mode", ["same", "full", "valid"])
+def test_a_tiffs_pixel_sizes_reach_an_ome_zarr_output(tmp_path, capsys, mode):
+    """An OME-TIFF's pixel sizes become the output's scale, and a point source stays at
+    its physical place (before: a plain zarr array, the sizes lost)."""
+    x = np.zeros((2, 40, 30), np.float32)
+    point = (1, 17, 11)
+    x[point] = 1.0
+    tifffile.imwrite(tmp_path / "cells.ome.tif", x, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.5, "PhysicalSizeYUnit": "nm"})
+    out = tmp_path / "out.zarr"
+    assert cli.main(["convolve", str(tmp_path / "cells.ome.tif"), "gaussian:sigma=1", str(out),
+                     "--mode", mode]) == 0
+    assert "(OME-Zarr 0.5)" in capsys.readouterr().out
+    axes = zarr.open_group(str(out), mode="r").attrs["ome"]["multiscales"][0]["axes"]
+    assert [a.get("unit") for a in axes] == [None, "nanometer", "micrometer"]
+    peak = np.unravel_index(np.argmax(read(out)), read(out).shape)
+    assert _place(out, peak) == (1, 17 * 0.5, 11 * 0.25)
+    models = pytest.importorskip("ome_zarr_models")
+    assert models.v05.image.Image.from_zarr(zarr.open_group(str(out), mode="r")) is not None
+
+
+def test_imagej_axes_out_of_ngff_order(tmp_path, capsys):
+    """ImageJ stacks are ZCYX, an order OME-Zarr forbids: a plain zarr output, said so;
+    an OME-TIFF keeps the sizes."""
+    tifffile.imwrite(tmp_path / "stack.tif", np.ones((3, 2, 20, 16), np.float32), imagej=True,
+                     resolution=(4.0, 4.0), metadata={"axes": "ZCYX", "spacing": 2.0,
+                                                       "unit": "um"})
+    out = tmp_path / "out.zarr"
+    assert cli.main(["convolve", str(tmp_path / "stack.tif"), "box:size=3", str(out)]) == 0
+    assert "(z,c,y,x) are not in OME-Zarr's order" in capsys.readouterr().out
+    assert isinstance(zarr.open(str(out), mode="r"), zarr.Array)
+    assert cli.main(["convolve", str(tmp_path / "stack.tif"), "box:size=3",
+                     str(tmp_path / "out.tif")]) == 0
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.series[0].axes == "ZCYX"
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    assert (pixels["PhysicalSizeZ"], pixels["PhysicalSizeY"], pixels["PhysicalSizeX"]) == (
+        2.0, 0.25, 0.25)
 
 
 def test_an_ome_zarr_scale_stored_by_path_gives_a_plain_output(tmp_path, capsys):
@@ -535,5 +582,5 @@ def test_an_ome_zarr_scale_stored_by_path_gives_a_plain_output(tmp_path, capsys)
                        levels={"0": [{"type": "scale", "path": "scale.bin"}]})
     out = tmp_path / "out.zarr"
     assert cli.main(["convolve", str(source), "box:size=3", str(out)]) == 0
-    assert "written as a plain zarr array" in capsys.readouterr().out
+    assert "are not inline, one per axis; " in capsys.readouterr().out
     assert isinstance(zarr.open(str(out), mode="r"), zarr.Array)

@@ -280,6 +280,29 @@ def test_an_ome_zarr_output(tmp_path, rng, version):
     assert image is not None
 
 
+@pytest.mark.parametrize("name", ["o.tif", "o.tiff"])
+def test_an_ome_tiff_output(tmp_path, rng, name):
+    """ome= on a TIFF writes OME-TIFF pixel sizes, which fftconv, tifffile and OME-XML read
+    (before: ValueError, no way to keep them)."""
+    import tifffile
+
+    from fftconv._ome import source_metadata
+
+    x = random(rng, (2, 40, 30), "float32")
+    entry = _entry()
+    entry["axes"] = [CYX[0], *({**a, "unit": "micrometer"} for a in CYX[1:])]
+    path = fftconv.write_image(da.from_array(x, chunks=(1, 16, 16)), tmp_path / name, ome=entry)
+    np.testing.assert_array_equal(fftconv.open_image(path).compute(), x)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome and tif.series[0].axes == "CYX"
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    assert (pixels["PhysicalSizeY"], pixels["PhysicalSizeX"]) == (0.5, 0.25)
+    assert pixels["PhysicalSizeXUnit"] == pixels["PhysicalSizeYUnit"] == "µm"
+    _, scale, level = source_metadata(path)
+    assert scale["axes"] == entry["axes"]
+    assert level["coordinateTransformations"] == [{"type": "scale", "scale": [1.0, 0.5, 0.25]}]
+
+
 def test_an_ome_entry_without_transformations_gets_a_unit_scale(tmp_path):
     """NGFF requires each level's scale."""
     path = fftconv.write_image(np.ones((2, 4, 3), np.float32), tmp_path / "o.zarr",
@@ -295,6 +318,10 @@ def test_an_ome_entry_without_transformations_gets_a_unit_scale(tmp_path):
     ("o.zarr", {**_entry(), "datasets": [{}]}, None, "one level, with its 'path'"),
     ("o.zarr", _entry("0.3"), None, "version '0.3' is not one of"),
     ("o.zarr", _entry(), ("t", "y", "x"), "differ from ome='s axes"),
+    ("o.tif", {**_entry(), "axes": [{"name": "y"}, {"name": "x"}, {"name": "c"}]}, None,
+     "are not OME-TIFF's"),
+    ("o.tif", {**_entry(), "axes": [{"name": "q"}, {"name": "y"}, {"name": "x"}]}, None,
+     "are not OME-TIFF's"),
 ])
 def test_bad_ome_entries(tmp_path, target, ome, names, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

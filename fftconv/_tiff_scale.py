@@ -1,0 +1,159 @@
+"""A TIFF's physical pixel sizes as an OME-Zarr (NGFF) entry, and an entry's as OME-TIFF's.
+
+Microscopes write the size of a pixel into their TIFFs two ways, both read:
+
+- OME-TIFF: ``PhysicalSizeX``, ``PhysicalSizeY``, ``PhysicalSizeZ`` (in OME's
+  unit symbols, ``µm`` unless the ``...Unit`` attribute says otherwise) and
+  ``TimeIncrement`` (``s``) of the first image's ``Pixels``;
+- ImageJ: the ``XResolution`` and ``YResolution`` tags (pixels per unit) and
+  the description's ``spacing`` (z) and ``finterval`` (t, seconds), in its
+  ``unit``.  An image without a unit, or in ``pixel``, is uncalibrated; one in
+  a unit NGFF does not name keeps its sizes, without the unit.
+
+A plain TIFF's resolution tags are not read: most writers leave 72 dpi there,
+which is no pixel size.  Either way the sizes become an NGFF multiscale entry
+like an OME-Zarr input's (:func:`fftconv._ome.source_metadata`), with the
+axes named and typed by tifffile's letters (``x``, ``y``, ``z`` space, ``c``
+channel, ``t`` time) and the units in NGFF's names (``micrometer``).  Such an
+entry is written back to a TIFF as OME-TIFF metadata (:func:`ome_tiff_metadata`),
+scale only: OME-TIFF has no origin to move.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+# OME's unit symbols (and ImageJ's spellings) to NGFF's names, the UDUNITS-2 ones.
+_LENGTHS = {"Å": "angstrom", "pm": "picometer", "nm": "nanometer", "µm": "micrometer",
+            "um": "micrometer", "micron": "micrometer", "microns": "micrometer",
+            "mm": "millimeter", "cm": "centimeter", "m": "meter", "km": "kilometer",
+            "in": "inch", "inch": "inch", "ft": "foot", "yd": "yard", "mi": "mile"}
+_TIMES = {"fs": "femtosecond", "ps": "picosecond", "ns": "nanosecond", "µs": "microsecond",
+          "us": "microsecond", "ms": "millisecond", "s": "second", "sec": "second",
+          "min": "minute", "h": "hour", "d": "day"}
+_SYMBOLS = {name: symbol for table in (_LENGTHS, _TIMES) for symbol, name in
+            reversed(table.items())}  # the first spelling of each name, OME's own
+# tifffile's axis letters that NGFF and OME-TIFF both know, as NGFF axes.
+_AXES = {"X": ("x", "space"), "Y": ("y", "space"), "Z": ("z", "space"), "C": ("c", "channel"),
+         "T": ("t", "time")}
+# Where OME-TIFF's Pixels keeps each letter's size.
+_OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
+              "Z": ("PhysicalSizeZ", "µm"), "T": ("TimeIncrement", "s")}
+
+
+def tiff_source(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
+    """The NGFF version, multiscale entry and dataset that a TIFF's pixel sizes make.
+
+    Like :func:`fftconv._ome.source_metadata` for an OME-Zarr level; the
+    version is 0.5.  None when the TIFF states no pixel size (or is unreadable),
+    or its series has an axis other than X, Y, Z, C and T.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(os.fspath(path)) as tif:
+            letters = tif.series[0].levels[0].axes  # the series and level open_image reads
+            sizes = (_ome_sizes(tif.ome_metadata) if tif.is_ome
+                     else _imagej_sizes(tif) if tif.is_imagej else {})
+    except Exception:  # unreadable metadata: as if it said nothing (the read itself reports)
+        return None
+    if not sizes or any(letter not in _AXES for letter in letters):
+        return None
+    axes = []
+    for letter in letters:
+        name, kind = _AXES[letter]
+        unit = sizes.get(letter, (1.0, None))[1]
+        axes.append({"name": name, "type": kind, **({"unit": unit} if unit else {})})
+    scale = [sizes.get(letter, (1.0, None))[0] for letter in letters]
+    level = {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+    return "0.5", {"axes": axes, "datasets": [level]}, level
+
+
+def _unit(value: object, table: dict) -> str | None:
+    if not isinstance(value, str):
+        return None
+    # ImageJ escapes the micro sign; the Greek mu looks the same to the people typing it.
+    symbol = value.strip().replace("\\u00B5", "µ").replace("\\u00b5", "µ").replace("μ", "µ")
+    return table.get(symbol, table.get(symbol.lower()))
+
+
+def _size(value: object) -> float | None:
+    try:
+        size = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return size if math.isfinite(size) and size > 0 else None
+
+
+def _ome_sizes(xml: str | None) -> dict[str, tuple[float, str | None]]:
+    import tifffile
+
+    images = tifffile.xml2dict(xml or "").get("OME", {}).get("Image", {})
+    pixels = (images[0] if isinstance(images, list) else images).get("Pixels", {})
+    sizes = {}
+    for letter, (key, default) in _OME_SIZES.items():
+        size = _size(pixels.get(key))
+        if size is not None:
+            table = _TIMES if letter == "T" else _LENGTHS
+            sizes[letter] = (size, _unit(pixels.get(key + "Unit", default), table))
+    return sizes
+
+
+def _imagej_sizes(tif) -> dict[str, tuple[float, str | None]]:
+    meta = tif.imagej_metadata or {}
+    named = meta.get("unit")
+    if not isinstance(named, str) or named.strip().lower() in ("", "pixel", "pixels"):
+        return {}  # ImageJ's uncalibrated image
+    unit = _unit(named, _LENGTHS)  # None for one NGFF has no name for: sizes without a unit
+    per_x, per_y = tif.pages.first.get_resolution()  # pixels per unit, 1 when absent
+    sizes = {}
+    for letter, size in (("X", 1 / per_x if per_x else None), ("Y", 1 / per_y if per_y else None),
+                         ("Z", meta.get("spacing"))):
+        if _size(size) is not None:
+            sizes[letter] = (_size(size), unit)
+    if _size(meta.get("finterval")) is not None:
+        sizes["T"] = (_size(meta["finterval"]), _unit(meta.get("tunit", "s"), _TIMES))
+    return sizes
+
+
+def ome_tiff_letters(entry: dict) -> str | None:
+    """The tifffile axis letters of an NGFF entry's axes, where OME-TIFF can write them.
+
+    OME-TIFF knows X, Y, Z, C and T, each once, and ends with Y, X.  None otherwise.
+    """
+    letters = {name: letter for letter, (name, _) in _AXES.items()}
+    found = "".join(letters.get(str(axis.get("name", "")).lower(), "?")
+                    for axis in entry.get("axes", ()))
+    if "?" in found or len(set(found)) != len(found) or not found.endswith("YX"):
+        return None
+    return found
+
+
+def ome_tiff_metadata(entry: dict) -> dict | None:
+    """tifffile's ``imwrite`` keywords for an OME-TIFF with ``entry``'s axes and pixel sizes.
+
+    ``entry`` is an NGFF multiscale entry as :func:`fftconv.write_image` takes
+    (``ome=``); the sizes are its dataset's ``scale`` with its axes' units.
+    None when OME-TIFF cannot state its axes (:func:`ome_tiff_letters`).
+    """
+    letters = ome_tiff_letters(entry)
+    if letters is None:
+        return None
+    scale = _dataset_scale(entry, len(letters))
+    metadata: dict = {"axes": letters}
+    for letter, axis, size in zip(letters, entry["axes"], scale):
+        if letter in _OME_SIZES and _size(size) is not None:
+            key, _ = _OME_SIZES[letter]
+            metadata[key] = float(size)
+            if axis.get("unit") in _SYMBOLS:
+                metadata[key + "Unit"] = _SYMBOLS[axis["unit"]]
+    return {"ome": True, "photometric": "minisblack", "metadata": metadata}
+
+
+def _dataset_scale(entry: dict, ndim: int) -> Sequence[float]:
+    for transform in entry["datasets"][0].get("coordinateTransformations") or ():
+        if transform.get("type") == "scale" and isinstance(transform.get("scale"), list):
+            return transform["scale"]
+    return [1.0] * ndim
