@@ -320,7 +320,11 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         the array at the dataset's path, which microscopy viewers (napari,
         Fiji) place by its axes and ``coordinateTransformations``: written as
         NGFF 0.5 (zarr v3), or as 0.4 (zarr v2) when the entry says
-        ``"version": "0.4"``.  For a ``.tif`` output, an OME-TIFF with the
+        ``"version": "0.4"``.  Datasets after the first are coarser levels
+        of a pyramid, for viewers zoomed out: each scale a whole multiple of
+        the one before, each level the mean of as many pixels of the level
+        before, computed with it block by block.  For a ``.tif`` output (one
+        dataset), an OME-TIFF with the
         dataset's scale as its pixel sizes (``PhysicalSizeX``...; no origin:
         OME-TIFF has none), where the axes are named x, y, z, c and t, each
         once, ending with y, x.  Its axes name the array's dimensions.
@@ -371,7 +375,7 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     array = array if isinstance(array, da.Array) else da.asarray(array)
     names = _names(dimension_names, array.ndim)
     if ome is not None:
-        names = _ome_names(ome, array.ndim, names, kind)
+        names = _ome_names(ome, array.shape, names, kind)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if kind == ".zarr":
@@ -386,7 +390,12 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
             layout = ome_tiff_metadata(ome) if ome else _tiff_layout(array.shape, names)
             target = _created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype,
                                               **layout))
-        da.store(array, target, lock=False, **compute)
+        sources, targets = [array], [target]
+        if kind == ".zarr" and ome is not None and len(ome["datasets"]) > 1:
+            for level in _coarser_levels(tmp, ome, array, target):
+                sources.append(level[0])
+                targets.append(level[1])
+        da.store(sources, targets, lock=False, **compute)
         _replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
@@ -403,7 +412,8 @@ def _zarr_target(tmp: Path, array, names, ome: dict | None):
                                  **layout)
     dataset = {"coordinateTransformations": [{"type": "scale", "scale": [1.0] * array.ndim}],
                **ome["datasets"][0]}  # NGFF requires a level's scale: 1 when none is given
-    entry = {**{k: v for k, v in ome.items() if k != "version"}, "datasets": [dataset]}
+    entry = {**{k: v for k, v in ome.items() if k != "version"},
+             "datasets": [dataset, *ome["datasets"][1:]]}
     level = str(dataset["path"]).strip("/")
     if ome.get("version") == "0.4":  # NGFF 0.4: zarr v2, the version in the entry
         group = zarr.create_group(str(tmp), zarr_format=2,
@@ -415,8 +425,31 @@ def _zarr_target(tmp: Path, array, names, ome: dict | None):
                               **layout)
 
 
-def _ome_names(ome, ndim: int, names, kind: str) -> tuple[str, ...]:
-    """The dimension names ``ome``'s axes give, after checking it is an entry for ``ndim``."""
+def _coarser_levels(tmp: Path, ome: dict, array, finest):
+    """Per coarser level of ``ome``: its dask array and the zarr array it goes to at ``tmp``.
+
+    Each is the mean of the level before, computed from the same blocks as the
+    full resolution (``finest``), in the same pass: no level is read back.
+    """
+    import zarr
+
+    from fftconv._pyramid import coarser_level, level_factors
+
+    group = zarr.open_group(str(tmp), mode="r+")
+    options = {} if group.metadata.zarr_format == 2 else {
+        "dimension_names": finest.metadata.dimension_names}
+    finer = array
+    for dataset, factors in zip(ome["datasets"][1:], level_factors(ome["datasets"], array.ndim)):
+        finer = coarser_level(finer, factors, finest.chunks)
+        yield finer, group.create_array(
+            str(dataset["path"]).strip("/"), shape=finer.shape, dtype=finer.dtype,
+            chunks=finer.chunksize, compressors=output_codec(group.metadata.zarr_format),
+            **options)
+
+
+def _ome_names(ome, shape: tuple[int, ...], names, kind: str) -> tuple[str, ...]:
+    """The dimension names ``ome``'s axes give, after checking it is an entry for ``shape``."""
+    ndim = len(shape)
     if kind == ".npy":
         raise ValueError("ome= describes an OME-Zarr image or an OME-TIFF; the output is a "
                          ".npy file")
@@ -426,9 +459,22 @@ def _ome_names(ome, ndim: int, names, kind: str) -> tuple[str, ...]:
             isinstance(a, dict) and isinstance(a.get("name"), str) for a in axes):
         raise ValueError(f"ome= needs 'axes': one {{'name': ...}} per axis of the "
                          f"{ndim}-D array; got {axes!r}")
-    if not isinstance(datasets, list) or len(datasets) != 1 or not isinstance(
-            datasets[0], dict) or not str(datasets[0].get("path", "")).strip("/"):
-        raise ValueError(f"ome= needs 'datasets': one level, with its 'path'; got {datasets!r}")
+    paths = [str(d.get("path", "")).strip("/") if isinstance(d, dict) else ""
+             for d in datasets] if isinstance(datasets, list) else []
+    if not paths or not all(paths) or len(set(paths)) != len(paths) or (
+            kind == ".tif" and len(paths) != 1):
+        levels = "one level" if kind == ".tif" else "one level or more"
+        raise ValueError(f"ome= needs 'datasets': {levels}, each with a 'path' of its own; "
+                         f"got {datasets!r}")
+    if len(paths) > 1:
+        from fftconv._pyramid import level_factors
+
+        total = [1] * ndim
+        for path, factors in zip(paths[1:], level_factors(datasets, ndim)):
+            total = [t * f for t, f in zip(total, factors)]
+            if any(n < t for n, t in zip(shape, total)):
+                raise ValueError(f"ome= level {path!r} would be empty: {shape} pixels "
+                                 f"averaged over {total}")
     if ome.get("version", "0.5") not in ("0.4", "0.5"):
         raise ValueError(f"ome= version {ome['version']!r} is not one of '0.4', '0.5'")
     if kind == ".tif" and ome_tiff_letters(ome) is None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fftconv._io import _format, multiscale
+from fftconv._pyramid import integer_ratio
 from fftconv._tiff_scale import tiff_source
 
 # NGFF 0.3's axes are names; 0.4 on needs each axis's type.
@@ -64,14 +65,18 @@ def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     return version, scale, level
 
 
-def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int]) -> dict | None:
+def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int],
+                    shape: Sequence[int] | None = None) -> dict | None:
     """The multiscale entry of a result whose pixel 0 is input pixel ``shift``.
 
     ``source`` is :func:`source_metadata`'s.  The entry is what
-    :func:`fftconv.write_image` takes as ``ome=``: the input's axes, one
+    :func:`fftconv.write_image` takes as ``ome=``: the input's axes, a
     dataset ``"0"`` with the level's scale and its translation moved by
-    ``shift`` pixels.  None when the level's transformations are not inline
-    scale and translation vectors of one value per axis.
+    ``shift`` pixels, and, given the result's ``shape``, one coarser dataset
+    (``"1"``, ``"2"``...) for each level that follows the one read in the
+    input, as long as each is a whole multiple of the last and has pixels
+    (:mod:`fftconv._pyramid`).  None when the level's transformations are not
+    inline scale and translation vectors of one value per axis.
     """
     version, scale, level = source
     ndim = len(shift)
@@ -81,16 +86,46 @@ def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int]) -> dic
         return None
     factors, origin = transforms
     moved = [o + f * s for o, f, s in zip(origin, factors, shift)]
-    placed = [{"type": "scale", "scale": factors}]
-    if any(moved):
-        placed.append({"type": "translation", "translation": moved})
+    datasets = [{"path": "0", "coordinateTransformations": _placed(factors, moved)}]
+    coarser = _coarser_levels(scale.get("datasets") or [], level, factors, ndim)
+    total = [1] * ndim
+    for ratio in coarser if shape is not None else ():
+        total = [t * r for t, r in zip(total, ratio)]
+        if any(n < t for n, t in zip(shape, total)):
+            break
+        # A coarse pixel is the mean of `ratio` finer ones, centred among them.
+        moved = [o + f * (r - 1) / 2 for o, f, r in zip(moved, factors, ratio)]
+        factors = [f * r for f, r in zip(factors, ratio)]
+        datasets.append({"path": str(len(datasets)),
+                         "coordinateTransformations": _placed(factors, moved)})
     older = version in ("0.1", "0.2", "0.3", "0.4")  # zarr v2's NGFF; 0.5 on is zarr v3's
-    entry = {"version": "0.4" if older else "0.5", "axes": axes,
-             "datasets": [{"path": "0", "coordinateTransformations": placed}]}
+    entry = {"version": "0.4" if older else "0.5", "axes": axes, "datasets": datasets}
     for key in ("name", "coordinateTransformations"):  # the whole image's, as they were
         if key in scale:
             entry[key] = scale[key]
     return entry
+
+
+def _placed(factors: list, origin: list) -> list[dict]:
+    placed = [{"type": "scale", "scale": factors}]
+    if any(origin):
+        placed.append({"type": "translation", "translation": origin})
+    return placed
+
+
+def _coarser_levels(datasets: list, level: dict, factors: list, ndim: int) -> list[list[int]]:
+    """Per input level after ``level``, its whole factors over the one before; up to one
+    that is not such a multiple."""
+    following = datasets[datasets.index(level) + 1:] if level in datasets else []
+    ratios = []
+    for dataset in following:
+        transforms = _level_transforms(dataset, ndim)
+        ratio = integer_ratio(factors, transforms[0]) if transforms else None
+        if ratio is None:
+            break
+        ratios.append(ratio)
+        factors = transforms[0]
+    return ratios
 
 
 def ngff_order(axes: Sequence[dict]) -> bool:

@@ -124,10 +124,11 @@ def _kernel_ndim(axes, named) -> int | None:
     return sum(is_space for _, is_space in named or ()) or None
 
 
-def _ome_output(source, output, image_shape, kernel, axes, mode) -> dict | None:
+def _ome_output(source, output, image_shape, kernel, axes, mode, shape) -> dict | None:
     """The OME metadata of an output of an OME-Zarr input, or of a TIFF with pixel sizes.
 
-    A ``.zarr`` output is then an OME-Zarr image, a ``.tif`` one an OME-TIFF;
+    A ``.zarr`` output is then an OME-Zarr image, with the coarser levels
+    that follow the level read in the input; a ``.tif`` one an OME-TIFF.
     None (and a line saying why, where the input had some) for a plain output.
     """
     from fftconv._ome import ngff_order, output_metadata, source_metadata, window_shift
@@ -137,7 +138,8 @@ def _ome_output(source, output, image_shape, kernel, axes, mode) -> dict | None:
     found = source_metadata(source) if suffix != ".npy" else None
     if found is None:
         return None
-    ome = output_metadata(found, window_shift(image_shape, kernel, axes, mode))
+    ome = output_metadata(found, window_shift(image_shape, kernel, axes, mode),
+                          shape if suffix == ".zarr" else None)  # OME-TIFF: one level
     names = ",".join(a.get("name", "?") for a in found[1].get("axes") or ())
     if ome is None:
         why = "its OME-Zarr axes and scale are not inline, one per axis"
@@ -178,7 +180,7 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     compute, client = _scheduler(args.scheduler)
     # The output keeps the input's axis names, where its format has room for them,
     # and an OME-Zarr input's or a TIFF's pixel sizes (and a .zarr output the origin).
-    ome = _ome_output(args.input, output, image.shape, kernel, axes, args.mode)
+    ome = _ome_output(args.input, output, image.shape, kernel, axes, args.mode, lazy.shape)
     names = None if named is None or ome else [name for name, _ in named]
     _reset_peak_rss()
     start = time.perf_counter()
@@ -190,8 +192,9 @@ def cmd_convolve(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     sign = "★" if args.command == "correlate" else "⊛"
+    levels = len(ome["datasets"]) if ome else 1
     kind = "" if not ome else " (OME-TIFF)" if output.suffix.lower() != ".zarr" else \
-        f" (OME-Zarr {ome['version']})"
+        f" (OME-Zarr {ome['version']}{f', {levels} levels' if levels > 1 else ''})"
     print(f"{args.input} {sign} {args.kernel} -> {output}{kind}: {lazy.shape} {lazy.dtype}, "
           f"{time.perf_counter() - start:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB")
     return 0

@@ -486,11 +486,12 @@ def test_zarr_output_is_blosc_compressed(files):
     assert "blosc" in str(out.compressors).lower()
 
 
-def _place(path, index):
-    """The physical position of pixel ``index`` of an OME-Zarr image's level 0."""
+def _place(path, index, level="0"):
+    """The physical position of pixel ``index`` of an OME-Zarr image's ``level``."""
     attrs = zarr.open_group(str(path), mode="r").attrs
     scale = (attrs["ome"] if "ome" in attrs else attrs)["multiscales"][0]
-    found = {t["type"]: t[t["type"]] for t in scale["datasets"][0]["coordinateTransformations"]}
+    (dataset,) = [d for d in scale["datasets"] if d["path"] == level]
+    found = {t["type"]: t[t["type"]] for t in dataset["coordinateTransformations"]}
     return tuple(i * s + o for i, s, o in zip(index, found["scale"],
                                               found.get("translation", [0] * len(index))))
 
@@ -516,6 +517,33 @@ def test_an_ome_zarr_output_lies_where_its_input_does(tmp_path, capsys, version,
     assert cli.main([command, str(out), "box:size=3", str(again), "--mode", mode]) == 0
     peak = np.unravel_index(np.argmax(read(again)), read(again).shape)
     assert _place(again, peak) == _place(source, point)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_an_ome_zarr_pyramid_gives_a_pyramid(tmp_path, capsys, version):
+    """The levels that follow the one read in the input follow in the output, each the mean
+    of the one before (before: one level, which a viewer zoomed out reads whole)."""
+    levels = {str(i): [{"type": "scale", "scale": [1, 0.5 * 2**i, 0.25 * 2**i]}]
+              for i in range(3)}
+    source = ome_image(tmp_path / "cells.zarr", (2, 40, 32), version, levels=levels)
+    zarr.open_array(str(source / "0"), mode="r+")[1, 16:20, 8:12] = 1.0
+    out = tmp_path / "out.zarr"
+    assert cli.main(["convolve", str(source), "box:size=3", str(out), "--mode", "full"]) == 0
+    assert f"(OME-Zarr {version}, 3 levels)" in capsys.readouterr().out
+    group = zarr.open_group(str(out), mode="r")
+    finest = group["0"][:]
+    assert finest.shape == (2, 42, 34)
+    np.testing.assert_allclose(group["1"][:], finest.reshape(2, 21, 2, 17, 2).mean(axis=(2, 4)),
+                               rtol=1e-6)
+    assert group["2"].shape == (2, 10, 8)
+    # The square's centre, physically: level 0's pixel (17.5, 9.5) in the input, at every level.
+    for level in ("0", "1", "2"):
+        image = group[level][1]
+        centre = [float((image.sum(axis=1 - a) * np.arange(image.shape[a])).sum() / image.sum())
+                  for a in (0, 1)]
+        assert _place(out, (1, *centre), level) == pytest.approx((1, 17.5 * 0.5, 9.5 * 0.25))
+    models = pytest.importorskip("ome_zarr_models")
+    assert (models.v04 if version == "0.4" else models.v05).image.Image.from_zarr(group)
 
 
 def test_other_outputs_of_an_ome_zarr_input(tmp_path, capsys):

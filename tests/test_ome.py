@@ -91,3 +91,23 @@ def test_the_output_version(version, written):
     level = {"path": "0", "coordinateTransformations": _scale(1.0, 1.0)}
     scale = {"axes": CYX[1:], "datasets": [level]}
     assert output_metadata((version, scale, level), [0, 0])["version"] == written
+
+
+def test_the_inputs_coarser_levels_follow(tmp_path):
+    """Each level after the one read that is a whole multiple of the last gives a level
+    of the output, its pixels centred on those they average; a level of another ratio
+    ends the pyramid there."""
+    levels = {"0": _scale(1, 0.5, 0.25), "1": _scale(1, 1.0, 0.5),
+              "2": _scale(1, 2.0, 1.0, origin=(0, 0.5, 0.25)), "3": _scale(1, 3.0, 1.5)}
+    path = ome_image(tmp_path / "cells.zarr", shape=(2, 40, 32), levels=levels)
+    entry = output_metadata(source_metadata(path), [0, -4, -4], shape=(2, 48, 40))
+    assert [d["coordinateTransformations"] for d in entry["datasets"]] == [
+        _scale(1, 0.5, 0.25, origin=(0, -2.0, -1.0)),
+        _scale(1, 1.0, 0.5, origin=(0, -1.75, -0.875)),
+        _scale(1, 2.0, 1.0, origin=(0, -1.25, -0.625))]  # 3.0 / 2.0 is no whole factor
+    assert [d["path"] for d in entry["datasets"]] == ["0", "1", "2"]
+    named = output_metadata(source_metadata(path / "1"), [0, 0, 0], shape=(2, 20, 16))
+    assert len(named["datasets"]) == 2  # from level 1: level 2 follows
+    small = output_metadata(source_metadata(path), [0, 0, 0], shape=(2, 3, 2))
+    assert len(small["datasets"]) == 2  # level 2 would average 4×4 pixels of a 3×2 result
+    assert len(output_metadata(source_metadata(path), [0, 0, 0])["datasets"]) == 1
