@@ -7,6 +7,7 @@ own, imports included) and the contenders take turns, ``--repeat`` rounds:
 
 * ``copy`` — an identity ``map_blocks`` from zarr to zarr: the I/O alone;
 * ``fftconv`` — ``fftconv.convolve(dask_array, kernel, boundary="reflect")``;
+* ``fftconv hold`` — the same with the setting ``halo_reads="hold"``;
 * ``fftconv CLI`` — ``fftconv convolve image.zarr disk:radius=R out.zarr
   --boundary reflect``, timed and measured by the command itself (it limits
   glibc to one malloc arena, see ``fftconv.cli``);
@@ -47,7 +48,8 @@ import numpy as np
 
 from benchmarks.run import rss
 
-CONTENDERS = ("copy", "fftconv", "fftconv CLI", "fftconv CLI hold", "map_overlap+fftconvolve")
+CONTENDERS = ("copy", "fftconv", "fftconv hold", "fftconv CLI", "fftconv CLI hold",
+              "map_overlap+fftconvolve")
 
 
 def _kernel(radius: int) -> np.ndarray:
@@ -95,10 +97,11 @@ def _lazy(name: str, image, kernel: np.ndarray):
 
     if name == "copy":
         return image.map_blocks(np.copy, dtype=image.dtype)
-    if name == "fftconv":
+    if name.startswith("fftconv"):  # "fftconv", or "fftconv reread" with that halo_reads
         import fftconv
 
-        return fftconv.convolve(image, kernel, boundary="reflect")
+        with fftconv.config.set(**({"halo_reads": name.split()[1]} if " " in name else {})):
+            return fftconv.convolve(image, kernel, boundary="reflect")
     if name == "map_overlap+fftconvolve":
         import scipy.signal
 
