@@ -315,19 +315,19 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         array's ``dimension_names``, a TIFF's axes when each name is one
         letter (``"c", "y", "x"`` as ``CYX``).  A ``.npy`` file has none.
     ome : dict, optional
-        An OME-Zarr (NGFF) ``multiscales`` entry with one dataset.  For a
-        ``.zarr`` output, ``path`` is then an OME-Zarr image, a group holding
-        the array at the dataset's path, which microscopy viewers (napari,
-        Fiji) place by its axes and ``coordinateTransformations``: written as
-        NGFF 0.5 (zarr v3), or as 0.4 (zarr v2) when the entry says
-        ``"version": "0.4"``.  Datasets after the first are coarser levels
-        of a pyramid, for viewers zoomed out: each scale a whole multiple of
-        the one before, each level the mean of as many pixels of the level
-        before, computed with it block by block.  For a ``.tif`` output (one
-        dataset), an OME-TIFF with the
-        dataset's scale as its pixel sizes (``PhysicalSizeX``...; no origin:
-        OME-TIFF has none), where the axes are named x, y, z, c and t, each
-        once, ending with y, x.  Its axes name the array's dimensions.
+        An OME-Zarr (NGFF) ``multiscales`` entry; its axes name the array's
+        dimensions.  For a ``.zarr`` output, ``path`` is then an OME-Zarr
+        image, a group holding the array at the first dataset's path, which
+        microscopy viewers (napari, Fiji) place by its axes and
+        ``coordinateTransformations``: written as NGFF 0.5 (zarr v3), or as
+        0.4 (zarr v2) when the entry says ``"version": "0.4"``.  Datasets
+        after the first are coarser levels of a pyramid, for viewers zoomed
+        out: each scale a whole multiple of the one before, each level the
+        mean of as many pixels of the level before, computed from the same
+        blocks in the same pass.  For a ``.tif`` output, an OME-TIFF with the
+        one dataset's scale as its pixel sizes (``PhysicalSizeX``...; no
+        origin: OME-TIFF has none), where the axes are named x, y, z, c and
+        t, each once, ending with y, x.
     **compute
         Passed to :func:`dask.array.store`: ``scheduler=``, ``num_workers=``...
 

@@ -87,7 +87,7 @@ def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int],
     factors, origin = transforms
     moved = [o + f * s for o, f, s in zip(origin, factors, shift)]
     datasets = [{"path": "0", "coordinateTransformations": _placed(factors, moved)}]
-    coarser = _coarser_levels(scale.get("datasets") or [], level, factors, ndim)
+    coarser = _following_ratios(scale.get("datasets") or [], level, factors, ndim)
     total = [1] * ndim
     for ratio in coarser if shape is not None else ():
         total = [t * r for t, r in zip(total, ratio)]
@@ -113,7 +113,7 @@ def _placed(factors: list, origin: list) -> list[dict]:
     return placed
 
 
-def _coarser_levels(datasets: list, level: dict, factors: list, ndim: int) -> list[list[int]]:
+def _following_ratios(datasets: list, level: dict, factors: list, ndim: int) -> list[list[int]]:
     """Per input level after ``level``, its whole factors over the one before; up to one
     that is not such a multiple."""
     following = datasets[datasets.index(level) + 1:] if level in datasets else []

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+
+from fftconv._pyramid import inline_scale
 
 # OME's unit symbols (and ImageJ's spellings) to NGFF's names, the UDUNITS-2 ones.
 _LENGTHS = {"Å": "angstrom", "pm": "picometer", "nm": "nanometer", "µm": "micrometer",
@@ -141,7 +142,7 @@ def ome_tiff_metadata(entry: dict) -> dict | None:
     letters = ome_tiff_letters(entry)
     if letters is None:
         return None
-    scale = _dataset_scale(entry, len(letters))
+    scale = inline_scale(entry["datasets"][0], len(letters)) or [1.0] * len(letters)
     metadata: dict = {"axes": letters}
     for letter, axis, size in zip(letters, entry["axes"], scale):
         if letter in _OME_SIZES and _size(size) is not None:
@@ -150,10 +151,3 @@ def ome_tiff_metadata(entry: dict) -> dict | None:
             if axis.get("unit") in _SYMBOLS:
                 metadata[key + "Unit"] = _SYMBOLS[axis["unit"]]
     return {"ome": True, "photometric": "minisblack", "metadata": metadata}
-
-
-def _dataset_scale(entry: dict, ndim: int) -> Sequence[float]:
-    for transform in entry["datasets"][0].get("coordinateTransformations") or ():
-        if transform.get("type") == "scale" and isinstance(transform.get("scale"), list):
-            return transform["scale"]
-    return [1.0] * ndim
