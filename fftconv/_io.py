@@ -467,14 +467,13 @@ def _ome_names(ome, shape: tuple[int, ...], names, kind: str) -> tuple[str, ...]
         raise ValueError(f"ome= needs 'datasets': {levels}, each with a 'path' of its own; "
                          f"got {datasets!r}")
     if len(paths) > 1:
-        from fftconv._pyramid import level_factors
+        from fftconv._pyramid import first_empty, level_factors
 
-        total = [1] * ndim
-        for path, factors in zip(paths[1:], level_factors(datasets, ndim)):
-            total = [t * f for t, f in zip(total, factors)]
-            if any(n < t for n, t in zip(shape, total)):
-                raise ValueError(f"ome= level {path!r} would be empty: {shape} pixels "
-                                 f"averaged over {total}")
+        empty = first_empty(shape, level_factors(datasets, ndim))
+        if empty is not None:
+            index, total = empty
+            raise ValueError(f"ome= level {paths[index + 1]!r} would be empty: {shape} pixels "
+                             f"averaged over {total}")
     if ome.get("version", "0.5") not in ("0.4", "0.5"):
         raise ValueError(f"ome= version {ome['version']!r} is not one of '0.4', '0.5'")
     if kind == ".tif" and ome_tiff_letters(ome) is None:

@@ -6,9 +6,10 @@ of the level read.  Only the origin moves, by the mode's window: a ``full``
 result starts ``(K - 1) // 2`` pixels before the input along each convolved
 axis, a ``valid`` one ``K // 2`` after (SPEC §1.1's crops); ``same`` keeps it.
 
-The output is one resolution level, written in the input's NGFF version where
-that is 0.4 (zarr v2, what many readers still expect) or 0.5 (zarr v3); older
-versions (names only, no scale) become 0.4 with axis types from the names.
+The output has that level and the coarser ones that follow it in the input
+(:mod:`fftconv._pyramid`), written in the input's NGFF version where that is
+0.4 (zarr v2, what many readers still expect) or 0.5 (zarr v3); older versions
+(names only, no scale) become 0.4 with axis types from the names.
 Display settings (``omero``) are not carried: convolution changes the values
 they were chosen for.  A TIFF that states its pixel sizes (OME-TIFF, ImageJ)
 gives an entry of its own (:mod:`fftconv._tiff_scale`), carried the same way.
@@ -21,11 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fftconv._io import _format, multiscale
-from fftconv._pyramid import integer_ratio
-from fftconv._tiff_scale import tiff_source
-
-# NGFF 0.3's axes are names; 0.4 on needs each axis's type.
-_TYPES = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}
+from fftconv._pyramid import first_empty, whole_ratios
+from fftconv._tiff_scale import AXIS_TYPES, tiff_source
 
 
 def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
@@ -87,12 +85,7 @@ def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int],
     factors, origin = transforms
     moved = [o + f * s for o, f, s in zip(origin, factors, shift)]
     datasets = [{"path": "0", "coordinateTransformations": _placed(factors, moved)}]
-    coarser = _following_ratios(scale.get("datasets") or [], level, factors, ndim)
-    total = [1] * ndim
-    for ratio in coarser if shape is not None else ():
-        total = [t * r for t, r in zip(total, ratio)]
-        if any(n < t for n, t in zip(shape, total)):
-            break
+    for ratio in _output_ratios(scale.get("datasets") or [], level, factors, shape):
         # A coarse pixel is the mean of `ratio` finer ones, centred among them.
         moved = [o + f * (r - 1) / 2 for o, f, r in zip(moved, factors, ratio)]
         factors = [f * r for f, r in zip(factors, ratio)]
@@ -113,19 +106,15 @@ def _placed(factors: list, origin: list) -> list[dict]:
     return placed
 
 
-def _following_ratios(datasets: list, level: dict, factors: list, ndim: int) -> list[list[int]]:
-    """Per input level after ``level``, its whole factors over the one before; up to one
-    that is not such a multiple."""
-    following = datasets[datasets.index(level) + 1:] if level in datasets else []
-    ratios = []
-    for dataset in following:
-        transforms = _level_transforms(dataset, ndim)
-        ratio = integer_ratio(factors, transforms[0]) if transforms else None
-        if ratio is None:
-            break
-        ratios.append(ratio)
-        factors = transforms[0]
-    return ratios
+def _output_ratios(datasets: list, level: dict, factors: list,
+                   shape: Sequence[int] | None) -> list[list[int]]:
+    """Per input level after ``level``, its whole factors over the one before: up to one
+    that is not such a multiple, or that a ``shape`` result would have no pixel of."""
+    if shape is None or level not in datasets:
+        return []
+    ratios = whole_ratios(factors, datasets[datasets.index(level) + 1:], len(shape))
+    empty = first_empty(shape, ratios)
+    return ratios if empty is None else ratios[:empty[0]]
 
 
 def ngff_order(axes: Sequence[dict]) -> bool:
@@ -149,9 +138,9 @@ def _typed_axes(axes, ndim: int) -> list[dict] | None:
         return None
     if all(isinstance(a, dict) for a in axes):
         return [dict(a) for a in axes]
-    if all(isinstance(a, str) for a in axes):  # NGFF 0.3
-        return [{"name": a, **({"type": _TYPES[a.lower()]} if a.lower() in _TYPES else {})}
-                for a in axes]
+    if all(isinstance(a, str) for a in axes):  # NGFF 0.3: names only; 0.4 on needs types
+        return [{"name": a, **({"type": AXIS_TYPES[a.lower()]} if a.lower() in AXIS_TYPES
+                               else {})} for a in axes]
     return None
 
 

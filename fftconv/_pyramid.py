@@ -39,23 +39,52 @@ def inline_scale(dataset: dict, ndim: int) -> list[float] | None:
     return None
 
 
+def whole_ratios(first: Sequence[float], datasets: Sequence[dict], ndim: int) -> list[list[int]]:
+    """Per dataset, the whole factors by which it is coarser than the one before.
+
+    The one before the first has scale ``first``.  The list ends before the
+    first dataset whose inline scale is not such a multiple.
+    """
+    ratios, finer = [], list(first)
+    for dataset in datasets:
+        scale = inline_scale(dataset, ndim)
+        ratio = integer_ratio(finer, scale) if scale is not None else None
+        if ratio is None:
+            break
+        ratios.append(ratio)
+        finer = scale
+    return ratios
+
+
 def level_factors(datasets: Sequence[dict], ndim: int) -> list[list[int]]:
     """Per level after the first, the whole factors by which it is coarser than the last.
 
     Raises ValueError naming the level whose scale is not such a multiple.
     """
-    factors = []
-    finer = inline_scale(datasets[0], ndim) or [1.0] * ndim
-    for dataset in datasets[1:]:
-        scale = inline_scale(dataset, ndim)
-        ratio = integer_ratio(finer, scale) if scale is not None else None
-        if ratio is None:
-            raise ValueError(f"ome= level {dataset.get('path')!r}: its scale {scale} is not "
-                             f"a whole multiple of the level before's {finer}, coarser along "
-                             "some axis")
-        factors.append(ratio)
-        finer = scale
+    unit = [1.0] * ndim
+    factors = whole_ratios(inline_scale(datasets[0], ndim) or unit, datasets[1:], ndim)
+    if len(factors) < len(datasets) - 1:
+        finer, dataset = datasets[len(factors)], datasets[len(factors) + 1]
+        raise ValueError(f"ome= level {dataset.get('path')!r}: its scale "
+                         f"{inline_scale(dataset, ndim)} is not a whole multiple of the level "
+                         f"before's {inline_scale(finer, ndim) or unit}, coarser along some "
+                         "axis")
     return factors
+
+
+def first_empty(shape: Sequence[int], ratios: Sequence[Sequence[int]]
+                ) -> tuple[int, list[int]] | None:
+    """The first coarser level of a ``shape`` image, by ``ratios``, with no pixel on some axis.
+
+    Its index in ``ratios`` and the size of its pixel in full-resolution pixels
+    per axis; None when every level has pixels.
+    """
+    total = [1] * len(shape)
+    for index, ratio in enumerate(ratios):
+        total = [t * r for t, r in zip(total, ratio)]
+        if any(n < t for n, t in zip(shape, total)):
+            return index, total
+    return None
 
 
 def coarser_level(finer, factors: Sequence[int], chunks: Sequence[int]):

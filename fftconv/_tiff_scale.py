@@ -36,9 +36,10 @@ _TIMES = {"fs": "femtosecond", "ps": "picosecond", "ns": "nanosecond", "µs": "m
           "min": "minute", "h": "hour", "d": "day"}
 _SYMBOLS = {name: symbol for table in (_LENGTHS, _TIMES) for symbol, name in
             reversed(table.items())}  # the first spelling of each name, OME's own
-# tifffile's axis letters that NGFF and OME-TIFF both know, as NGFF axes.
-_AXES = {"X": ("x", "space"), "Y": ("y", "space"), "Z": ("z", "space"), "C": ("c", "channel"),
-         "T": ("t", "time")}
+# The axis names NGFF gives a type by name (0.3 listed names only), which are also
+# tifffile's and OME-TIFF's letters X, Y, Z, C, T.
+AXIS_TYPES = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}
+_AXES = {name.upper(): (name, kind) for name, kind in AXIS_TYPES.items()}
 # Where OME-TIFF's Pixels keeps each letter's size.
 _OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
               "Z": ("PhysicalSizeZ", "µm"), "T": ("TimeIncrement", "s")}

@@ -153,6 +153,16 @@ def _ome_output(source, output, image_shape, kernel, axes, mode, shape) -> dict 
     return None
 
 
+def _ome_kind(ome: dict | None, output) -> str:
+    """What the closing line says of an OME output, as ``(OME-Zarr 0.5, 3 levels)``."""
+    if not ome:
+        return ""
+    if output.suffix.lower() != ".zarr":
+        return " (OME-TIFF)"
+    levels = len(ome["datasets"])
+    return f" (OME-Zarr {ome['version']}{f', {levels} levels' if levels > 1 else ''})"
+
+
 def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
     from fftconv._file_axes import axis_names, default_axes
@@ -192,11 +202,9 @@ def cmd_convolve(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     sign = "★" if args.command == "correlate" else "⊛"
-    levels = len(ome["datasets"]) if ome else 1
-    kind = "" if not ome else " (OME-TIFF)" if output.suffix.lower() != ".zarr" else \
-        f" (OME-Zarr {ome['version']}{f', {levels} levels' if levels > 1 else ''})"
-    print(f"{args.input} {sign} {args.kernel} -> {output}{kind}: {lazy.shape} {lazy.dtype}, "
-          f"{time.perf_counter() - start:.1f} s, peak RSS {_peak_rss_mib():.0f} MiB")
+    print(f"{args.input} {sign} {args.kernel} -> {output}{_ome_kind(ome, output)}: "
+          f"{lazy.shape} {lazy.dtype}, {time.perf_counter() - start:.1f} s, peak RSS "
+          f"{_peak_rss_mib():.0f} MiB")
     return 0
 
 

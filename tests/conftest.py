@@ -59,6 +59,15 @@ def ome_transforms(*factors, origin=None):
     return transforms
 
 
+def ome_tiff_pixels(path) -> tuple[str, dict]:
+    """An OME-TIFF's axes letters (tifffile's) and its first image's OME-XML ``Pixels``."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_ome, path
+        return tif.series[0].axes, tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+
+
 def ome_image(path, shape=(2, 8, 6), version="0.5", axes=OME_CYX, levels=None,
               zarr_format=None, **extra):
     """An OME-Zarr image group of zeros: ``levels`` maps each path to its transformations.

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ome_image, random
+from conftest import ome_image, ome_tiff_pixels, random
 from reference import assert_matches, reference
 
 from fftconv import cli
@@ -553,9 +553,8 @@ def test_other_outputs_of_an_ome_zarr_input(tmp_path, capsys):
         assert cli.main(["convolve", str(source), "gaussian:sigma=1", str(tmp_path / name)]) == 0
         assert read(tmp_path / name).shape == (2, 40, 30)
     assert "out.tif (OME-TIFF)" in capsys.readouterr().out
-    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
-        assert tif.series[0].axes == "CYX"
-        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    letters, pixels = ome_tiff_pixels(tmp_path / "out.tif")
+    assert letters == "CYX"
     assert (pixels["PhysicalSizeY"], pixels["PhysicalSizeX"]) == (0.5, 0.25)
     assert pixels["PhysicalSizeYUnit"] == pixels["PhysicalSizeXUnit"] == "µm"
     plain = tmp_path / "plain.zarr"
@@ -597,9 +596,8 @@ def test_imagej_axes_out_of_ngff_order(tmp_path, capsys):
     assert isinstance(zarr.open(str(out), mode="r"), zarr.Array)
     assert cli.main(["convolve", str(tmp_path / "stack.tif"), "box:size=3",
                      str(tmp_path / "out.tif")]) == 0
-    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
-        assert tif.series[0].axes == "ZCYX"
-        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    letters, pixels = ome_tiff_pixels(tmp_path / "out.tif")
+    assert letters == "ZCYX"
     assert (pixels["PhysicalSizeZ"], pixels["PhysicalSizeY"], pixels["PhysicalSizeX"]) == (
         2.0, 0.25, 0.25)
 

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ome_image, random
+from conftest import ome_image, ome_tiff_pixels, ome_transforms, random
 
 import fftconv
 from fftconv._file_axes import axis_names, default_axes
@@ -258,16 +258,12 @@ def test_dimension_names_need_one_per_axis(tmp_path):
 
 
 def _level(path, *scale, origin=None):
-    transforms = [{"type": "scale", "scale": list(scale)}]
-    if origin is not None:
-        transforms.append({"type": "translation", "translation": list(origin)})
-    return {"path": path, "coordinateTransformations": transforms}
+    return {"path": path, "coordinateTransformations": ome_transforms(*scale, origin=origin)}
 
 
 def _entry(version=None, **extra):
-    entry = {"axes": CYX, "datasets": [{"path": "0", "coordinateTransformations": [
-        {"type": "scale", "scale": [1.0, 0.5, 0.25]},
-        {"type": "translation", "translation": [0.0, 10.0, 20.0]}]}], **extra}
+    entry = {"axes": CYX, "datasets": [_level("0", 1.0, 0.5, 0.25, origin=(0.0, 10.0, 20.0))],
+             **extra}
     return entry if version is None else {"version": version, **entry}
 
 
@@ -293,8 +289,6 @@ def test_an_ome_zarr_output(tmp_path, rng, version):
 def test_an_ome_tiff_output(tmp_path, rng, name):
     """ome= on a TIFF writes OME-TIFF pixel sizes, which fftconv, tifffile and OME-XML read
     (before: ValueError, no way to keep them)."""
-    import tifffile
-
     from fftconv._ome import source_metadata
 
     x = random(rng, (2, 40, 30), "float32")
@@ -302,9 +296,8 @@ def test_an_ome_tiff_output(tmp_path, rng, name):
     entry["axes"] = [CYX[0], *({**a, "unit": "micrometer"} for a in CYX[1:])]
     path = fftconv.write_image(da.from_array(x, chunks=(1, 16, 16)), tmp_path / name, ome=entry)
     np.testing.assert_array_equal(fftconv.open_image(path).compute(), x)
-    with tifffile.TiffFile(path) as tif:
-        assert tif.is_ome and tif.series[0].axes == "CYX"
-        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+    letters, pixels = ome_tiff_pixels(path)  # asserts the file is an OME-TIFF
+    assert letters == "CYX"
     assert (pixels["PhysicalSizeY"], pixels["PhysicalSizeX"]) == (0.5, 0.25)
     assert pixels["PhysicalSizeXUnit"] == pixels["PhysicalSizeYUnit"] == "µm"
     _, scale, level = source_metadata(path)
