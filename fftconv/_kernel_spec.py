@@ -4,19 +4,34 @@
 each normalised to sum 1.  One value gives the same extent on every axis;
 comma-separated values give one per axis (``gaussian:sigma=1,2,2`` for a
 ``(z, y, x)`` stack sampled coarser along z) and set the dimensions.
+
+A value is in pixels, or in the unit written after it (``gaussian:sigma=0.5um``,
+``disk:radius=2µm,300nm,300nm``, ``box:size=2s`` along a time axis): the
+image's pixel sizes (:func:`fftconv._ome.pixel_sizes`) turn it into pixels
+along each axis, so one physical extent makes the right anisotropic kernel for
+a stack sampled coarser along z.  A box's size in pixels is then rounded to
+the nearest whole pixel (halves up, at least one).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from fftconv._io import InputError
+from fftconv._units import convert, unit_name
 
-NUMBER = r"[0-9.eE+-]+"
-KERNEL_SPEC = re.compile(rf"^(gaussian|disk|box):(\w+)=({NUMBER}(?:,{NUMBER})*)$")
+KERNEL_SPEC = re.compile(r"^(gaussian|disk|box):(\w+)=(.*)$")
+# A number, then a unit or nothing: 0.5, 1e-3, 0.5um, 300 nm.
+VALUE = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$")
+
+# One axis's pixel: the axis's name, its size, and the NGFF unit of that size (or None).
+PixelSize = tuple[str, float, "str | None"]
 
 
 def _gaussian(sigmas: tuple[float, ...]) -> np.ndarray:
@@ -32,51 +47,123 @@ def _gaussian(sigmas: tuple[float, ...]) -> np.ndarray:
 def _disk(radii: tuple[float, ...]) -> np.ndarray:
     """The integer points of the ellipsoid ``Σ (xᵢ / rᵢ)² ≤ 1``: a disk, a ball."""
     grids = np.ogrid[tuple(slice(-int(np.ceil(r)), int(np.ceil(r)) + 1) for r in radii)]
-    # The tolerance keeps points exactly on the rim, which rounding of (3/5)² + (4/5)² loses.
+    # The tolerance keeps points exactly on the rim, which rounding of (3/5)² + (4/5)² loses
+    # (and of a radius converted from a unit, 0.3 µm / 0.1 µm = 2.9999999999999996).
     return (sum((g / r) ** 2 for g, r in zip(grids, radii)) <= 1 + 1e-12).astype(np.float64)
 
 
 def _box(sizes: tuple[float, ...]) -> np.ndarray:
-    if any(n != int(n) for n in sizes):
-        raise InputError(f"kernel box:size={','.join(f'{n:g}' for n in sizes)} needs "
-                         "integer sizes")
     return np.ones(tuple(int(n) for n in sizes), dtype=np.float64)
 
 
 NAMED = {"gaussian": ("sigma", _gaussian), "disk": ("radius", _disk), "box": ("size", _box)}
 
 
-def _values(spec: str, expected: str, text: str, ndim: int | None) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"kernel {spec!r}: {text!r} is not a number or a list of them") \
-            from None
-    if not all(np.isfinite(v) and v > 0 for v in values):
+@dataclasses.dataclass(frozen=True)
+class NamedKernel:
+    """A named kernel as the command line spells it, before its extents are in pixels.
+
+    Examples
+    --------
+    >>> found = parse_kernel("gaussian:sigma=0.5um,0.1um")
+    >>> found.ndim, found.physical
+    (2, True)
+    >>> found.pixels([("y", 0.25, "micrometer"), ("x", 50.0, "nanometer")])
+    (2.0, 2.0)
+    """
+
+    spec: str
+    name: str  # gaussian, disk or box
+    extents: tuple[tuple[float, str | None], ...]  # per axis: a value, its NGFF unit or None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.extents)
+
+    @property
+    def parameter(self) -> str:
+        return NAMED[self.name][0]
+
+    @property
+    def physical(self) -> bool:
+        """Whether a value has a unit, so that the image's pixel sizes are needed."""
+        return any(unit is not None for _, unit in self.extents)
+
+    def pixels(self, sizes: Sequence[PixelSize] | None = None) -> tuple[float, ...]:
+        """Each axis's extent in pixels; ``sizes``: the pixel of each kernel axis.
+
+        A box's sizes are whole pixels.
+        """
+        found = tuple(value if unit is None else self._in_pixels(value, unit, sizes, i)
+                      for i, (value, unit) in enumerate(self.extents))
+        if self.name != "box":
+            return found
+        if any(unit is None and n != int(n) for n, (_, unit) in zip(found, self.extents)):
+            raise InputError(f"kernel {self.spec!r} needs integer sizes in pixels (or a unit, "
+                             "as size=1.5um)")
+        return tuple(float(max(1, math.floor(n + 0.5))) for n in found)  # halves round up
+
+    def _in_pixels(self, value: float, unit: str, sizes, axis: int) -> float:
+        given = f"{value:g} {unit}"
+        if sizes is None:
+            raise InputError(f"kernel {self.spec!r} gives {given}, and the input states no "
+                             "pixel size (OME-Zarr, OME-TIFF, ImageJ TIFF do); give it in "
+                             "pixels")
+        name, size, size_unit = sizes[axis]
+        if size_unit is None:
+            raise InputError(f"kernel {self.spec!r} gives {given}, and the input's axis "
+                             f"{name} states its pixel size without a unit")
+        converted = convert(value, unit, size_unit)
+        if converted is None:
+            raise InputError(f"kernel {self.spec!r} gives {given} for the input's axis {name}, "
+                             f"whose pixels are in {size_unit}")
+        return converted / size
+
+    def array(self, sizes: Sequence[PixelSize] | None = None) -> np.ndarray:
+        """The kernel, summing to 1, in float32."""
+        kernel = NAMED[self.name][1](self.pixels(sizes))
+        return (kernel / kernel.sum()).astype(np.float32)
+
+
+def _extent(spec: str, expected: str, text: str) -> tuple[float, str | None]:
+    match = VALUE.match(text)
+    if match is None:
+        raise InputError(f"kernel {spec!r}: {text!r} is not a number (with a unit or none) "
+                         "or a list of them")
+    value, symbol = float(match[1]), match[2]
+    if not (np.isfinite(value) and value > 0):
         raise InputError(f"kernel {spec!r}: {expected} must be a positive number")
+    unit = unit_name(symbol) if symbol else None
+    if symbol and unit is None:
+        raise InputError(f"kernel {spec!r}: {symbol!r} is not a unit of length or time "
+                         "(nm, um, mm, ... s, ms, ...)")
+    return value, unit
+
+
+def _extents(spec: str, expected: str, text: str, ndim: int | None) -> tuple:
+    extents = tuple(_extent(spec, expected, part) for part in text.split(","))
     if ndim is None:
-        ndim = len(values) if len(values) > 1 else 2
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise InputError(f"kernel {spec!r} gives {len(values)} values of {expected} for "
+        ndim = len(extents) if len(extents) > 1 else 2
+    if len(extents) == 1:
+        return extents * ndim
+    if len(extents) != ndim:
+        raise InputError(f"kernel {spec!r} gives {len(extents)} values of {expected} for "
                          f"{ndim} axes")
-    return values
+    return extents
 
 
-def load_kernel(spec: str, ndim: int | None = None) -> np.ndarray:
-    """The kernel ``spec`` names: a ``.npy`` file's array, or a named kernel (float32).
+def parse_kernel(spec: str, ndim: int | None = None) -> np.ndarray | NamedKernel:
+    """The kernel ``spec`` names: a ``.npy`` file's array, or a :class:`NamedKernel`.
 
     A named kernel has ``ndim`` dimensions, or as many as it gives values, or 2.
     """
     match = KERNEL_SPEC.match(spec)
     if match:
         name, parameter, text = match.groups()
-        expected, make = NAMED[name]
+        expected, _ = NAMED[name]
         if parameter != expected:
             raise InputError(f"kernel {spec!r}: {name} takes {expected}=..., not {parameter}=")
-        kernel = make(_values(spec, expected, text, ndim))
-        return (kernel / kernel.sum()).astype(np.float32)
+        return NamedKernel(spec, name, _extents(spec, expected, text, ndim))
     if ":" in spec and not spec.endswith(".npy"):
         raise InputError(f"kernel {spec!r} is neither a .npy file nor one of "
                          "gaussian:sigma=S, disk:radius=R, box:size=S")
@@ -87,3 +174,21 @@ def load_kernel(spec: str, ndim: int | None = None) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except Exception as err:
         raise InputError(f"kernel {spec!r} could not be read: {err}") from None
+
+
+def load_kernel(spec: str, ndim: int | None = None,
+                sizes: Sequence[PixelSize] | None = None) -> np.ndarray:
+    """The kernel ``spec`` names, as an array (a named one in float32, summing to 1).
+
+    ``sizes`` gives the pixel of each of a named kernel's axes, for values
+    with a unit (:meth:`NamedKernel.pixels`).
+
+    Examples
+    --------
+    >>> load_kernel("box:size=3").shape
+    (3, 3)
+    >>> load_kernel("disk:radius=1um,1um", sizes=[("y", 0.5, "micrometer")] * 2).shape
+    (5, 5)
+    """
+    found = parse_kernel(spec, ndim)
+    return found.array(sizes) if isinstance(found, NamedKernel) else found

@@ -99,6 +99,38 @@ def output_metadata(source: tuple[str, dict, dict], shift: Sequence[int],
     return entry
 
 
+def pixel_sizes(source: tuple[str, dict, dict] | None,
+                ndim: int) -> list[tuple[str, float, str | None]] | None:
+    """Per axis of the level ``source`` describes (:func:`source_metadata`), its pixel:
+    the axis's name, the pixel's size, and the axis's unit (None if it states none).
+
+    The size is the level's scale times the image's (a multiscale's own
+    ``coordinateTransformations`` apply to every level).  None without an
+    entry, or where those are not inline vectors of one value per axis.
+
+    Examples
+    --------
+    >>> axes = [{"name": "z", "type": "space", "unit": "micrometer"},
+    ...         {"name": "y", "type": "space", "unit": "micrometer"}]
+    >>> level = {"path": "0", "coordinateTransformations": [{"type": "scale",
+    ...                                                      "scale": [2.0, 0.5]}]}
+    >>> image = [{"type": "scale", "scale": [1.0, 0.5]}]
+    >>> pixel_sizes(("0.5", {"axes": axes, "datasets": [level],
+    ...                      "coordinateTransformations": image}, level), 2)
+    [('z', 2.0, 'micrometer'), ('y', 0.25, 'micrometer')]
+    """
+    if source is None:
+        return None
+    _, scale, level = source
+    axes = _typed_axes(scale.get("axes"), ndim)
+    factors = _level_transforms(level, ndim)
+    image = _level_transforms(scale, ndim)  # a level's fields, one level up
+    if axes is None or factors is None or image is None:
+        return None
+    return [(str(axis.get("name", i)), f * g, axis.get("unit"))
+            for i, (axis, f, g) in enumerate(zip(axes, factors[0], image[0]))]
+
+
 def _placed(factors: list, origin: list) -> list[dict]:
     placed = [{"type": "scale", "scale": factors}]
     if any(origin):

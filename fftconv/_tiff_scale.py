@@ -25,17 +25,8 @@ import math
 import os
 
 from fftconv._pyramid import inline_scale
+from fftconv._units import LENGTHS, SYMBOLS, TIMES, unit_name
 
-# OME's unit symbols (and ImageJ's spellings) to NGFF's names, the UDUNITS-2 ones.
-_LENGTHS = {"Å": "angstrom", "pm": "picometer", "nm": "nanometer", "µm": "micrometer",
-            "um": "micrometer", "micron": "micrometer", "microns": "micrometer",
-            "mm": "millimeter", "cm": "centimeter", "m": "meter", "km": "kilometer",
-            "in": "inch", "inch": "inch", "ft": "foot", "yd": "yard", "mi": "mile"}
-_TIMES = {"fs": "femtosecond", "ps": "picosecond", "ns": "nanosecond", "µs": "microsecond",
-          "us": "microsecond", "ms": "millisecond", "s": "second", "sec": "second",
-          "min": "minute", "h": "hour", "d": "day"}
-_SYMBOLS = {name: symbol for table in (_LENGTHS, _TIMES) for symbol, name in
-            reversed(table.items())}  # the first spelling of each name, OME's own
 # The axis names NGFF gives a type by name (0.3 listed names only), which are also
 # tifffile's and OME-TIFF's letters X, Y, Z, C, T.
 AXIS_TYPES = {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}
@@ -73,14 +64,6 @@ def tiff_source(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     return "0.5", {"axes": axes, "datasets": [level]}, level
 
 
-def _unit(value: object, table: dict) -> str | None:
-    if not isinstance(value, str):
-        return None
-    # ImageJ escapes the micro sign; the Greek mu looks the same to the people typing it.
-    symbol = value.strip().replace("\\u00B5", "µ").replace("\\u00b5", "µ").replace("μ", "µ")
-    return table.get(symbol, table.get(symbol.lower()))
-
-
 def _size(value: object) -> float | None:
     try:
         size = float(value)  # type: ignore[arg-type]
@@ -98,8 +81,8 @@ def _ome_sizes(xml: str | None) -> dict[str, tuple[float, str | None]]:
     for letter, (key, default) in _OME_SIZES.items():
         size = _size(pixels.get(key))
         if size is not None:
-            table = _TIMES if letter == "T" else _LENGTHS
-            sizes[letter] = (size, _unit(pixels.get(key + "Unit", default), table))
+            table = TIMES if letter == "T" else LENGTHS
+            sizes[letter] = (size, unit_name(pixels.get(key + "Unit", default), table))
     return sizes
 
 
@@ -108,7 +91,7 @@ def _imagej_sizes(tif) -> dict[str, tuple[float, str | None]]:
     named = meta.get("unit")
     if not isinstance(named, str) or named.strip().lower() in ("", "pixel", "pixels"):
         return {}  # ImageJ's uncalibrated image
-    unit = _unit(named, _LENGTHS)  # None for one NGFF has no name for: sizes without a unit
+    unit = unit_name(named, LENGTHS)  # None for one NGFF has no name for: sizes without a unit
     per_x, per_y = tif.pages.first.get_resolution()  # pixels per unit, 1 when absent
     sizes = {}
     for letter, size in (("X", 1 / per_x if per_x else None), ("Y", 1 / per_y if per_y else None),
@@ -116,7 +99,7 @@ def _imagej_sizes(tif) -> dict[str, tuple[float, str | None]]:
         if _size(size) is not None:
             sizes[letter] = (_size(size), unit)
     if _size(meta.get("finterval")) is not None:
-        sizes["T"] = (_size(meta["finterval"]), _unit(meta.get("tunit", "s"), _TIMES))
+        sizes["T"] = (_size(meta["finterval"]), unit_name(meta.get("tunit", "s"), TIMES))
     return sizes
 
 
@@ -149,6 +132,6 @@ def ome_tiff_metadata(entry: dict) -> dict | None:
         if letter in _OME_SIZES and _size(size) is not None:
             key, _ = _OME_SIZES[letter]
             metadata[key] = float(size)
-            if axis.get("unit") in _SYMBOLS:
-                metadata[key + "Unit"] = _SYMBOLS[axis["unit"]]
+            if axis.get("unit") in SYMBOLS:
+                metadata[key + "Unit"] = SYMBOLS[axis["unit"]]
     return {"ome": True, "photometric": "minisblack", "metadata": metadata}

@@ -124,23 +124,52 @@ def _kernel_ndim(axes, named) -> int | None:
     return sum(is_space for _, is_space in named or ()) or None
 
 
-def _ome_output(source, output, image_shape, kernel, axes, mode, shape) -> dict | None:
-    """The OME metadata of an output of an OME-Zarr input, or of a TIFF with pixel sizes.
+def _kernel_array(found, described, image_ndim: int, axes) -> np.ndarray:
+    """The kernel :func:`~fftconv._kernel_spec.parse_kernel` found, as an array.
+
+    A named kernel's values with a unit become pixels by the input's pixel
+    size (``described``: :func:`~fftconv._ome.source_metadata`'s) along the
+    axis each applies to, and a line says how many.
+    """
+    from fftconv._kernel_spec import NamedKernel
+
+    if not isinstance(found, NamedKernel):
+        return found
+    if not found.physical:
+        return found.array()
+    from fftconv._ome import pixel_sizes
+    from fftconv._shapes import normalize_axes
+
+    # Kernel axis i is image axis i, or axes[i] for a kernel of fewer dimensions.
+    over = range(image_ndim) if found.ndim == image_ndim else normalize_axes(
+        axes, image_ndim, found.ndim)
+    sizes = pixel_sizes(described, image_ndim)
+    sizes = None if sizes is None else [sizes[ax] for ax in over]
+    kernel = found.array(sizes)
+    pixels = ", ".join(f"{n:.3g}" for n in found.pixels(sizes))
+    along = ", ".join(name for name, _, _ in sizes)  # a unit needs sizes: array() checked
+    print(f"{found.spec}: {found.parameter} {pixels} pixels along {along}", flush=True)
+    return kernel
+
+
+def _ome_output(source, described, output, image_shape, kernel, axes, mode,
+                shape) -> dict | None:
+    """The OME metadata of an output of an OME-Zarr input, or of a TIFF with pixel sizes
+    (``described``: :func:`~fftconv._ome.source_metadata`'s of ``source``).
 
     A ``.zarr`` output is then an OME-Zarr image, with the coarser levels
     that follow the level read in the input; a ``.tif`` one an OME-TIFF.
     None (and a line saying why, where the input had some) for a plain output.
     """
-    from fftconv._ome import ngff_order, output_metadata, source_metadata, window_shift
+    from fftconv._ome import ngff_order, output_metadata, window_shift
     from fftconv._tiff_scale import ome_tiff_letters
 
     suffix = output.suffix.lower()
-    found = source_metadata(source) if suffix != ".npy" else None
-    if found is None:
+    if described is None or suffix == ".npy":
         return None
-    ome = output_metadata(found, window_shift(image_shape, kernel, axes, mode),
+    ome = output_metadata(described, window_shift(image_shape, kernel, axes, mode),
                           shape if suffix == ".zarr" else None)  # OME-TIFF: one level
-    names = ",".join(a.get("name", "?") for a in found[1].get("axes") or ())
+    names = ",".join(a.get("name", "?") for a in described[1].get("axes") or ())
     if ome is None:
         why = "its OME-Zarr axes and scale are not inline, one per axis"
     elif suffix == ".zarr" and not ngff_order(ome["axes"]):
@@ -167,18 +196,21 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
     from fftconv._file_axes import axis_names, default_axes
     from fftconv._io import check_output, open_image, write_image
-    from fftconv._kernel_spec import load_kernel
+    from fftconv._kernel_spec import parse_kernel
+    from fftconv._ome import source_metadata
 
     # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
     output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
     _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
     named = axis_names(args.input, image.ndim)
-    kernel = load_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named))
+    found = parse_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named))
     axes = args.axes
-    if axes is None and kernel.ndim != image.ndim:
-        axes, why = default_axes(named, image.ndim, kernel.ndim)
+    if axes is None and found.ndim != image.ndim:
+        axes, why = default_axes(named, image.ndim, found.ndim)
         print(f"{args.input}: {why}", flush=True)
+    described = source_metadata(args.input)  # an OME-Zarr's or a TIFF's pixel sizes, or None
+    kernel = _kernel_array(found, described, image.ndim, axes)
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
     if args.halo_reads:
         settings["halo_reads"] = args.halo_reads
@@ -190,7 +222,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     compute, client = _scheduler(args.scheduler)
     # The output keeps the input's axis names, where its format has room for them,
     # and an OME-Zarr input's or a TIFF's pixel sizes (and a .zarr output the origin).
-    ome = _ome_output(args.input, output, image.shape, kernel, axes, args.mode, lazy.shape)
+    ome = _ome_output(args.input, described, output, image.shape, kernel, axes, args.mode,
+                      lazy.shape)
     names = None if named is None or ome else [name for name, _ in named]
     _reset_peak_rss()
     start = time.perf_counter()
@@ -370,7 +403,8 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
     v.add_argument("input", help="image: .zarr, .tif/.tiff or .npy")
     v.add_argument("kernel", help=".npy file, or gaussian:sigma=S, disk:radius=R, box:size=S "
                    "over the convolved axes (the file's space axes or --axes), or one value "
-                   "per axis: gaussian:sigma=1,2,2")
+                   "per axis: gaussian:sigma=1,2,2; in pixels, or in a unit by the input's "
+                   "pixel sizes: gaussian:sigma=0.5um")
     v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff")
     v.add_argument("--mode", default="same", choices=MODES,
                    help="output size: the full overlap, the image's (default), or only "

@@ -293,6 +293,37 @@ def test_a_named_kernel_spans_the_volume(tmp_path, rng):
                              axes=(1, 2)), "float32")
 
 
+def test_a_kernel_in_microns_follows_the_pixel_sizes(tmp_path, rng, capsys):
+    """``gaussian:sigma=0.5um`` on a stack of 0.5 µm planes and 0.1 µm pixels is 1, 5
+    and 5 pixels (before: "is not a number")."""
+    x = random(rng, (9, 24, 20), "float32")
+    tifffile.imwrite(tmp_path / "stack.ome.tif", x, metadata={
+        "axes": "ZYX", "PhysicalSizeZ": 0.5, "PhysicalSizeY": 0.1, "PhysicalSizeX": 100,
+        "PhysicalSizeXUnit": "nm"})
+    out = tmp_path / "out.npy"
+    assert cli.main(["convolve", str(tmp_path / "stack.ome.tif"), "gaussian:sigma=0.5um",
+                     str(out), "--boundary", "reflect", "--chunks", "4,10,10"]) == 0
+    assert "gaussian:sigma=0.5um: sigma 1, 5, 5 pixels along z, y, x" in capsys.readouterr().out
+    k = load_kernel("gaussian:sigma=1,5,5")
+    assert_matches(np.load(out), reference(x, k, "same", "reflect"), "float32")
+
+
+def test_a_kernel_in_microns_on_a_coarser_level(tmp_path, rng, capsys):
+    """A level's pixel is its scale times the image's; a 2-D kernel takes the space axes."""
+    whole = [{"type": "scale", "scale": [1.0, 2.0, 2.0]}]
+    levels = {"0": [{"type": "scale", "scale": [1.0, 0.25, 0.25]}],
+              "1": [{"type": "scale", "scale": [1.0, 0.5, 0.75]}]}
+    source = ome_image(tmp_path / "cells.zarr", (2, 40, 30), levels=levels,
+                       coordinateTransformations=whole)
+    x = random(rng, (2, 20, 15), "float32")
+    zarr.open_array(str(source / "1"), mode="r+")[...] = x
+    out = tmp_path / "out.npy"
+    assert cli.main(["convolve", str(source / "1"), "disk:radius=3um", str(out)]) == 0
+    assert "radius 3, 2 pixels along y, x" in capsys.readouterr().out  # 1 µm and 1.5 µm
+    k = load_kernel("disk:radius=3,2")
+    assert_matches(np.load(out), reference(x, k, "same", axes=(1, 2)), "float32")
+
+
 def _run(argv):
     return subprocess.run([sys.executable, "-m", "fftconv.cli", *argv], capture_output=True,
                           text=True, check=False)
@@ -310,6 +341,11 @@ def _run(argv):
      "3 sizes for the image's 2 axes"),
     ("chunks not sizes", ["in.npy", "k.npy", "o.npy", "--chunks", "8,0"], "chunk side"),
     ("wrong parameter", ["in.npy", "disk:sigma=2", "o.npy"], "radius"),
+    ("kernel in a unit, image in pixels", ["in.npy", "gaussian:sigma=1um", "o.npy"],
+     "states no pixel size"),
+    ("kernel in seconds along space", ["sized.ome.tif", "gaussian:sigma=2s", "o.npy"],
+     "axis y, whose pixels are in micrometer"),
+    ("kernel in no unit", ["in.npy", "gaussian:sigma=2furlong", "o.npy"], "not a unit"),
     ("existing output", ["in.npy", "k.npy", "in.zarr"], "--overwrite"),
     ("output is input", ["in.npy", "k.npy", "in.npy", "--overwrite"], "also an input"),
     ("output is the kernel", ["in.npy", "k.npy", "k.npy", "--overwrite"], "also an input"),
@@ -335,6 +371,8 @@ def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, messag
                      photometric="minisblack", metadata={"axes": "ZYX"})
     zarr.open_group(str(folder / "g.zarr"), mode="w").create_array("0", shape=(9, 9),
                                                                      dtype="f4")
+    tifffile.imwrite(folder / "sized.ome.tif", np.ones((8, 8), np.float32),
+                     metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
     before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
     result = subprocess.run([sys.executable, "-m", "fftconv.cli", "convolve", *argv],
                             capture_output=True, text=True, cwd=folder, check=False)

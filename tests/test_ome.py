@@ -8,7 +8,7 @@ from conftest import OME_CYX as CYX
 from conftest import ome_image
 from conftest import ome_transforms as _scale
 
-from fftconv._ome import output_metadata, source_metadata, window_shift
+from fftconv._ome import output_metadata, pixel_sizes, source_metadata, window_shift
 
 zarr = pytest.importorskip("zarr")
 
@@ -64,6 +64,24 @@ def test_ngff_03_names_get_types(tmp_path):
                              {"name": "x", "type": "space"}]
     assert entry["datasets"][0]["coordinateTransformations"] == _scale(
         1.0, 1.0, 1.0, origin=(0.0, -2.0, 0.0))
+
+
+def test_pixel_sizes(tmp_path):
+    """A level's pixel: its scale times the image's own, in the axis's unit."""
+    whole = [{"type": "scale", "scale": [1.0, 2.0, 2.0]}]
+    levels = {"0": _scale(1, 0.5, 0.25), "1": _scale(1, 1.0, 0.5)}
+    path = ome_image(tmp_path / "cells.zarr", shape=(2, 16, 12), levels=levels,
+                     coordinateTransformations=whole)
+    assert pixel_sizes(source_metadata(path / "1"), 3) == [
+        ("c", 1.0, None), ("y", 2.0, "micrometer"), ("x", 1.0, "micrometer")]
+    old = ome_image(tmp_path / "old.zarr", version="0.3", axes=["c", "y", "x"],
+                    levels={"0": None})
+    assert pixel_sizes(source_metadata(old), 3) == [("c", 1.0, None), ("y", 1.0, None),
+                                                    ("x", 1.0, None)]
+    by_path = ome_image(tmp_path / "path.zarr", levels={"0": [{"type": "scale",
+                                                                "path": "scale.bin"}]})
+    assert pixel_sizes(source_metadata(by_path), 3) is None
+    assert pixel_sizes(None, 3) is None
 
 
 def test_transformations_by_path_are_not_recomputed(tmp_path):
