@@ -30,6 +30,24 @@ def integer_ratio(finer: Sequence[float], coarser: Sequence[float]) -> list[int]
     return factors if any(f > 1 for f in factors) else None
 
 
+def shape_ratio(finer: Sequence[int], coarser: Sequence[int]) -> list[int] | None:
+    """The whole factors by which a level of shape ``coarser`` samples ``finer`` (a TIFF's
+    pyramid states shapes, not scales): per axis ``f`` with ``coarser`` =
+    ``finer / f`` rounded down or up, one ``f`` > 1; else None.
+
+    Examples
+    --------
+    >>> shape_ratio((2, 101, 77), (2, 51, 38)), shape_ratio((101,), (40,))
+    ([1, 2, 2], None)
+    """
+    if len(finer) != len(coarser) or min(coarser, default=0) < 1:
+        return None
+    factors = [max(1, round(n / m)) for n, m in zip(finer, coarser)]
+    if any(m not in (n // f, -(-n // f)) for n, m, f in zip(finer, coarser, factors)):
+        return None
+    return factors if any(f > 1 for f in factors) else None
+
+
 def inline_scale(dataset: dict, ndim: int) -> list[float] | None:
     """A dataset's inline ``scale`` vector, or None."""
     for transform in dataset.get("coordinateTransformations") or ():

@@ -17,14 +17,21 @@ axes named and typed by tifffile's letters (``x``, ``y``, ``z`` space, ``c``
 channel, ``t`` time) and the units in NGFF's names (``micrometer``).  Such an
 entry is written back to a TIFF as OME-TIFF metadata (:func:`ome_tiff_metadata`),
 scale only: OME-TIFF has no origin to move.
+
+An OME-TIFF pyramid (the reduced images of its SubIFDs) states the shapes of
+its levels, not their sizes: each level whose shape is the one before's over
+whole factors (rounded either way) gets a dataset of its own, its scale the
+one before's times those factors, so that an OME-Zarr output keeps the
+pyramid.  A TIFF output is written as one level.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
-from fftconv._pyramid import inline_scale
+from fftconv._pyramid import inline_scale, shape_ratio
 from fftconv._units import LENGTHS, SYMBOLS, TIMES, unit_name
 
 # The axis names NGFF gives a type by name (0.3 listed names only), which are also
@@ -39,15 +46,18 @@ _OME_SIZES = {"X": ("PhysicalSizeX", "µm"), "Y": ("PhysicalSizeY", "µm"),
 def tiff_source(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     """The NGFF version, multiscale entry and dataset that a TIFF's pixel sizes make.
 
-    Like :func:`fftconv._ome.source_metadata` for an OME-Zarr level; the
-    version is 0.5.  None when the TIFF states no pixel size (or is unreadable),
-    or its series has an axis other than X, Y, Z, C and T.
+    Like :func:`fftconv._ome.source_metadata` for an OME-Zarr level (the
+    first; a pyramid's others follow it); the version is 0.5.  None when the
+    TIFF states no pixel size (or is unreadable), or its series has an axis
+    other than X, Y, Z, C and T.
     """
     import tifffile
 
     try:
         with tifffile.TiffFile(os.fspath(path)) as tif:
-            letters = tif.series[0].levels[0].axes  # the series and level open_image reads
+            levels = tif.series[0].levels  # the series open_image reads, at level 0
+            letters = levels[0].axes
+            shapes = [level.shape for level in levels]
             sizes = (_ome_sizes(tif.ome_metadata) if tif.is_ome
                      else _imagej_sizes(tif) if tif.is_imagej else {})
     except Exception:  # unreadable metadata: as if it said nothing (the read itself reports)
@@ -60,8 +70,15 @@ def tiff_source(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
         unit = sizes.get(letter, (1.0, None))[1]
         axes.append({"name": name, "type": kind, **({"unit": unit} if unit else {})})
     scale = [sizes.get(letter, (1.0, None))[0] for letter in letters]
-    level = {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-    return "0.5", {"axes": axes, "datasets": [level]}, level
+    datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]
+    for finer, coarser in itertools.pairwise(shapes):  # a pyramid's levels, while whole
+        ratio = shape_ratio(finer, coarser)
+        if ratio is None:
+            break
+        scale = [s * r for s, r in zip(scale, ratio)]
+        datasets.append({"path": str(len(datasets)),
+                         "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+    return "0.5", {"axes": axes, "datasets": datasets}, datasets[0]
 
 
 def _size(value: object) -> float | None:

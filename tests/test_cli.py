@@ -584,6 +584,30 @@ def test_an_ome_zarr_pyramid_gives_a_pyramid(tmp_path, capsys, version):
     assert (models.v04 if version == "0.4" else models.v05).image.Image.from_zarr(group)
 
 
+def test_an_ome_tiff_pyramid_gives_an_ome_zarr_pyramid(tmp_path, rng, capsys):
+    """An OME-TIFF's reduced images make the output's levels (before: one level)."""
+    x = random(rng, (2, 40, 36), "float32")
+    with tifffile.TiffWriter(tmp_path / "cells.ome.tif") as tif:
+        tif.write(x, subifds=2, tile=(16, 16), photometric="minisblack",
+                  metadata={"axes": "CYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.5})
+        for step in (2, 4):
+            tif.write(x[:, ::step, ::step], subfiletype=1, tile=(16, 16),
+                      photometric="minisblack")
+    out = tmp_path / "out.zarr"
+    assert cli.main(["convolve", str(tmp_path / "cells.ome.tif"), "gaussian:sigma=1um",
+                     str(out), "--boundary", "nearest"]) == 0
+    assert "(OME-Zarr 0.5, 3 levels)" in capsys.readouterr().out
+    group = zarr.open_group(str(out), mode="r")
+    finest = group["0"][:]
+    assert_matches(finest, reference(x, load_kernel("gaussian:sigma=2,4"), "same", "nearest",
+                                     axes=(1, 2)), "float32")
+    np.testing.assert_allclose(group["2"][:], finest.reshape(2, 10, 4, 9, 4).mean(axis=(2, 4)),
+                               atol=1e-6 * abs(finest).max())
+    assert _place(out, (0, 0, 0), "2") == pytest.approx((0, 1.5 * 0.5, 1.5 * 0.25))
+    models = pytest.importorskip("ome_zarr_models")
+    assert models.v05.image.Image.from_zarr(group)
+
+
 def test_other_outputs_of_an_ome_zarr_input(tmp_path, capsys):
     """A .tif output is an OME-TIFF with the level's pixel sizes (before: none); .npy plain."""
     source = ome_image(tmp_path / "cells.zarr", (2, 40, 30))  # c, y, x at 0.5, 0.25 µm

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fftconv._ome import source_metadata
+from fftconv._pyramid import shape_ratio
 from fftconv._tiff_scale import ome_tiff_letters, ome_tiff_metadata, tiff_source
 
 tifffile = pytest.importorskip("tifffile")
@@ -33,6 +34,35 @@ def test_ome_tiff_sizes_and_units(tmp_path):
          ("y", "space", "micrometer"), ("x", "space", "micrometer")],  # µm: OME's default
         [150.0, 2.0, 0.5, 0.25])
     assert source_metadata(tmp_path / "a.ome.tif")[0] == "0.5"
+
+
+def _pyramid(path, shapes, **metadata):
+    """An OME-TIFF of zeros with a reduced image (SubIFD) of each of ``shapes[1:]``."""
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.zeros(shapes[0], np.float32), subifds=len(shapes) - 1, tile=(16, 16),
+                  photometric="minisblack", metadata=metadata)
+        for shape in shapes[1:]:
+            tif.write(np.zeros(shape, np.float32), subfiletype=1, tile=(16, 16),
+                      photometric="minisblack")
+
+
+def test_an_ome_tiff_pyramid_gives_a_level_each(tmp_path):
+    """The levels' scales follow from their shapes (before: one level)."""
+    _pyramid(tmp_path / "a.ome.tif", [(2, 101, 77), (2, 51, 38), (2, 25, 19), (2, 10, 6)],
+             axes="CYX", PhysicalSizeX=0.25, PhysicalSizeY=0.5)
+    _, entry, level = tiff_source(tmp_path / "a.ome.tif")
+    assert level is entry["datasets"][0]
+    assert [(d["path"], d["coordinateTransformations"]) for d in entry["datasets"]] == [
+        (str(i), [{"type": "scale", "scale": [1.0, 0.5 * 2**i, 0.25 * 2**i]}])
+        for i in range(3)]  # 25 -> 10 is no whole factor: the pyramid ends there
+
+
+@pytest.mark.parametrize("finer, coarser, factors", [
+    ((2, 101, 77), (2, 51, 38), [1, 2, 2]), ((100, 100), (25, 50), [4, 2]),
+    ((2, 101, 77), (2, 50, 39), [1, 2, 2]), ((101,), (40,), None), ((8, 8), (8, 8), None),
+    ((8, 8), (4,), None), ((8, 8), (0, 4), None), ((3, 8), (3, 1), [1, 8])])
+def test_shape_ratio(finer, coarser, factors):
+    assert shape_ratio(finer, coarser) == factors
 
 
 def test_an_ome_tiff_channel_axis_has_no_size(tmp_path):
