@@ -325,9 +325,10 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         out: each scale a whole multiple of the one before, each level the
         mean of as many pixels of the level before, computed from the same
         blocks in the same pass.  For a ``.tif`` output, an OME-TIFF with the
-        one dataset's scale as its pixel sizes (``PhysicalSizeX``...; no
+        first dataset's scale as its pixel sizes (``PhysicalSizeX``...; no
         origin: OME-TIFF has none), where the axes are named x, y, z, c and
-        t, each once, ending with y, x.
+        t, each once, ending with y, x; the coarser levels are its reduced
+        images (SubIFDs), as slide viewers read them.
     **compute
         Passed to :func:`dask.array.store`: ``scheduler=``, ``num_workers=``...
 
@@ -380,21 +381,15 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     try:
         if kind == ".zarr":
             array = on_a_grid(array)
-            target = _zarr_target(tmp, array, names, ome)
+            sources = [array, *_coarser_levels(array, ome)]
+            targets = _zarr_targets(tmp, sources, names, ome)
         elif kind == ".npy":
-            target = _created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
-                                                        shape=array.shape))
+            sources = [array]
+            targets = [_created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
+                                                          shape=array.shape))]
         else:
-            import tifffile
-
-            layout = ome_tiff_metadata(ome) if ome else _tiff_layout(array.shape, names)
-            target = _created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype,
-                                              **layout))
-        sources, targets = [array], [target]
-        if kind == ".zarr" and ome is not None and len(ome["datasets"]) > 1:
-            for level in _coarser_levels(tmp, ome, array, target):
-                sources.append(level[0])
-                targets.append(level[1])
+            sources = [array, *_coarser_levels(array, ome)]
+            targets = _tiff_targets(tmp, sources, names, ome)
         da.store(sources, targets, lock=False, **compute)
         _replace(tmp, path)
     finally:
@@ -402,49 +397,76 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     return path
 
 
-def _zarr_target(tmp: Path, array, names, ome: dict | None):
-    """The zarr array to store ``array`` in: at ``tmp``, or in an OME-Zarr group there."""
+def _coarser_levels(array, ome: dict | None) -> list:
+    """The dask arrays of ``ome``'s datasets after the first: each the mean of the one before.
+
+    They are computed from the same blocks as ``array``, in the same pass: no
+    level is read back.
+    """
+    from fftconv._pyramid import coarser_level, level_factors
+
+    if ome is None or len(ome["datasets"]) == 1:
+        return []
+    levels = [array]
+    for factors in level_factors(ome["datasets"], array.ndim):
+        levels.append(coarser_level(levels[-1], factors, array.chunksize))
+    return levels[1:]
+
+
+def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
+    """The zarr arrays at ``tmp`` to store ``levels`` in: one array, or an OME-Zarr group's."""
     import zarr
 
+    array = levels[0]
     layout = {"shape": array.shape, "dtype": array.dtype, "chunks": array.chunksize}
     if ome is None:
-        return zarr.create_array(str(tmp), compressors=output_codec(), dimension_names=names,
-                                 **layout)
+        return [zarr.create_array(str(tmp), compressors=output_codec(), dimension_names=names,
+                                  **layout)]
     dataset = {"coordinateTransformations": [{"type": "scale", "scale": [1.0] * array.ndim}],
                **ome["datasets"][0]}  # NGFF requires a level's scale: 1 when none is given
     entry = {**{k: v for k, v in ome.items() if k != "version"},
              "datasets": [dataset, *ome["datasets"][1:]]}
-    level = str(dataset["path"]).strip("/")
     if ome.get("version") == "0.4":  # NGFF 0.4: zarr v2, the version in the entry
         group = zarr.create_group(str(tmp), zarr_format=2,
                                   attributes={"multiscales": [{"version": "0.4", **entry}]})
-        return group.create_array(level, compressors=output_codec(2), **layout)
-    group = zarr.create_group(str(tmp), attributes={"ome": {"version": "0.5",
-                                                           "multiscales": [entry]}})
-    return group.create_array(level, compressors=output_codec(), dimension_names=names,
-                              **layout)
+        options = {"compressors": output_codec(2)}
+    else:
+        group = zarr.create_group(str(tmp), attributes={"ome": {"version": "0.5",
+                                                               "multiscales": [entry]}})
+        options = {"compressors": output_codec(), "dimension_names": names}
+    return [group.create_array(str(d["path"]).strip("/"), shape=level.shape, dtype=level.dtype,
+                               chunks=level.chunksize, **options)
+            for d, level in zip(entry["datasets"], levels)]
 
 
-def _coarser_levels(tmp: Path, ome: dict, array, finest):
-    """Per coarser level of ``ome``: its dask array and the zarr array it goes to at ``tmp``.
+def _tiff_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
+    """The regions of a new TIFF at ``tmp`` to store ``levels`` in, each mapped by path.
 
-    Each is the mean of the level before, computed from the same blocks as the
-    full resolution (``finest``), in the same pass: no level is read back.
+    One level is tifffile's memory-mappable layout.  A pyramid is an OME-TIFF
+    whose full resolution holds the coarser levels as reduced images in its
+    SubIFDs (Bio-Formats' and QuPath's layout), each level uncompressed and
+    contiguous so that blocks are written into it in place.
     """
-    import zarr
+    import tifffile
 
-    from fftconv._pyramid import coarser_level, level_factors
-
-    group = zarr.open_group(str(tmp), mode="r+")
-    options = {} if group.metadata.zarr_format == 2 else {
-        "dimension_names": finest.metadata.dimension_names}
-    finer = array
-    for dataset, factors in zip(ome["datasets"][1:], level_factors(ome["datasets"], array.ndim)):
-        finer = coarser_level(finer, factors, finest.chunks)
-        yield finer, group.create_array(
-            str(dataset["path"]).strip("/"), shape=finer.shape, dtype=finer.dtype,
-            chunks=finer.chunksize, compressors=output_codec(group.metadata.zarr_format),
-            **options)
+    array = levels[0]
+    layout = ome_tiff_metadata(ome) if ome else _tiff_layout(array.shape, names)
+    if len(levels) == 1:
+        return [_created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype, **layout))]
+    big = sum(level.nbytes for level in levels) > 2**32 - 2**25  # tifffile's own threshold
+    layout.pop("ome")
+    offsets = []
+    with tifffile.TiffWriter(tmp, bigtiff=big, ome=True) as tif:
+        for i, level in enumerate(levels):
+            place = {"subifds": len(levels) - 1, **layout} if i == 0 else {
+                "subfiletype": 1, "photometric": layout["photometric"], "metadata": None}
+            offset, _ = tif.write(data=None, shape=level.shape, dtype=level.dtype,
+                                  returnoffset=True, align=tifffile.TIFF.ALLOCATIONGRANULARITY,
+                                  **place)
+            offsets.append(offset)
+    modified = os.stat(tmp).st_mtime_ns
+    return [MappedFile(str(tmp), offset, level.shape, np.dtype(level.dtype), "C", modified)
+            for offset, level in zip(offsets, levels)]
 
 
 def _ome_names(ome, shape: tuple[int, ...], names, kind: str) -> tuple[str, ...]:
@@ -461,11 +483,9 @@ def _ome_names(ome, shape: tuple[int, ...], names, kind: str) -> tuple[str, ...]
                          f"{ndim}-D array; got {axes!r}")
     paths = [str(d.get("path", "")).strip("/") if isinstance(d, dict) else ""
              for d in datasets] if isinstance(datasets, list) else []
-    if not paths or not all(paths) or len(set(paths)) != len(paths) or (
-            kind == ".tif" and len(paths) != 1):
-        levels = "one level" if kind == ".tif" else "one level or more"
-        raise ValueError(f"ome= needs 'datasets': {levels}, each with a 'path' of its own; "
-                         f"got {datasets!r}")
+    if not paths or not all(paths) or len(set(paths)) != len(paths):
+        raise ValueError(f"ome= needs 'datasets': one level or more, each with a 'path' of "
+                         f"its own; got {datasets!r}")
     if len(paths) > 1:
         from fftconv._pyramid import first_empty, level_factors
 

@@ -21,8 +21,8 @@ scale only: OME-TIFF has no origin to move.
 An OME-TIFF pyramid (the reduced images of its SubIFDs) states the shapes of
 its levels, not their sizes: each level whose shape is the one before's over
 whole factors (rounded either way) gets a dataset of its own, its scale the
-one before's times those factors, so that an OME-Zarr output keeps the
-pyramid.  A TIFF output is written as one level.
+one before's times those factors, so that an output keeps the pyramid:
+OME-Zarr's levels, or an OME-TIFF's reduced images.
 """
 
 from __future__ import annotations

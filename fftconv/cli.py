@@ -157,8 +157,8 @@ def _ome_output(source, described, output, image_shape, kernel, axes, mode,
     """The OME metadata of an output of an OME-Zarr input, or of a TIFF with pixel sizes
     (``described``: :func:`~fftconv._ome.source_metadata`'s of ``source``).
 
-    A ``.zarr`` output is then an OME-Zarr image, with the coarser levels
-    that follow the level read in the input; a ``.tif`` one an OME-TIFF.
+    A ``.zarr`` output is then an OME-Zarr image, a ``.tif`` one an
+    OME-TIFF, with the coarser levels that follow the level read in the input.
     None (and a line saying why, where the input had some) for a plain output.
     """
     from fftconv._ome import ngff_order, output_metadata, window_shift
@@ -167,8 +167,7 @@ def _ome_output(source, described, output, image_shape, kernel, axes, mode,
     suffix = output.suffix.lower()
     if described is None or suffix == ".npy":
         return None
-    ome = output_metadata(described, window_shift(image_shape, kernel, axes, mode),
-                          shape if suffix == ".zarr" else None)  # OME-TIFF: one level
+    ome = output_metadata(described, window_shift(image_shape, kernel, axes, mode), shape)
     names = ",".join(a.get("name", "?") for a in described[1].get("axes") or ())
     if ome is None:
         why = "its OME-Zarr axes and scale are not inline, one per axis"
@@ -186,10 +185,9 @@ def _ome_kind(ome: dict | None, output) -> str:
     """What the closing line says of an OME output, as ``(OME-Zarr 0.5, 3 levels)``."""
     if not ome:
         return ""
-    if output.suffix.lower() != ".zarr":
-        return " (OME-TIFF)"
+    kind = f"OME-Zarr {ome['version']}" if output.suffix.lower() == ".zarr" else "OME-TIFF"
     levels = len(ome["datasets"])
-    return f" (OME-Zarr {ome['version']}{f', {levels} levels' if levels > 1 else ''})"
+    return f" ({kind}{f', {levels} levels' if levels > 1 else ''})"
 
 
 def cmd_convolve(args: argparse.Namespace) -> int:

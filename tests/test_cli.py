@@ -584,7 +584,7 @@ def test_an_ome_zarr_pyramid_gives_a_pyramid(tmp_path, capsys, version):
     assert (models.v04 if version == "0.4" else models.v05).image.Image.from_zarr(group)
 
 
-def test_an_ome_tiff_pyramid_gives_an_ome_zarr_pyramid(tmp_path, rng, capsys):
+def test_an_ome_tiff_pyramid_gives_a_pyramid(tmp_path, rng, capsys):
     """An OME-TIFF's reduced images make the output's levels (before: one level)."""
     x = random(rng, (2, 40, 36), "float32")
     with tifffile.TiffWriter(tmp_path / "cells.ome.tif") as tif:
@@ -606,6 +606,15 @@ def test_an_ome_tiff_pyramid_gives_an_ome_zarr_pyramid(tmp_path, rng, capsys):
     assert _place(out, (0, 0, 0), "2") == pytest.approx((0, 1.5 * 0.5, 1.5 * 0.25))
     models = pytest.importorskip("ome_zarr_models")
     assert models.v05.image.Image.from_zarr(group)
+    # And an OME-TIFF output keeps them as reduced images (before: one level).
+    assert cli.main(["convolve", str(tmp_path / "cells.ome.tif"), "gaussian:sigma=1um",
+                     str(tmp_path / "out.tif"), "--boundary", "nearest"]) == 0
+    assert "(OME-TIFF, 3 levels)" in capsys.readouterr().out
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        levels = [level.asarray() for level in tif.series[0].levels]
+    assert [level.shape for level in levels] == [(2, 40, 36), (2, 20, 18), (2, 10, 9)]
+    np.testing.assert_array_equal(levels[0], finest)
+    np.testing.assert_allclose(levels[2], group["2"][:], atol=1e-6 * abs(finest).max())
 
 
 def test_other_outputs_of_an_ome_zarr_input(tmp_path, capsys):
