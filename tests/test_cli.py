@@ -295,7 +295,7 @@ def test_a_named_kernel_spans_the_volume(tmp_path, rng):
 
 def test_a_kernel_in_microns_follows_the_pixel_sizes(tmp_path, rng, capsys):
     """``gaussian:sigma=0.5um`` on a stack of 0.5 µm planes and 0.1 µm pixels is 1, 5
-    and 5 pixels (before: "is not a number")."""
+    and 5 pixels (before: "neither a .npy file nor one of ...")."""
     x = random(rng, (9, 24, 20), "float32")
     tifffile.imwrite(tmp_path / "stack.ome.tif", x, metadata={
         "axes": "ZYX", "PhysicalSizeZ": 0.5, "PhysicalSizeY": 0.1, "PhysicalSizeX": 100,
