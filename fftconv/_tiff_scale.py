@@ -69,15 +69,14 @@ def tiff_source(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
         name, kind = _AXES[letter]
         unit = sizes.get(letter, (1.0, None))[1]
         axes.append({"name": name, "type": kind, **({"unit": unit} if unit else {})})
-    scale = [sizes.get(letter, (1.0, None))[0] for letter in letters]
-    datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]
+    scales = [[sizes.get(letter, (1.0, None))[0] for letter in letters]]
     for finer, coarser in itertools.pairwise(shapes):  # a pyramid's levels, while whole
         ratio = shape_ratio(finer, coarser)
         if ratio is None:
             break
-        scale = [s * r for s, r in zip(scale, ratio)]
-        datasets.append({"path": str(len(datasets)),
-                         "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+        scales.append([s * r for s, r in zip(scales[-1], ratio)])
+    datasets = [{"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": s}]}
+                for i, s in enumerate(scales)]
     return "0.5", {"axes": axes, "datasets": datasets}, datasets[0]
 
 
