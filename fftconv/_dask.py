@@ -638,7 +638,8 @@ def _source_read(graph, key):
     return None
 
 
-def _reread(x: da.Array, prefix: str = "fftconv-reread-") -> da.Array | None:
+def _reread(x: da.Array, prefix: str = "fftconv-reread-",
+            direct_only: bool = False) -> da.Array | None:
     """A second, independent read of ``x``'s chunks when each is a plain store read.
 
     Halo strips and boundary edges are cut from this copy, so a chunk of ``x``
@@ -649,20 +650,78 @@ def _reread(x: da.Array, prefix: str = "fftconv-reread-") -> da.Array | None:
     (16384² float32 in 2048² chunks ⊛ 201², one malloc arena: 5.2-5.4 s at
     463-480 MiB held, 6.4-6.7 s at 353-357 MiB read again; default arenas
     5.1-5.3 s at 550-611 MiB against 6.0-6.1 s at 455-464 MiB; at 32768², in 16
-    chunks a row, 21.2 s at 1310 MiB against 28.5 s at 555 MiB).
+    chunks a row, 21.2 s at 1310 MiB against 28.5 s at 555 MiB).  A zarr chunk
+    that can be is decoded straight into its array (:mod:`fftconv._chunk_reads`);
+    with ``direct_only``, None unless every chunk is.
     """
     from dask.highlevelgraph import HighLevelGraph
 
     graph = x.__dask_graph__()
     name = prefix + x.name
-    layer = {}
+    tasks = {}
     for index in np.ndindex(*x.numblocks):
-        task = _source_read(graph, (x.name, *index))
-        if task is None:
+        tasks[index] = _source_read(graph, (x.name, *index))
+        if tasks[index] is None:
             return None
-        layer[(name, *index)] = task.substitute({}, key=(name, *index))
+    layer = _direct_layer(graph, x, tasks, name)
+    if layer is None and direct_only:
+        return None
+    if layer is None:
+        layer = {(name, *index): task.substitute({}, key=(name, *index))
+                 for index, task in tasks.items()}
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
     return da.Array(graph, name, x.chunks, meta=x._meta)
+
+
+def _direct_layer(graph, x: da.Array, tasks: dict, name: str) -> dict | None:
+    """Tasks reading ``x``'s chunks with :func:`fftconv._chunk_reads.read_chunk`, or None.
+
+    Every task of ``tasks`` (dask getters, from :func:`_source_read`) must read
+    exactly one whole chunk of one zarr array that :func:`~fftconv._chunk_reads.layout`
+    accepts, without a lock.  The new tasks refer to the array as the getters
+    do (by key when ``from_zarr`` kept it out of line), so it is not copied
+    into each.
+    """
+    from dask._task_spec import DataNode, Task, TaskRef
+
+    from fftconv._chunk_reads import layout, read_chunk
+
+    def value(arg):
+        if isinstance(arg, TaskRef):
+            arg = graph.get(arg.key)
+        return arg.value if isinstance(arg, DataNode) else arg
+
+    first = next(iter(tasks.values()))
+    array = value(first.args[0]) if first.args else None
+    stored = layout(array)
+    if stored is None:
+        return None
+    layer = {}
+    for index, task in tasks.items():
+        if (len(task.args) != 2 or value(task.args[0]) is not array
+                or task.kwargs.get("lock") not in (None, False)):
+            return None
+        found = _chunk_of(value(task.args[1]), stored.chunk_shape, array.shape)
+        if found is None:
+            return None
+        layer[(name, *index)] = Task((name, *index), read_chunk, task.args[0], stored, *found)
+    return layer
+
+
+def _chunk_of(selection, chunk_shape, shape) -> tuple[tuple, tuple] | None:
+    """(coordinates, extent) of the one chunk ``selection`` covers exactly, else None."""
+    if not isinstance(selection, tuple) or len(selection) != len(shape):
+        return None
+    coords, extent = [], []
+    for s, c, n in zip(selection, chunk_shape, shape):
+        if not isinstance(s, slice) or s.step not in (None, 1):
+            return None
+        start, stop = s.start or 0, n if s.stop is None else s.stop
+        if start % c or stop != min(start + c, n):
+            return None
+        coords.append(start // c)
+        extent.append(stop - start)
+    return tuple(coords), tuple(extent)
 
 
 def _assemble(x, k, request, out_chunks, pads, kernel_key, token, method, nan_policy, frozen,
@@ -707,12 +766,16 @@ def block_pieces(x: da.Array, plans: dict, halo: str, cval=0.0, dtype=None) -> B
     task of its own, cut from a second read of the chunk when ``x`` is a plain
     store read (:func:`_reread`), so that the chunk is released as soon as its
     owner is done; with the setting ``halo_reads="hold"``, from the one read,
-    which then waits for its neighbours.  Pieces of the constant boundary are
-    ``cval`` broadcast, in ``dtype`` (default ``x``'s).
+    which then waits for its neighbours.  When every chunk of ``x`` is one
+    whole zarr chunk that :mod:`fftconv._chunk_reads` decodes directly, the
+    first read is such a read too, not ``x``'s own task.  Pieces of the
+    constant boundary are ``cval`` broadcast, in ``dtype`` (default ``x``'s).
     """
     owners = _owners(plans)
+    direct = _reread(x, "fftconv-read-", direct_only=True)
+    first = x if direct is None else direct
     again = _reread(x) if _config.get("halo_reads") == "reread" else None
-    source = x.name if again is None else again.name
+    source = first.name if again is None else again.name
     dtype = x.dtype if dtype is None else dtype
     layer: dict = {}
 
@@ -722,7 +785,7 @@ def block_pieces(x: da.Array, plans: dict, halo: str, cval=0.0, dtype=None) -> B
         chunk = tuple(c for c, _, _ in combo)
         cut = tuple(s for _, s, _ in combo)
         if owners[chunk] == index:
-            return (_view, (x.name, *chunk), cut)
+            return (_view, (first.name, *chunk), cut)
         key = (halo, *index, next(count))
         layer[key] = (_cut, (source, *chunk), cut)
         return key
@@ -734,7 +797,7 @@ def block_pieces(x: da.Array, plans: dict, halo: str, cval=0.0, dtype=None) -> B
 
     return BlockPieces({index: nested(index, per_axis, itertools.count())
                         for index, per_axis in plans.items()},
-                       layer, [x] if again is None else [x, again])
+                       layer, [first] if again is None else [first, again])
 
 
 def apply_convolver(convolver, image):

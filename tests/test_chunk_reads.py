@@ -1,0 +1,157 @@
+"""Whole zarr chunks decoded straight into their arrays (fftconv._chunk_reads), and the
+Dask path's use of them: every read equals zarr's own, in every layout the module takes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random
+from reference import assert_matches, reference
+
+import fftconv
+
+zarr = pytest.importorskip("zarr")
+numcodecs = pytest.importorskip("numcodecs")
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+from fftconv import _chunk_reads  # noqa: E402
+
+COMPRESSORS = {
+    3: {"none": None, "zstd": lambda: zarr.codecs.ZstdCodec(checksum=True),
+        "blosc": lambda: zarr.codecs.BloscCodec(), "gzip": lambda: zarr.codecs.GzipCodec()},
+    2: {"none": None, "zstd": lambda: numcodecs.Zstd(), "blosc": lambda: numcodecs.Blosc(),
+        "gzip": lambda: numcodecs.GZip(), "zlib": lambda: numcodecs.Zlib()},
+}
+CASES = [(f, c) for f, names in COMPRESSORS.items() for c in names]
+DTYPES = ["float32", "float64", "int16", "uint8", "complex64", "bool"]
+
+
+def _values(rng, shape, dtype):
+    if dtype == "bool":
+        return rng.random(shape) > 0.5
+    return random(rng, shape, "float64" if dtype in ("int16", "uint8") else dtype) \
+        if dtype not in ("int16", "uint8") else (rng.random(shape) * 100).astype(dtype)
+
+
+def _store(kind, tmp_path):
+    if kind == "local":
+        return zarr.storage.LocalStore(tmp_path / "data.zarr")
+    if kind == "fsspec":
+        return zarr.storage.FsspecStore.from_url(f"file://{tmp_path / 'data.zarr'}",
+                                                 storage_options={"auto_mkdir": True})
+    return zarr.storage.MemoryStore()
+
+
+def _array(store, fmt, compressor, dtype, shape=(7, 10), chunks=(3, 4), fill=3):
+    """In a group (a non-empty path); the chunks wholly inside rows 3:6 are never written,
+    so they are missing from the store and read as ``fill``."""
+    make = COMPRESSORS[fmt][compressor]
+    return zarr.create_array(store, name="group/image", shape=shape, chunks=chunks,
+                             dtype=dtype, zarr_format=fmt, fill_value=fill,
+                             compressors=None if make is None else make())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fmt, compressor", CASES)
+@pytest.mark.parametrize("store", ["local", "fsspec", "memory"])
+def test_every_chunk_reads_as_zarr_reads_it(rng, tmp_path, store, fmt, compressor, dtype):
+    z = _array(_store(store, tmp_path), fmt, compressor, dtype)
+    values = _values(rng, z.shape, dtype)
+    z[:3], z[6:] = values[:3], values[6:]
+    stored = _chunk_reads.layout(z)
+    assert stored is not None
+    for coords in np.ndindex(*z.cdata_shape):
+        region = tuple(slice(i * c, min((i + 1) * c, n))
+                       for i, c, n in zip(coords, z.chunks, z.shape))
+        got = _chunk_reads.read_chunk(z, stored, coords, tuple(s.stop - s.start for s in region))
+        expected = z[region]
+        assert got.dtype == expected.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, expected)
+    missing = _chunk_reads.read_chunk(z, stored, (1, 0), (3, 4))
+    np.testing.assert_array_equal(missing, np.full((3, 4), z.fill_value, z.dtype))
+
+
+def _transposed(store):
+    return zarr.create_array(store, shape=(4, 4), chunks=(2, 2), dtype="f4",
+                             serializer=zarr.codecs.BytesCodec(),
+                             filters=[zarr.codecs.TransposeCodec(order=(1, 0))])
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda s: zarr.create_array(s, shape=(4, 4), chunks=(2, 2), shards=(4, 4),
+                                             dtype="f4"), id="sharded"),
+    pytest.param(_transposed, id="transposed"),
+    pytest.param(lambda s: zarr.create_array(s, shape=(4, 4), chunks=(2, 2), dtype="f4",
+                                             compressors=[zarr.codecs.ZstdCodec(),
+                                                          zarr.codecs.Crc32cCodec()]),
+                 id="checksum"),
+    pytest.param(lambda s: zarr.create_array(s, shape=(4, 4), chunks=(2, 2), dtype=">f4"),
+                 id="big-endian"),
+    pytest.param(lambda s: zarr.create_array(s, shape=(4, 4), chunks=(2, 2), dtype="f4",
+                                             zarr_format=2, order="F"), id="v2-fortran"),
+    pytest.param(lambda s: zarr.create_array(s, shape=(4, 4), chunks=(2, 2), dtype="f4",
+                                             zarr_format=2, filters=[numcodecs.Delta("f4")]),
+                 id="v2-filters"),
+    pytest.param(lambda s: zarr.create_array(s, shape=(4, 4), chunks=(2, 2), dtype="f4",
+                                             zarr_format=2, compressors=numcodecs.LZMA()),
+                 id="v2-other-compressor"),
+    pytest.param(lambda s: zarr.create_array(s, shape=(4,), chunks=(2,), dtype="U3",
+                                             zarr_format=2),
+                 id="strings"),
+    pytest.param(lambda s: np.zeros((4, 4)), id="not-zarr"),
+])
+def test_other_layouts_keep_zarrs_read(make):
+    assert _chunk_reads.layout(make(zarr.storage.MemoryStore())) is None
+
+
+def _culled_layers(lazy) -> list[str]:
+    keys = set(dask.core.flatten(lazy.__dask_keys__()))
+    return list(lazy.__dask_graph__().cull(keys).layers)
+
+
+@pytest.mark.parametrize("halo_reads", ["reread", "hold"])
+@pytest.mark.parametrize("source", ["path", "array"])
+def test_zarr_chunks_are_read_directly(rng, tmp_path, source, halo_reads):
+    """Both reads of a chunk are fftconv's own direct reads; from_zarr's tasks are left
+    out (before: zarr's reads, a third slower at 2048² float32)."""
+    x = random(rng, (40, 30), "float32")
+    z = zarr.create_array(tmp_path / "image.zarr", shape=x.shape, chunks=(16, 8),
+                          dtype="float32", fill_value=0.5)
+    z[:16] = x[:16]
+    z[32:] = x[32:]
+    x[16:32] = 0.5  # those chunks are missing from the store
+    image = da.from_zarr(str(tmp_path / "image.zarr") if source == "path" else z)
+    k = random(rng, (7, 6), "float32")
+    with fftconv.config.set(halo_reads=halo_reads):
+        lazy = fftconv.convolve(image, k, boundary="reflect")
+    layers = _culled_layers(lazy)
+    assert any(name.startswith("fftconv-read-") for name in layers)
+    assert any(name.startswith("fftconv-reread-") for name in layers) == (halo_reads == "reread")
+    assert not any(name.startswith("from-zarr") for name in layers)
+    assert_matches(lazy.compute(), reference(x, k, "same", "reflect"), "float32")
+
+
+def test_part_chunks_keep_zarrs_read(rng, tmp_path):
+    """Dask chunks that are not the store's chunks read through zarr, as before."""
+    x = random(rng, (40, 30), "float64")
+    z = zarr.create_array(tmp_path / "image.zarr", shape=x.shape, chunks=(16, 8),
+                          dtype=x.dtype)
+    z[...] = x
+    k = random(rng, (5, 5), "float64")
+    lazy = fftconv.convolve(da.from_zarr(z, chunks=(10, 12)), k, boundary="mirror")
+    layers = _culled_layers(lazy)
+    assert not any(name.startswith("fftconv-read-") for name in layers)
+    assert any(name.startswith("fftconv-reread-") for name in layers)
+    assert_matches(lazy.compute(), reference(x, k, "same", "mirror"), "float64")
+
+
+def test_direct_reads_in_worker_processes(rng, tmp_path):
+    x = random(rng, (48, 40), "float64")
+    z = zarr.create_array(tmp_path / "image.zarr", shape=x.shape, chunks=(16, 16), dtype=x.dtype)
+    z[...] = x
+    k = random(rng, (7, 6), "float64")
+    lazy = fftconv.correlate(da.from_zarr(str(tmp_path / "image.zarr")), k, boundary="wrap")
+    assert any(name.startswith("fftconv-read-") for name in _culled_layers(lazy))
+    got = lazy.compute(scheduler="processes", num_workers=2)
+    assert_matches(got, reference(x, k, "same", "wrap", correlate=True), "float64")
