@@ -651,7 +651,7 @@ def _reread(x: da.Array, prefix: str = "fftconv-reread-",
     463-480 MiB held, 6.4-6.7 s at 353-357 MiB read again; default arenas
     5.1-5.3 s at 550-611 MiB against 6.0-6.1 s at 455-464 MiB; at 32768², in 16
     chunks a row, 21.2 s at 1310 MiB against 28.5 s at 555 MiB).  A zarr chunk
-    that can be is decoded straight into its array (:mod:`fftconv._chunk_reads`);
+    that can be is decoded straight into its array (:mod:`fftconv._zarr_direct`);
     with ``direct_only``, None unless every chunk is.
     """
     from dask.highlevelgraph import HighLevelGraph
@@ -674,17 +674,17 @@ def _reread(x: da.Array, prefix: str = "fftconv-reread-",
 
 
 def _direct_layer(graph, x: da.Array, tasks: dict, name: str) -> dict | None:
-    """Tasks reading ``x``'s chunks with :func:`fftconv._chunk_reads.read_chunk`, or None.
+    """Tasks reading ``x``'s chunks with :func:`fftconv._zarr_direct.read_chunk`, or None.
 
     Every task of ``tasks`` (dask getters, from :func:`_source_read`) must read
-    exactly one whole chunk of one zarr array that :func:`~fftconv._chunk_reads.layout`
+    exactly one whole chunk of one zarr array that :func:`~fftconv._zarr_direct.layout`
     accepts, without a lock.  The new tasks refer to the array as the getters
     do (by key when ``from_zarr`` kept it out of line), so it is not copied
     into each.
     """
     from dask._task_spec import DataNode, Task, TaskRef
 
-    from fftconv._chunk_reads import layout, read_chunk
+    from fftconv._zarr_direct import chunk_of, layout, read_chunk
 
     def value(arg):
         if isinstance(arg, TaskRef):
@@ -701,27 +701,11 @@ def _direct_layer(graph, x: da.Array, tasks: dict, name: str) -> dict | None:
         if (len(task.args) != 2 or value(task.args[0]) is not array
                 or task.kwargs.get("lock") not in (None, False)):
             return None
-        found = _chunk_of(value(task.args[1]), stored.chunk_shape, array.shape)
+        found = chunk_of(value(task.args[1]), stored.chunk_shape, array.shape)
         if found is None:
             return None
         layer[(name, *index)] = Task((name, *index), read_chunk, task.args[0], stored, *found)
     return layer
-
-
-def _chunk_of(selection, chunk_shape, shape) -> tuple[tuple, tuple] | None:
-    """(coordinates, extent) of the one chunk ``selection`` covers exactly, else None."""
-    if not isinstance(selection, tuple) or len(selection) != len(shape):
-        return None
-    coords, extent = [], []
-    for s, c, n in zip(selection, chunk_shape, shape):
-        if not isinstance(s, slice) or s.step not in (None, 1):
-            return None
-        start, stop = s.start or 0, n if s.stop is None else s.stop
-        if start % c or stop != min(start + c, n):
-            return None
-        coords.append(start // c)
-        extent.append(stop - start)
-    return tuple(coords), tuple(extent)
 
 
 def _assemble(x, k, request, out_chunks, pads, kernel_key, token, method, nan_policy, frozen,
@@ -767,7 +751,7 @@ def block_pieces(x: da.Array, plans: dict, halo: str, cval=0.0, dtype=None) -> B
     store read (:func:`_reread`), so that the chunk is released as soon as its
     owner is done; with the setting ``halo_reads="hold"``, from the one read,
     which then waits for its neighbours.  When every chunk of ``x`` is one
-    whole zarr chunk that :mod:`fftconv._chunk_reads` decodes directly, the
+    whole zarr chunk that :mod:`fftconv._zarr_direct` decodes directly, the
     first read is such a read too, not ``x``'s own task.  Pieces of the
     constant boundary are ``cval`` broadcast, in ``dtype`` (default ``x``'s).
     """

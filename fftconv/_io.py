@@ -414,14 +414,19 @@ def _coarser_levels(array, ome: dict | None) -> list:
 
 
 def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
-    """The zarr arrays at ``tmp`` to store ``levels`` in: one array, or an OME-Zarr group's."""
+    """The targets at ``tmp`` to store ``levels`` in: one zarr array, or an OME-Zarr group's.
+
+    Each writes its whole chunks directly (:class:`fftconv._zarr_direct.ChunkWriter`).
+    """
     import zarr
+
+    from fftconv._zarr_direct import ChunkWriter
 
     array = levels[0]
     layout = {"shape": array.shape, "dtype": array.dtype, "chunks": array.chunksize}
     if ome is None:
-        return [zarr.create_array(str(tmp), compressors=output_codec(), dimension_names=names,
-                                  **layout)]
+        return [ChunkWriter.of(zarr.create_array(str(tmp), compressors=output_codec(),
+                                                 dimension_names=names, **layout))]
     dataset = {"coordinateTransformations": [{"type": "scale", "scale": [1.0] * array.ndim}],
                **ome["datasets"][0]}  # NGFF requires a level's scale: 1 when none is given
     entry = {**{k: v for k, v in ome.items() if k != "version"},
@@ -434,8 +439,9 @@ def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
         group = zarr.create_group(str(tmp), attributes={"ome": {"version": "0.5",
                                                                "multiscales": [entry]}})
         options = {"compressors": output_codec(), "dimension_names": names}
-    return [group.create_array(str(d["path"]).strip("/"), shape=level.shape, dtype=level.dtype,
-                               chunks=level.chunksize, **options)
+    return [ChunkWriter.of(group.create_array(str(d["path"]).strip("/"), shape=level.shape,
+                                              dtype=level.dtype, chunks=level.chunksize,
+                                              **options))
             for d, level in zip(entry["datasets"], levels)]
 
 

@@ -1,5 +1,6 @@
-"""Whole zarr chunks decoded straight into their arrays (fftconv._chunk_reads), and the
-Dask path's use of them: every read equals zarr's own, in every layout the module takes."""
+"""Whole zarr chunks read and written without zarr's copies (fftconv._zarr_direct), and the
+Dask path's and write_image's use of them: every read equals zarr's own, and every write
+leaves the bytes zarr would, in every layout the module takes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ numcodecs = pytest.importorskip("numcodecs")
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
-from fftconv import _chunk_reads  # noqa: E402
+from fftconv import _zarr_direct  # noqa: E402
 
 COMPRESSORS = {
     3: {"none": None, "zstd": lambda: zarr.codecs.ZstdCodec(checksum=True),
@@ -59,16 +60,16 @@ def test_every_chunk_reads_as_zarr_reads_it(rng, tmp_path, store, fmt, compresso
     z = _array(_store(store, tmp_path), fmt, compressor, dtype)
     values = _values(rng, z.shape, dtype)
     z[:3], z[6:] = values[:3], values[6:]
-    stored = _chunk_reads.layout(z)
+    stored = _zarr_direct.layout(z)
     assert stored is not None
     for coords in np.ndindex(*z.cdata_shape):
         region = tuple(slice(i * c, min((i + 1) * c, n))
                        for i, c, n in zip(coords, z.chunks, z.shape))
-        got = _chunk_reads.read_chunk(z, stored, coords, tuple(s.stop - s.start for s in region))
+        got = _zarr_direct.read_chunk(z, stored, coords, tuple(s.stop - s.start for s in region))
         expected = z[region]
         assert got.dtype == expected.dtype and got.flags.c_contiguous
         np.testing.assert_array_equal(got, expected)
-    missing = _chunk_reads.read_chunk(z, stored, (1, 0), (3, 4))
+    missing = _zarr_direct.read_chunk(z, stored, (1, 0), (3, 4))
     np.testing.assert_array_equal(missing, np.full((3, 4), z.fill_value, z.dtype))
 
 
@@ -102,7 +103,7 @@ def _transposed(store):
     pytest.param(lambda s: np.zeros((4, 4)), id="not-zarr"),
 ])
 def test_other_layouts_keep_zarrs_read(make):
-    assert _chunk_reads.layout(make(zarr.storage.MemoryStore())) is None
+    assert _zarr_direct.layout(make(zarr.storage.MemoryStore())) is None
 
 
 def _culled_layers(lazy) -> list[str]:
@@ -155,3 +156,69 @@ def test_direct_reads_in_worker_processes(rng, tmp_path):
     assert any(name.startswith("fftconv-read-") for name in _culled_layers(lazy))
     got = lazy.compute(scheduler="processes", num_workers=2)
     assert_matches(got, reference(x, k, "same", "wrap", correlate=True), "float64")
+
+
+def _files(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fmt, compressor", CASES)
+def test_every_chunk_writes_as_zarr_writes_it(rng, tmp_path, fmt, compressor, dtype):
+    """The same files, byte for byte: edge chunks padded with the fill value, and a chunk
+    that is all fill value left out, as zarr leaves it out."""
+    values = _values(rng, (7, 10), dtype)
+    values[3:6, 4:8] = np.asarray(3).astype(dtype)  # one whole chunk of the fill value
+    lazy = da.from_array(values, chunks=(3, 4))
+    ours, zarrs = (_array(zarr.storage.LocalStore(tmp_path / name), fmt, compressor, dtype)
+                   for name in ("ours", "zarrs"))
+    writer = _zarr_direct.ChunkWriter.of(ours)
+    assert isinstance(writer, _zarr_direct.ChunkWriter)
+    da.store(lazy, writer, lock=False)
+    da.store(lazy, zarrs, lock=False)
+    files = _files(tmp_path / "ours")
+    assert files == _files(tmp_path / "zarrs")
+    assert "group/image/" + ours.metadata.encode_chunk_key((1, 0)) in files
+    assert "group/image/" + ours.metadata.encode_chunk_key((1, 1)) not in files
+    np.testing.assert_array_equal(ours[...], values)
+
+
+@pytest.mark.parametrize("store", ["fsspec", "memory"])
+def test_writes_to_other_stores(rng, tmp_path, store):
+    values = random(rng, (7, 10), "float32")
+    z = _array(_store(store, tmp_path), 3, "blosc", "float32", fill=np.nan)
+    values[:3, :4] = np.nan  # a chunk of the fill value: NaN equals NaN
+    da.store(da.from_array(values, chunks=(3, 4)), _zarr_direct.ChunkWriter.of(z), lock=False)
+    np.testing.assert_array_equal(z[...], values)
+
+
+def test_part_chunks_write_through_zarr(rng, tmp_path):
+    """Blocks that are not one chunk each are zarr's to write (one at a time here: blocks
+    sharing a chunk race, which write_image's on_a_grid prevents)."""
+    values = random(rng, (7, 10), "float64")
+    z = _array(zarr.storage.LocalStore(tmp_path / "data.zarr"), 3, "zstd", "float64")
+    lazy = da.from_array(values, chunks=(5, 6))
+    lazy.store(_zarr_direct.ChunkWriter.of(z), lock=False, scheduler="sync")
+    np.testing.assert_array_equal(z[...], values)
+
+
+def test_write_image_writes_chunks_directly(rng, tmp_path, monkeypatch):
+    """Neither level of an OME-Zarr pyramid goes through zarr's writes (which this makes
+    fail), and what lands reads back as zarr reads it."""
+    values = random(rng, (64, 48), "float32")
+    monkeypatch.setattr(zarr.Array, "__setitem__", _refuse)
+    ome = {"axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+           "datasets": [{"path": "0", "coordinateTransformations": [
+                            {"type": "scale", "scale": [1.0, 1.0]}]},
+                        {"path": "1", "coordinateTransformations": [
+                            {"type": "scale", "scale": [2.0, 2.0]}]}]}
+    out = fftconv.write_image(da.from_array(values, chunks=16), tmp_path / "out.zarr", ome=ome)
+    group = zarr.open_group(out, mode="r")
+    np.testing.assert_array_equal(group["0"][...], values)
+    np.testing.assert_allclose(group["1"][...],
+                               values.reshape(32, 2, 24, 2).mean(axis=(1, 3)), rtol=1e-6)
+
+
+def _refuse(self, index, value):
+    raise AssertionError("zarr wrote a chunk")
