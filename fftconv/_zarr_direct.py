@@ -155,17 +155,61 @@ def read_chunk(array, stored: Layout, coords: tuple[int, ...],
     if found is None:
         return np.full(shape, stored.fill_value, stored.dtype)
     out = np.empty(stored.chunk_shape, stored.dtype)
-    data = found.as_numpy_array()
-    if stored.codec is not None:
-        stored.codec.decode(data, out)
-    elif data.nbytes == out.nbytes:
-        out.reshape(-1).view(np.uint8)[:] = data.reshape(-1).view(np.uint8)
-    else:
-        raise ValueError(f"zarr chunk {key!r} holds {data.nbytes} bytes; "
-                         f"a {stored.chunk_shape} {stored.dtype} chunk has {out.nbytes}")
+    _decode_into(stored.codec, found.as_numpy_array(), out, key)
     if shape == stored.chunk_shape:
         return out
     return out[tuple(slice(0, n) for n in shape)].copy()  # an edge chunk: zarr's exact extent
+
+
+def _decode_into(codec, data: np.ndarray, out: np.ndarray, key: str) -> None:
+    """``data`` (a chunk's stored bytes) decoded into ``out``, or ValueError if it is not
+    ``out``'s size, as zarr raises (numcodecs would fill part of ``out``, silently)."""
+    size = data.nbytes if codec is None else decoded_size(codec, data)
+    if codec is not None and size is None:  # unstated: decoded, then copied, as zarr does
+        data, codec = np.frombuffer(codec.decode(data), np.uint8), None
+        size = data.nbytes
+    if size != out.nbytes:
+        raise ValueError(f"zarr chunk {key!r} holds {size} bytes; a {out.shape} {out.dtype} "
+                         f"chunk has {out.nbytes}")
+    if codec is None:
+        out.reshape(-1).view(np.uint8)[:] = data.reshape(-1).view(np.uint8)
+    else:
+        codec.decode(data, out)
+
+
+def decoded_size(codec, data: np.ndarray) -> int | None:
+    """The decoded size in bytes that a zstd, blosc or gzip chunk's own header states.
+
+    Read from the formats' published layouts: zstd's frame header (RFC 8878
+    §3.1.1.1), blosc's 16-byte header (``nbytes`` at offset 4) and gzip's
+    trailer (ISIZE, RFC 1952).  None for other codecs and for a zstd frame
+    that does not state it.
+
+    Examples
+    --------
+    >>> import numcodecs, numpy as np
+    >>> values = np.arange(1000, dtype=np.float32)
+    >>> codecs = (numcodecs.Zstd(), numcodecs.Blosc(), numcodecs.GZip(), numcodecs.Zlib())
+    >>> [decoded_size(c, np.frombuffer(c.encode(values), np.uint8)) for c in codecs]
+    [4000, 4000, 4000, None]
+    """
+    import numcodecs
+
+    data = data.reshape(-1).view(np.uint8)
+    if type(codec) is numcodecs.Blosc:
+        return int.from_bytes(bytes(data[4:8]), "little")
+    if type(codec) is numcodecs.GZip:
+        return int.from_bytes(bytes(data[-4:]), "little")
+    if type(codec) is not numcodecs.Zstd:
+        return None
+    descriptor = int(data[4])
+    single, flag = descriptor >> 5 & 1, descriptor >> 6
+    start = 5 + (not single) + (0, 1, 2, 4)[descriptor & 3]
+    width = (1 if single else 0, 2, 4, 8)[flag]
+    if width == 0:
+        return None
+    size = int.from_bytes(bytes(data[start:start + width]), "little")
+    return size + 256 if width == 2 else size
 
 
 def _key(array, coords: tuple[int, ...]) -> str:

@@ -73,6 +73,36 @@ def test_every_chunk_reads_as_zarr_reads_it(rng, tmp_path, store, fmt, compresso
     np.testing.assert_array_equal(missing, np.full((3, 4), z.fill_value, z.dtype))
 
 
+@pytest.mark.parametrize("n", [0, 5, 63, 64, 16_447, 16_448, 90_000, 2**22])
+@pytest.mark.parametrize("codec", ["zstd", "zstd-checksum", "blosc", "gzip"])
+def test_decoded_size_from_the_header(rng, codec, n):
+    """Sizes around each width of zstd's frame content size field (1, 2, 4 bytes)."""
+    make = {"zstd": lambda: numcodecs.Zstd(), "zstd-checksum": lambda: numcodecs.Zstd(
+        checksum=True), "blosc": lambda: numcodecs.Blosc(), "gzip": lambda: numcodecs.GZip()}
+    values = (rng.random(n) * 4).astype(np.float32)  # 4 n bytes, partly compressible
+    c = make[codec]()
+    assert _zarr_direct.decoded_size(c, np.frombuffer(c.encode(values), np.uint8)) == 4 * n
+
+
+@pytest.mark.parametrize("fmt, compressor", CASES)
+def test_a_chunk_of_the_wrong_size_is_an_error(rng, tmp_path, fmt, compressor):
+    """As in zarr; numcodecs decoding a shorter chunk into the array left the rest of it
+    as np.empty found it."""
+    z = _array(zarr.storage.LocalStore(tmp_path / "data.zarr"), fmt, compressor, "float32")
+    z[:3, :4] = random(rng, (3, 4), "float32")
+    short = zarr.create_array(zarr.storage.LocalStore(tmp_path / "short.zarr"), shape=(2, 4),
+                              chunks=(2, 4), dtype="float32", zarr_format=fmt,
+                              compressors=z.compressors if fmt == 3 else z.metadata.compressor)
+    short[...] = 1.0
+    key = short.metadata.encode_chunk_key((0, 0))
+    chunk = tmp_path / "data.zarr" / "group" / "image" / z.metadata.encode_chunk_key((0, 0))
+    chunk.write_bytes((tmp_path / "short.zarr" / key).read_bytes())
+    with pytest.raises(ValueError, match="holds 32 bytes; a \\(3, 4\\) float32 chunk has 48"):
+        _zarr_direct.read_chunk(z, _zarr_direct.layout(z), (0, 0), (3, 4))
+    with pytest.raises(Exception):  # noqa: B017 - zarr's own error, whichever it is
+        z[:3, :4]
+
+
 def _transposed(store):
     return zarr.create_array(store, shape=(4, 4), chunks=(2, 2), dtype="f4",
                              serializer=zarr.codecs.BytesCodec(),
