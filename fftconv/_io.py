@@ -380,9 +380,12 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if kind == ".zarr":
+            from fftconv._zarr_direct import ChunkWriter
+
             array = on_a_grid(array)
             sources = [array, *_coarser_levels(array, ome)]
-            targets = _zarr_targets(tmp, sources, names, ome)
+            # Whole chunks are encoded and stored as zarr would, without its copy.
+            targets = [ChunkWriter.of(z) for z in _zarr_targets(tmp, sources, names, ome)]
         elif kind == ".npy":
             sources = [array]
             targets = [_created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
@@ -414,19 +417,14 @@ def _coarser_levels(array, ome: dict | None) -> list:
 
 
 def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
-    """The targets at ``tmp`` to store ``levels`` in: one zarr array, or an OME-Zarr group's.
-
-    Each writes its whole chunks directly (:class:`fftconv._zarr_direct.ChunkWriter`).
-    """
+    """The zarr arrays at ``tmp`` to store ``levels`` in: one array, or an OME-Zarr group's."""
     import zarr
-
-    from fftconv._zarr_direct import ChunkWriter
 
     array = levels[0]
     layout = {"shape": array.shape, "dtype": array.dtype, "chunks": array.chunksize}
     if ome is None:
-        return [ChunkWriter.of(zarr.create_array(str(tmp), compressors=output_codec(),
-                                                 dimension_names=names, **layout))]
+        return [zarr.create_array(str(tmp), compressors=output_codec(), dimension_names=names,
+                                  **layout)]
     dataset = {"coordinateTransformations": [{"type": "scale", "scale": [1.0] * array.ndim}],
                **ome["datasets"][0]}  # NGFF requires a level's scale: 1 when none is given
     entry = {**{k: v for k, v in ome.items() if k != "version"},
@@ -439,9 +437,8 @@ def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
         group = zarr.create_group(str(tmp), attributes={"ome": {"version": "0.5",
                                                                "multiscales": [entry]}})
         options = {"compressors": output_codec(), "dimension_names": names}
-    return [ChunkWriter.of(group.create_array(str(d["path"]).strip("/"), shape=level.shape,
-                                              dtype=level.dtype, chunks=level.chunksize,
-                                              **options))
+    return [group.create_array(str(d["path"]).strip("/"), shape=level.shape, dtype=level.dtype,
+                               chunks=level.chunksize, **options)
             for d, level in zip(entry["datasets"], levels)]
 
 

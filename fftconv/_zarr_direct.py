@@ -68,7 +68,7 @@ def layout(array) -> Layout | None:
 
 
 def _readable(array) -> bool:
-    """zarr's pieces that a direct read uses are where this module expects them."""
+    """zarr's pieces that direct reads and writes use are where this module expects them."""
     try:
         from zarr.core.buffer import default_buffer_prototype  # noqa: F401
         from zarr.core.sync import sync  # noqa: F401
