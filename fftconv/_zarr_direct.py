@@ -248,18 +248,20 @@ class ChunkWriter:
 
     A block that is exactly one chunk is encoded as it is (an edge chunk first
     padded with the fill value, as zarr stores it) and set in the store; one
-    equal to the fill value everywhere is not written, as zarr does by default.
-    Pickles to worker processes with its array.
+    equal to the fill value everywhere is not written, as zarr does by default,
+    unless the array's config says ``write_empty_chunks=True``.  Pickles to
+    worker processes with its array.
     """
 
     array: Any
     stored: Layout
+    write_empty: bool = False
 
     @classmethod
     def of(cls, array):
         """A writer for ``array`` when :func:`layout` accepts it, else ``array`` itself."""
         stored = layout(array)
-        return array if stored is None else cls(array, stored)
+        return array if stored is None else cls(array, stored, _writes_empty_chunks(array))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -285,7 +287,7 @@ class ChunkWriter:
         from zarr.core.buffer import default_buffer_prototype
         from zarr.core.sync import sync
 
-        if _all_fill(value, self.stored.fill_value):
+        if not self.write_empty and _all_fill(value, self.stored.fill_value):
             sync(self.array.store.delete(_key(self.array, coords)))
             return
         if value.shape != self.stored.chunk_shape:
@@ -298,6 +300,13 @@ class ChunkWriter:
             data = self.stored.codec.encode(data if self.stored.encodes_bytes else value)
         buffer = default_buffer_prototype().buffer.from_bytes(data)
         sync(self.array.store.set(_key(self.array, coords), buffer))
+
+
+def _writes_empty_chunks(array) -> bool:
+    """The array's ``write_empty_chunks``: fixed when it was opened, from its ``config=``
+    or, failing that, from ``zarr.config``'s ``array.write_empty_chunks``."""
+    config = getattr(getattr(array, "async_array", None), "config", None)
+    return bool(getattr(config, "write_empty_chunks", False))
 
 
 def _all_fill(value: np.ndarray, fill) -> bool:

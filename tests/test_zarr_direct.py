@@ -44,12 +44,12 @@ def _store(kind, tmp_path):
     return zarr.storage.MemoryStore()
 
 
-def _array(store, fmt, compressor, dtype, shape=(7, 10), chunks=(3, 4), fill=3):
+def _array(store, fmt, compressor, dtype, shape=(7, 10), chunks=(3, 4), fill=3, config=None):
     """In a group (a non-empty path); the chunks wholly inside rows 3:6 are never written,
     so they are missing from the store and read as ``fill``."""
     make = COMPRESSORS[fmt][compressor]
     return zarr.create_array(store, name="group/image", shape=shape, chunks=chunks,
-                             dtype=dtype, zarr_format=fmt, fill_value=fill,
+                             dtype=dtype, zarr_format=fmt, fill_value=fill, config=config,
                              compressors=None if make is None else make())
 
 
@@ -217,6 +217,22 @@ def test_every_chunk_writes_as_zarr_writes_it(rng, tmp_path, fmt, compressor, dt
     assert "group/image/" + ours.metadata.encode_chunk_key((1, 0)) in files
     assert "group/image/" + ours.metadata.encode_chunk_key((1, 1)) not in files
     np.testing.assert_array_equal(ours[...], values)
+
+
+@pytest.mark.parametrize("fmt, compressor", [(2, "none"), (3, "zstd")])
+def test_empty_chunks_are_written_when_the_array_says_so(rng, tmp_path, fmt, compressor):
+    """An array made with ``write_empty_chunks=True`` (its own config, or zarr.config's
+    when it was made) stores its all-fill chunks too, in our writes as in zarr's."""
+    values = _values(rng, (7, 10), "float32")
+    values[3:6, 4:8] = 3
+    lazy = da.from_array(values, chunks=(3, 4))
+    ours, zarrs = (_array(zarr.storage.LocalStore(tmp_path / name), fmt, compressor, "float32",
+                          config={"write_empty_chunks": True}) for name in ("ours", "zarrs"))
+    da.store(lazy, _zarr_direct.ChunkWriter.of(ours), lock=False)
+    da.store(lazy, zarrs, lock=False)
+    files = _files(tmp_path / "ours")
+    assert "group/image/" + ours.metadata.encode_chunk_key((1, 1)) in files
+    assert files == _files(tmp_path / "zarrs")
 
 
 @pytest.mark.parametrize("store", ["fsspec", "memory"])
