@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -34,13 +35,31 @@ class InputError(ValueError):
 
 
 def _format(path: Path, role: str) -> str:
+    """The format ``path`` names: its extension, or an array inside a ``.zarr`` group."""
     suffix = path.suffix.lower()
-    if role == "input" and any(part.lower().endswith(".zarr") for part in path.parts[:-1]):
+    if suffix not in FORMATS and any(part.lower().endswith(".zarr") for part in path.parts[:-1]):
         return ".zarr"  # an array inside a zarr group: image.zarr/0
     if suffix not in FORMATS:
         raise InputError(f"{role} {str(path)!r}: unknown format {suffix or '(none)'!r}; "
-                         f"use one of {', '.join(FORMATS)}")
+                         f"use one of {', '.join(FORMATS)}, or name an array inside a "
+                         ".zarr group (image.zarr/name)")
     return ".tif" if suffix == ".tiff" else suffix
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format :func:`write_image` writes at ``path``: ``.zarr``, ``.npy`` or ``.tif``."""
+    return _format(Path(path), "output")
+
+
+def _group_format(folder: Path) -> int | None:
+    """The zarr format of the group stored in ``folder``, or None when it holds none."""
+    if (folder / ".zgroup").is_file():
+        return 2
+    try:
+        return 3 if json.loads((folder / "zarr.json").read_text())["node_type"] == "group" \
+            else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _zarr_array(path: Path):
@@ -306,7 +325,10 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         The target, by extension: ``.zarr`` (Blosc-zstd with byte shuffle,
         chunked like ``array``), ``.npy``, or ``.tif`` / ``.tiff``
         (uncompressed and contiguous, tifffile's memory-mappable layout,
-        BigTIFF past 4 GiB).
+        BigTIFF past 4 GiB).  A name with none of these inside a ``.zarr``
+        folder (``data.zarr/blurred``) is an array of that group, in the
+        group's zarr format (a v2 array keeps ``dimension_names`` in xarray's
+        ``_ARRAY_DIMENSIONS``).
     overwrite : bool, optional
         Replace an existing ``path``.  The old file stays until the new one is
         complete, so the target may even be the array's own input.
@@ -385,7 +407,8 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
             array = on_a_grid(array)
             sources = [array, *_coarser_levels(array, ome)]
             # Whole chunks are encoded and stored as zarr would, without its copy.
-            targets = [ChunkWriter.of(z) for z in _zarr_targets(tmp, sources, names, ome)]
+            fmt = _group_format(path.parent) or 3  # an array in a zarr v2 group is v2 too
+            targets = [ChunkWriter.of(z) for z in _zarr_targets(tmp, sources, names, ome, fmt)]
         elif kind == ".npy":
             sources = [array]
             targets = [_created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
@@ -416,12 +439,21 @@ def _coarser_levels(array, ome: dict | None) -> list:
     return levels[1:]
 
 
-def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
-    """The zarr arrays at ``tmp`` to store ``levels`` in: one array, or an OME-Zarr group's."""
+def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None, fmt: int) -> list:
+    """The zarr arrays at ``tmp`` to store ``levels`` in: one array, or an OME-Zarr group's.
+
+    One array is zarr format ``fmt``; v2 has no ``dimension_names`` and keeps
+    them where xarray looks, in ``_ARRAY_DIMENSIONS``.  An OME-Zarr image's
+    format is its NGFF version's.
+    """
     import zarr
 
     array = levels[0]
     layout = {"shape": array.shape, "dtype": array.dtype, "chunks": array.chunksize}
+    if ome is None and fmt == 2:
+        return [zarr.create_array(str(tmp), zarr_format=2, compressors=output_codec(2),
+                                  attributes={"_ARRAY_DIMENSIONS": list(names)} if names else None,
+                                  **layout)]
     if ome is None:
         return [zarr.create_array(str(tmp), compressors=output_codec(), dimension_names=names,
                                   **layout)]

@@ -161,10 +161,11 @@ def _ome_output(source, described, output, image_shape, kernel, axes, mode,
     OME-TIFF, with the coarser levels that follow the level read in the input.
     None (and a line saying why, where the input had some) for a plain output.
     """
+    from fftconv._io import output_format
     from fftconv._ome import ngff_order, output_metadata, window_shift
     from fftconv._tiff_scale import ome_tiff_letters
 
-    suffix = output.suffix.lower()
+    suffix = output_format(output)
     if described is None or suffix == ".npy":
         return None
     ome = output_metadata(described, window_shift(image_shape, kernel, axes, mode), shape)
@@ -185,7 +186,9 @@ def _ome_kind(ome: dict | None, output) -> str:
     """What the closing line says of an OME output, as ``(OME-Zarr 0.5, 3 levels)``."""
     if not ome:
         return ""
-    kind = f"OME-Zarr {ome['version']}" if output.suffix.lower() == ".zarr" else "OME-TIFF"
+    from fftconv._io import output_format
+
+    kind = f"OME-Zarr {ome['version']}" if output_format(output) == ".zarr" else "OME-TIFF"
     levels = len(ome["datasets"])
     return f" ({kind}{f', {levels} levels' if levels > 1 else ''})"
 
@@ -403,7 +406,8 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
                    "over the convolved axes (the file's space axes or --axes), or one value "
                    "per axis: gaussian:sigma=1,2,2; in pixels, or in a unit by the input's "
                    "pixel sizes: gaussian:sigma=0.5um")
-    v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff")
+    v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff, or an array of a "
+                   "zarr group: data.zarr/blurred")
     v.add_argument("--mode", default="same", choices=MODES,
                    help="output size: the full overlap, the image's (default), or only "
                         "where the kernel fits inside")

@@ -23,7 +23,7 @@ tifffile = pytest.importorskip("tifffile")
 
 def read(path):
     path = str(path)
-    if path.endswith(".zarr"):
+    if path.endswith(".zarr") or ".zarr/" in path:
         node = zarr.open(path, mode="r")
         return (node["0"] if isinstance(node, zarr.Group) else node)[:]  # OME-Zarr: level 0
     if path.endswith(".npy"):
@@ -52,6 +52,20 @@ def test_round_trips(files, source, target):
     assert cli.main(argv) == 0
     k = np.load(folder / "k.npy")
     assert_matches(read(folder / target), reference(x, k, "same", "mirror"), "float32")
+
+
+def test_an_array_of_a_zarr_group_to_another_of_the_same_group(files):
+    """``data.zarr/raw`` in, ``data.zarr/blurred`` out: the group gains the array."""
+    folder, x = files
+    zarr.open_group(str(folder / "data.zarr"), mode="w").create_array(
+        "raw", shape=x.shape, chunks=(32, 32), dtype=x.dtype)[...] = x
+    argv = ["convolve", str(folder / "data.zarr" / "raw"), str(folder / "k.npy"),
+            str(folder / "data.zarr" / "blurred"), "--boundary", "nearest"]
+    assert cli.main(argv) == 0
+    assert sorted(zarr.open_group(str(folder / "data.zarr")).array_keys()) == ["blurred", "raw"]
+    k = np.load(folder / "k.npy")
+    assert_matches(read(folder / "data.zarr" / "blurred"), reference(x, k, "same", "nearest"),
+                   "float32")
 
 
 @pytest.mark.parametrize("halo_reads", ["reread", "hold"])
@@ -555,6 +569,21 @@ def test_an_ome_zarr_output_lies_where_its_input_does(tmp_path, capsys, version,
     assert cli.main([command, str(out), "box:size=3", str(again), "--mode", mode]) == 0
     peak = np.unravel_index(np.argmax(read(again)), read(again).shape)
     assert _place(again, peak) == _place(source, point)
+
+
+def test_an_ome_zarr_output_as_an_array_of_a_group(tmp_path, capsys):
+    """``results.zarr/blurred`` of an OME-Zarr input is an OME-Zarr image in that group,
+    named so (before: reported as an OME-TIFF, the output's kind told by its extension)."""
+    source = ome_image(tmp_path / "cells.zarr", (2, 40, 30))
+    zarr.open_array(str(source / "0"), mode="r+")[1, 17, 11] = 1.0
+    zarr.open_group(str(tmp_path / "results.zarr"), mode="w")
+    out = tmp_path / "results.zarr" / "blurred"
+    assert cli.main(["convolve", str(source), "gaussian:sigma=1", str(out)]) == 0
+    assert "(OME-Zarr 0.5)" in capsys.readouterr().out
+    assert list(zarr.open_group(str(tmp_path / "results.zarr"), mode="r").group_keys()) == [
+        "blurred"]
+    peak = np.unravel_index(np.argmax(read(out)), read(out).shape)
+    assert _place(out, peak) == _place(source, (1, 17, 11))
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 from conftest import ome_image, ome_tiff_pixels, ome_transforms, random
+from reference import assert_matches, reference
 
 import fftconv
 from fftconv._file_axes import axis_names, default_axes
@@ -168,6 +169,32 @@ def test_a_plain_zarr_group_names_its_arrays(tmp_path):
                                                                         dtype="f4")
     with pytest.raises(ValueError, match=r"name one of its arrays: \['a'\]"):
         fftconv.open_image(tmp_path / "g.zarr")
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_an_output_named_inside_a_zarr_group_is_one_of_its_arrays(tmp_path, rng, fmt):
+    """``data.zarr/blurred`` (no extension) is written as the group's array ``blurred``, in
+    the group's zarr format, beside the input it came from."""
+    x = random(rng, (40, 30), "float32")
+    group = zarr.open_group(str(tmp_path / "data.zarr"), mode="w", zarr_format=fmt)
+    group.create_array("raw", shape=x.shape, chunks=(16, 16), dtype=x.dtype)[...] = x
+    k = random(rng, (5, 4), "float32")
+    lazy = fftconv.convolve(fftconv.open_image(tmp_path / "data.zarr" / "raw"), k,
+                            boundary="reflect")
+    fftconv.write_image(lazy, tmp_path / "data.zarr" / "blurred", dimension_names=("y", "x"))
+    group = zarr.open_group(str(tmp_path / "data.zarr"), mode="r")
+    assert sorted(group.array_keys()) == ["blurred", "raw"]
+    assert group["blurred"].metadata.zarr_format == fmt
+    assert axis_names(tmp_path / "data.zarr" / "blurred", 2) == (("y", True), ("x", True))
+    got = fftconv.open_image(tmp_path / "data.zarr" / "blurred").compute()
+    assert_matches(got, reference(x, k, "same", "reflect"), "float32")
+
+
+def test_an_output_with_no_extension_outside_a_zarr_group_is_refused(tmp_path):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(ValueError, match=r"unknown format '\(none\)'.*image.zarr/name"):
+        fftconv.write_image(np.ones((4, 4)), tmp_path / "data" / "blurred")
+    assert list((tmp_path / "data").iterdir()) == []
 
 
 CYX = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
