@@ -22,6 +22,18 @@ def _is_dask(value: object) -> bool:
     return type(value).__module__.split(".")[0] == "dask"
 
 
+def as_lazy(value):
+    """``value`` as a dask array: itself, or an in-memory array in dask's default chunks.
+
+    For a call whose other argument is lazy: a dask array in, a lazy one out (SPEC §2).
+    """
+    if _is_dask(value):
+        return value
+    import dask.array as da
+
+    return da.from_array(np.asarray(value))
+
+
 def make_planner(settings: _config.Settings, kernel_ready: bool = False) -> Planner:
     return Planner(load_backend(settings.backend), settings.threads(), settings.memory_limit,
                    kernel_ready=kernel_ready)
@@ -152,10 +164,10 @@ def plan(image_shape, kernel_shape, *, dtype="float32", mode="same", boundary="c
 
 def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
               dtype, *, flip: bool, tile=None):
-    if _is_dask(image):
+    if _is_dask(image) or _is_dask(kernel):
         from fftconv import _dask
 
-        return _dask.convolve(image, kernel, mode, boundary, cval, axes, method, backend,
+        return _dask.convolve(as_lazy(image), kernel, mode, boundary, cval, axes, method, backend,
                               workers, nan_policy, dtype, flip=flip, tile=tile)
     if tile is not None:
         raise ValueError(f"tile={tile!r} applies to dask arrays only (the image is in memory)")

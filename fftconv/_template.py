@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fftconv._api import _is_dask, correlate
+from fftconv._api import _is_dask, as_lazy, correlate
 from fftconv._request import as_array, result_dtype
 from fftconv._shapes import BOUNDARIES, check_choice
 from fftconv._window import window_moments
@@ -67,10 +67,11 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     ((np.int64(10), np.int64(20)), 1.0)
     """
     check_choice("boundary", boundary, BOUNDARIES)
-    lazy = _is_dask(image)
-    if lazy:
+    lazy = _is_dask(image) or _is_dask(template)
+    if lazy:  # the template is small: it is computed now, as a dask kernel is
         from fftconv._dask import check_known_chunks
 
+        image = as_lazy(image)
         check_known_chunks(image)
     else:
         image = as_array(image, "image")

@@ -191,6 +191,26 @@ def test_kernel_is_embedded_once(rng):
     assert sum(count(v) for v in graph.values()) == 1
 
 
+@pytest.mark.parametrize("fn", ["convolve", "correlate"])
+def test_a_dask_kernel_alone_gives_a_lazy_result(rng, fn):
+    """SPEC §2: a dask array in, a lazy one out, when only the kernel is one (before: the
+    kernel was computed and an ndarray came back)."""
+    x = random(rng, (60, 50), "float32")
+    k = random(rng, (6, 5), "float32")
+    lazy = getattr(fftconv, fn)(x, da.from_array(k, chunks=3), "full", boundary="mirror")
+    assert isinstance(lazy, da.Array) and lazy.dtype == np.float32
+    assert_matches(lazy.compute(), reference(x, k, "full", "mirror", correlate=fn == "correlate"),
+                   "float32")
+
+
+def test_a_dask_template_alone_gives_lazy_scores(rng):
+    x = random(rng, (40, 50), "float64")
+    template = x[10:18, 20:30]
+    lazy = fftconv.match_template(x, da.from_array(template, chunks=4))
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_allclose(lazy.compute(), fftconv.match_template(x, template), atol=1e-9)
+
+
 def test_graph_building_computes_nothing(rng):
     def explode(block):
         raise AssertionError("computed while building the graph")
