@@ -188,6 +188,24 @@ def test_direct_reads_in_worker_processes(rng, tmp_path):
     assert_matches(got, reference(x, k, "same", "wrap", correlate=True), "float64")
 
 
+def test_direct_reads_and_writes_on_a_local_cluster(rng, tmp_path):
+    """Worker processes of dask.distributed read the input's chunks and write the output's
+    themselves, and the result is the reference."""
+    distributed = pytest.importorskip("distributed")
+    x = random(rng, (48, 40), "float32")
+    z = zarr.create_array(tmp_path / "image.zarr", shape=x.shape, chunks=(16, 16), dtype=x.dtype)
+    z[...] = x
+    k = random(rng, (7, 6), "float32")
+    lazy = fftconv.convolve(da.from_zarr(str(tmp_path / "image.zarr")), k, boundary="wrap")
+    assert any(name.startswith("fftconv-read-") for name in _culled_layers(lazy))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        fftconv.write_image(lazy, tmp_path / "out.zarr")
+    got = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")[...]
+    assert_matches(got, reference(x, k, "same", "wrap"), "float32")
+
+
 def _files(folder) -> dict:
     """Each file's bytes, a gzip member's MTIME (bytes 4-8: the second it was written,
     RFC 1952) set to zero: two writes a second apart differ there and nowhere else."""
