@@ -177,12 +177,17 @@ def test_part_chunks_keep_zarrs_read(rng, tmp_path):
     assert_matches(lazy.compute(), reference(x, k, "same", "mirror"), "float64")
 
 
+def _from_zarr(x: np.ndarray, path) -> da.Array:
+    """``x`` stored at ``path`` in 16² chunks, read back lazily in those chunks."""
+    z = zarr.create_array(path, shape=x.shape, chunks=(16, 16), dtype=x.dtype)
+    z[...] = x
+    return da.from_zarr(str(path))
+
+
 def test_direct_reads_in_worker_processes(rng, tmp_path):
     x = random(rng, (48, 40), "float64")
-    z = zarr.create_array(tmp_path / "image.zarr", shape=x.shape, chunks=(16, 16), dtype=x.dtype)
-    z[...] = x
     k = random(rng, (7, 6), "float64")
-    lazy = fftconv.correlate(da.from_zarr(str(tmp_path / "image.zarr")), k, boundary="wrap")
+    lazy = fftconv.correlate(_from_zarr(x, tmp_path / "image.zarr"), k, boundary="wrap")
     assert any(name.startswith("fftconv-read-") for name in _culled_layers(lazy))
     got = lazy.compute(scheduler="processes", num_workers=2)
     assert_matches(got, reference(x, k, "same", "wrap", correlate=True), "float64")
@@ -193,10 +198,8 @@ def test_direct_reads_and_writes_on_a_local_cluster(rng, tmp_path):
     themselves, and the result is the reference."""
     distributed = pytest.importorskip("distributed")
     x = random(rng, (48, 40), "float32")
-    z = zarr.create_array(tmp_path / "image.zarr", shape=x.shape, chunks=(16, 16), dtype=x.dtype)
-    z[...] = x
     k = random(rng, (7, 6), "float32")
-    lazy = fftconv.convolve(da.from_zarr(str(tmp_path / "image.zarr")), k, boundary="wrap")
+    lazy = fftconv.convolve(_from_zarr(x, tmp_path / "image.zarr"), k, boundary="wrap")
     assert any(name.startswith("fftconv-read-") for name in _culled_layers(lazy))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
