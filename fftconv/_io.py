@@ -55,11 +55,34 @@ def _group_format(folder: Path) -> int | None:
     """The zarr format of the group stored in ``folder``, or None when it holds none."""
     if (folder / ".zgroup").is_file():
         return 2
+    return 3 if _v3_metadata(folder).get("node_type") == "group" else None
+
+
+def _v3_metadata(folder: Path) -> dict:
+    """``folder``'s ``zarr.json``, or {} when it has none that reads as a JSON object."""
     try:
-        return 3 if json.loads((folder / "zarr.json").read_text())["node_type"] == "group" \
-            else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        found = json.loads((folder / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _reconsolidate(folder: Path) -> None:
+    """Consolidate the metadata of the group in ``folder`` again, if it was consolidated.
+
+    A consolidated group is opened from its index alone, so an array just
+    moved into it would be missing (``group[name]`` a KeyError) until then.
+    """
+    import warnings
+
+    import zarr
+
+    fmt = _group_format(folder)
+    if (fmt == 2 and (folder / ".zmetadata").is_file()) or (
+            fmt == 3 and _v3_metadata(folder).get("consolidated_metadata") is not None):
+        with warnings.catch_warnings():  # v3's: "not part of the specification"; it was in use
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(str(folder), zarr_format=fmt)
 
 
 def _zarr_array(path: Path):
@@ -328,7 +351,8 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         BigTIFF past 4 GiB).  A name with none of these inside a ``.zarr``
         folder (``data.zarr/blurred``) is an array of that group, in the
         group's zarr format (a v2 array keeps ``dimension_names`` in xarray's
-        ``_ARRAY_DIMENSIONS``).
+        ``_ARRAY_DIMENSIONS``); a group with consolidated metadata is
+        consolidated again, so that it lists the new array.
     overwrite : bool, optional
         Replace an existing ``path``.  The old file stays until the new one is
         complete, so the target may even be the array's own input.
@@ -420,6 +444,8 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         _replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+    if kind == ".zarr":  # after the temporary folder is gone: not an array of the group
+        _reconsolidate(path.parent)
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -188,6 +189,25 @@ def test_an_output_named_inside_a_zarr_group_is_one_of_its_arrays(tmp_path, rng,
     assert axis_names(tmp_path / "data.zarr" / "blurred", 2) == (("y", True), ("x", True))
     got = fftconv.open_image(tmp_path / "data.zarr" / "blurred").compute()
     assert_matches(got, reference(x, k, "same", "reflect"), "float32")
+
+
+@pytest.mark.parametrize("consolidated", [True, False])
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_a_consolidated_group_lists_the_array_written_into_it(tmp_path, fmt, consolidated):
+    """A group whose metadata is consolidated is consolidated again, with the new array
+    (before: opening the group read the old index, and ``group["blurred"]`` was a
+    KeyError); one that is not stays so."""
+    folder = tmp_path / "data.zarr"
+    zarr.open_group(str(folder), mode="w", zarr_format=fmt).create_array(
+        "raw", shape=(6, 5), dtype="f4")
+    if consolidated:
+        with pytest.warns() if fmt == 3 else contextlib.nullcontext():
+            zarr.consolidate_metadata(str(folder))
+    fftconv.write_image(np.full((6, 5), 2, np.float32), folder / "blurred")
+    group = zarr.open_group(str(folder), mode="r")
+    np.testing.assert_array_equal(group["blurred"][...], 2)
+    assert sorted(group.array_keys()) == ["blurred", "raw"]
+    assert (group.metadata.consolidated_metadata is not None) == consolidated
 
 
 def test_an_output_with_no_extension_outside_a_zarr_group_is_refused(tmp_path):
