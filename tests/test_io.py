@@ -201,7 +201,8 @@ def test_a_consolidated_group_lists_the_array_written_into_it(tmp_path, fmt, con
     zarr.open_group(str(folder), mode="w", zarr_format=fmt).create_array(
         "raw", shape=(6, 5), dtype="f4")
     if consolidated:
-        with pytest.warns() if fmt == 3 else contextlib.nullcontext():
+        with pytest.warns(UserWarning, match="[Cc]onsolidated") if fmt == 3 else \
+                contextlib.nullcontext():
             zarr.consolidate_metadata(str(folder))
     fftconv.write_image(np.full((6, 5), 2, np.float32), folder / "blurred")
     group = zarr.open_group(str(folder), mode="r")

@@ -242,8 +242,8 @@ def test_every_chunk_writes_as_zarr_writes_it(rng, tmp_path, fmt, compressor, dt
 
 @pytest.mark.parametrize("fmt, compressor", [(2, "none"), (3, "zstd")])
 def test_empty_chunks_are_written_when_the_array_says_so(rng, tmp_path, fmt, compressor):
-    """An array made with ``write_empty_chunks=True`` (its own config, or zarr.config's
-    when it was made) stores its all-fill chunks too, in our writes as in zarr's."""
+    """An array made with ``config={"write_empty_chunks": True}`` stores its all-fill
+    chunks too, in our writes as in zarr's (before: ours always left them out)."""
     values = _values(rng, (7, 10), "float32")
     values[3:6, 4:8] = 3
     lazy = da.from_array(values, chunks=(3, 4))
