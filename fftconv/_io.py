@@ -37,13 +37,13 @@ class InputError(ValueError):
 def _format(path: Path, role: str) -> str:
     """The format ``path`` names: its extension, or an array inside a ``.zarr`` group."""
     suffix = path.suffix.lower()
-    if suffix not in FORMATS and any(part.lower().endswith(".zarr") for part in path.parts[:-1]):
+    if suffix in FORMATS:
+        return ".tif" if suffix == ".tiff" else suffix
+    if any(part.lower().endswith(".zarr") for part in path.parts[:-1]):
         return ".zarr"  # an array inside a zarr group: image.zarr/0
-    if suffix not in FORMATS:
-        raise InputError(f"{role} {str(path)!r}: unknown format {suffix or '(none)'!r}; "
-                         f"use one of {', '.join(FORMATS)}, or name an array inside a "
-                         ".zarr group (image.zarr/name)")
-    return ".tif" if suffix == ".tiff" else suffix
+    raise InputError(f"{role} {str(path)!r}: unknown format {suffix or '(none)'!r}; "
+                     f"use one of {', '.join(FORMATS)}, or name an array inside a "
+                     ".zarr group (image.zarr/name)")
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -51,24 +51,22 @@ def output_format(path: str | os.PathLike) -> str:
     return _format(Path(path), "output")
 
 
-def _group_format(folder: Path) -> int | None:
-    """The zarr format of the group stored in ``folder``, or None when it holds none."""
+def _zarr_group(folder: Path) -> tuple[int, bool] | None:
+    """The zarr format of the group stored in ``folder`` and whether its metadata is
+    consolidated; None when ``folder`` holds no group."""
     if (folder / ".zgroup").is_file():
-        return 2
-    return 3 if _v3_metadata(folder).get("node_type") == "group" else None
-
-
-def _v3_metadata(folder: Path) -> dict:
-    """``folder``'s ``zarr.json``, or {} when it has none that reads as a JSON object."""
+        return 2, (folder / ".zmetadata").is_file()
     try:
         found = json.loads((folder / "zarr.json").read_text())
     except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+        return None
+    if not isinstance(found, dict) or found.get("node_type") != "group":
+        return None
+    return 3, found.get("consolidated_metadata") is not None
 
 
-def _reconsolidate(folder: Path) -> None:
-    """Consolidate the metadata of the group in ``folder`` again, if it was consolidated.
+def _consolidate(folder: Path, fmt: int) -> None:
+    """Consolidate the metadata of the group in ``folder`` again (it was consolidated).
 
     A consolidated group is opened from its index alone, so an array just
     moved into it would be missing (``group[name]`` a KeyError) until then.
@@ -77,12 +75,9 @@ def _reconsolidate(folder: Path) -> None:
 
     import zarr
 
-    fmt = _group_format(folder)
-    if (fmt == 2 and (folder / ".zmetadata").is_file()) or (
-            fmt == 3 and _v3_metadata(folder).get("consolidated_metadata") is not None):
-        with warnings.catch_warnings():  # v3's: "not part of the specification"; it was in use
-            warnings.simplefilter("ignore", UserWarning)
-            zarr.consolidate_metadata(str(folder), zarr_format=fmt)
+    with warnings.catch_warnings():  # v3's: "not part of the specification"; it was in use
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(folder), zarr_format=fmt)
 
 
 def _zarr_array(path: Path):
@@ -423,6 +418,7 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     names = _names(dimension_names, array.ndim)
     if ome is not None:
         names = _ome_names(ome, array.shape, names, kind)
+    group = _zarr_group(path.parent) if kind == ".zarr" else None  # (format, consolidated)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         if kind == ".zarr":
@@ -431,7 +427,7 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
             array = on_a_grid(array)
             sources = [array, *_coarser_levels(array, ome)]
             # Whole chunks are encoded and stored as zarr would, without its copy.
-            fmt = _group_format(path.parent) or 3  # an array in a zarr v2 group is v2 too
+            fmt = group[0] if group else 3  # an array in a zarr v2 group is v2 too
             targets = [ChunkWriter.of(z) for z in _zarr_targets(tmp, sources, names, ome, fmt)]
         elif kind == ".npy":
             sources = [array]
@@ -444,8 +440,8 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         _replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
-    if kind == ".zarr":  # after the temporary folder is gone: not an array of the group
-        _reconsolidate(path.parent)
+    if group and group[1]:  # after the temporary folder is gone: not an array of the group
+        _consolidate(path.parent, group[0])
     return path
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from fftconv import _config
 from fftconv._adjoint import Transposes, _to_kernel_layout, _unbroadcast
-from fftconv._api import _is_dask, convolve
+from fftconv._api import _is_dask, as_lazy, convolve
 from fftconv._boundary import source_index
 from fftconv._dask import (
     Repeat,
@@ -50,7 +50,7 @@ from fftconv._registry import load_backend
 def vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
     """``(grad_image, grad_kernel)`` as lazy dask arrays; the kernel is brought into memory."""
     kernel = np.asarray(kernel.compute() if _is_dask(kernel) else kernel)
-    image = image if _is_dask(image) else da.from_array(np.asarray(image))
+    image = as_lazy(image)
     check_known_chunks(image)
     stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
     t = Transposes(stand_in, kernel, mode, boundary, axes, flip=flip)

@@ -33,7 +33,7 @@ import dask.array as da
 import numpy as np
 
 from fftconv import _config
-from fftconv._api import _is_dask
+from fftconv._api import _is_dask, as_lazy
 from fftconv._dask import (
     _out_chunks,
     _worker_cache,
@@ -57,7 +57,7 @@ class _Problem:
     """
 
     def __init__(self, image, output, kernel_shape, mode, boundary, mask) -> None:
-        image = _real(image if _is_dask(image) else da.from_array(np.asarray(image)), "image")
+        image = _real(as_lazy(image), "image")
         output = _real(output, "output")
         check_known_chunks(image)
         for name, value in (("output", output), ("mask", mask)):
