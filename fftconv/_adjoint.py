@@ -23,6 +23,7 @@ import numpy as np
 
 from fftconv._api import _is_dask, convolve
 from fftconv._boundary import extend, fold
+from fftconv._masked import refuse_masked
 from fftconv._request import build_request
 
 
@@ -83,6 +84,8 @@ class Transposes:
 
 
 def _vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
+    for value, name in ((image, "image"), (kernel, "kernel"), (cotangent, "cotangent")):
+        refuse_masked(value, name)
     if any(_is_dask(a) for a in (image, kernel, cotangent)):
         from fftconv import _lazy_adjoint
 

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from fftconv import _autotune, _config, _nonfinite
+from fftconv._masked import refuse_masked, remask, unmask
 from fftconv._methods import RUNNERS
 from fftconv._methods import direct as direct_method
 from fftconv._methods import structured as _structured
@@ -164,6 +165,15 @@ def plan(image_shape, kernel_shape, *, dtype="float32", mode="same", boundary="c
 
 def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
               dtype, *, flip: bool, tile=None):
+    refuse_masked(kernel, "kernel")
+    image, masked = unmask(image)
+    out = _unmasked_dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
+                             nan_policy, dtype, flip=flip, tile=tile)
+    return remask(out) if masked else out
+
+
+def _unmasked_dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
+                       nan_policy, dtype, *, flip: bool, tile=None):
     if _is_dask(image) or _is_dask(kernel):
         from fftconv import _dask
 

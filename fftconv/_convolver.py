@@ -6,6 +6,7 @@ import numpy as np
 
 from fftconv import _config
 from fftconv._api import _is_dask, plan_request, run_request
+from fftconv._masked import remask, unmask
 from fftconv._request import METHOD_NAMES, NAN_POLICIES, as_array, build_request
 from fftconv._shapes import BOUNDARIES, MODES, check_choice
 from fftconv._spectra import SpectrumCache
@@ -22,6 +23,9 @@ class Convolver:
     Parameters
     ----------
     kernel : array_like
+        Copied here; a dask array is computed here, once, so calls return what
+        :func:`fftconv.convolve` returns for the image alone (an ndarray for an
+        ndarray, a lazy array for a dask array).
     mode, boundary, cval, axes, method, backend, workers, nan_policy, dtype
         As in :func:`fftconv.convolve`.
     correlate : bool
@@ -66,12 +70,19 @@ class Convolver:
                              flip=self.correlate)
 
     def __call__(self, image):
-        """Convolve ``image`` (ndarray or dask array) with the bound kernel."""
+        """Convolve ``image`` (ndarray or dask array) with the bound kernel.
+
+        A masked image's masked pixels are missing values, as in
+        :func:`fftconv.convolve`.
+        """
+        image, masked = unmask(image)
         if _is_dask(image):
             from fftconv import _dask
 
-            return _dask.apply_convolver(self, image)
-        return run_request(self._request(image), self.settings, self._spectra)
+            out = _dask.apply_convolver(self, image)
+        else:
+            out = run_request(self._request(image), self.settings, self._spectra)
+        return remask(out) if masked else out
 
     def plan(self, image_shape, dtype=np.float32):
         """The plan for images of this shape (see :func:`fftconv.plan`)."""

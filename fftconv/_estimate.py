@@ -18,6 +18,7 @@ import numpy as np
 
 from fftconv._adjoint import Transposes
 from fftconv._api import _is_dask, convolve
+from fftconv._masked import refuse_masked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +93,10 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
     >>> bool(np.allclose(k_hat, k, atol=1e-10)), fit.relative_residual < 1e-12
     (True, True)
     """
+    refuse_masked(image, "image")
+    refuse_masked(output, "output", "mark the known pixels with mask= instead "
+                  "(mask=~np.ma.getmaskarray(output))")
+    refuse_masked(mask, "mask")
     if any(_is_dask(a) for a in (image, output, mask)):
         from fftconv import _lazy_estimate
 

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from fftconv._masked import refuse_masked
 from fftconv._shapes import (
     BOUNDARIES,
     MODES,
@@ -44,7 +45,8 @@ class Request:
 
 
 def as_array(value: object, name: str) -> np.ndarray:
-    """``np.asarray`` with the dtype and emptiness checks of SPEC §1.6."""
+    """``np.asarray`` with the dtype and emptiness checks of SPEC §1.6; no masked values."""
+    refuse_masked(value, name)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fftconv._api import _is_dask, as_lazy, correlate
+from fftconv._masked import refuse_masked
 from fftconv._request import as_array, result_dtype
 from fftconv._shapes import BOUNDARIES, check_choice
 from fftconv._window import window_moments
@@ -67,6 +68,10 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     ((np.int64(10), np.int64(20)), 1.0)
     """
     check_choice("boundary", boundary, BOUNDARIES)
+    refuse_masked(image, "image")
+    refuse_masked(template, "template", "mark the pixels to match with mask= instead "
+                  "(mask=~np.ma.getmaskarray(template))")
+    refuse_masked(mask, "mask")
     lazy = _is_dask(image) or _is_dask(template)
     if lazy:  # the template is small: it is computed now, as a dask kernel is
         from fftconv._dask import check_known_chunks

@@ -12,6 +12,7 @@ import numpy as np
 
 from fftconv import _config, _nonfinite
 from fftconv._api import _is_dask
+from fftconv._masked import remask, unmask
 from fftconv._methods.direct import data_window, opencv_installed
 from fftconv._problem import linear_problem
 from fftconv._request import build_request
@@ -142,7 +143,8 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
 
     Time does not depend on ``size``; sums accumulate in float64, so data with
     a large offset keeps full accuracy.  A non-finite input makes NaN exactly
-    the windows that contain it.
+    the windows that contain it; so does a masked pixel of a masked array,
+    whose sums come back masked there.
 
     Parameters
     ----------
@@ -164,6 +166,12 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
     array([[-27., -27.],
            [-27., -27.]])
     """
+    array, masked = unmask(array)
+    sums = _window_sum(array, size, mode, boundary, cval, axes, dtype)
+    return remask(sums) if masked else sums
+
+
+def _window_sum(array, size, mode, boundary, cval, axes, dtype):
     lazy = _is_dask(array)
     if not lazy:
         array = np.asarray(array)
