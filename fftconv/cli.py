@@ -117,11 +117,14 @@ def _progress(client):
     return contextlib.nullcontext()
 
 
-def _kernel_ndim(axes, named) -> int | None:
-    """A named kernel's dimensions: one per ``--axes``, else per space axis the file names."""
+def _kernel_ndim(axes, named, image_ndim: int) -> int | None:
+    """A named kernel's dimensions: one per ``--axes``, else per space axis the file names.
+
+    A 1-D image without names gets a 1-D kernel (the default, 2-D, could not fit it).
+    """
     if axes is not None:
         return len(axes)
-    return sum(is_space for _, is_space in named or ()) or None
+    return sum(is_space for _, is_space in named or ()) or (1 if image_ndim == 1 else None)
 
 
 def _kernel_array(found, described, image_ndim: int, axes) -> np.ndarray:
@@ -205,7 +208,7 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     _limit_malloc_arenas()
     image = open_image(args.input, chunks=args.chunks or "auto")
     named = axis_names(args.input, image.ndim)
-    found = parse_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named))
+    found = parse_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named, image.ndim))
     axes = args.axes
     if axes is None and found.ndim != image.ndim:
         axes, why = default_axes(named, image.ndim, found.ndim)

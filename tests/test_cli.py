@@ -307,6 +307,17 @@ def test_a_named_kernel_spans_the_volume(tmp_path, rng):
                              axes=(1, 2)), "float32")
 
 
+def test_a_named_kernel_on_a_signal_is_1d(tmp_path, rng):
+    """A 1-D ``.npy`` and ``gaussian:sigma=2``: before, a 2-D kernel and exit status 2."""
+    x = random(rng, (300,), "float32")
+    np.save(tmp_path / "signal.npy", x)
+    assert cli.main(["convolve", str(tmp_path / "signal.npy"), "gaussian:sigma=2",
+                     str(tmp_path / "out.npy"), "--boundary", "reflect", "--chunks", "64"]) == 0
+    assert_matches(np.load(tmp_path / "out.npy"),
+                   reference(x, load_kernel("gaussian:sigma=2", ndim=1), "same", "reflect"),
+                   "float32")
+
+
 def test_a_kernel_in_microns_follows_the_pixel_sizes(tmp_path, rng, capsys):
     """``gaussian:sigma=0.5um`` on a stack of 0.5 µm planes and 0.1 µm pixels is 1, 5
     and 5 pixels (before: "neither a .npy file nor one of ...")."""
