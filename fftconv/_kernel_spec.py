@@ -171,9 +171,20 @@ def parse_kernel(spec: str, ndim: int | None = None) -> np.ndarray | NamedKernel
     if not path.exists():
         raise InputError(f"kernel {spec!r} does not exist")
     try:
-        return np.load(path, allow_pickle=False)
+        kernel = np.load(path, allow_pickle=False)
     except Exception as err:
         raise InputError(f"kernel {spec!r} could not be read: {err}") from None
+    return _finite(kernel, spec)
+
+
+def _finite(kernel: np.ndarray, spec: str) -> np.ndarray:
+    """``kernel``, unless it holds NaN or inf: every output would be NaN (SPEC §1.4)."""
+    if kernel.dtype.kind in "fc":
+        bad = int(np.count_nonzero(~np.isfinite(kernel)))
+        if bad:
+            raise InputError(f"kernel {spec!r} has {bad} non-finite value"
+                             f"{'s' if bad > 1 else ''} (NaN or inf): every output would be NaN")
+    return kernel
 
 
 def load_kernel(spec: str, ndim: int | None = None,

@@ -386,11 +386,13 @@ def _run(argv):
     ("axes out of range", ["in.npy", "k.npy", "o.npy", "--axes", "0,5"], "out of range"),
     ("axes not a list", ["in.npy", "k.npy", "o.npy", "--axes", "rows"], "list of axes"),
     ("non-finite data", ["nan.npy", "k.npy", "o.npy", "--nan-policy", "raise"], "non-finite"),
+    ("non-finite kernel", ["in.npy", "knan.npy", "o.npy"], "1 non-finite value"),
 ])
 def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, message):
     folder, _ = files
     (folder / "junk.npy").write_bytes(b"not a numpy file")
     np.save(folder / "k1.npy", np.ones(3))
+    np.save(folder / "knan.npy", np.array([[1.0, np.inf], [1.0, 1.0]]))
     np.save(folder / "nan.npy", np.where(np.eye(70, 53) > 0, np.nan, 1.0))
     tifffile.imwrite(folder / "zyx.tif", np.ones((3, 8, 8), np.float32),
                      photometric="minisblack", metadata={"axes": "ZYX"})
