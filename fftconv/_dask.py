@@ -73,8 +73,8 @@ def merged(chunks: tuple[tuple[int, ...], ...], axes=None,
            elements: int | None = None) -> tuple[tuple[int, ...], ...]:
     """``chunks`` with neighbours merged along ``axes`` (default all) to about ``elements``.
 
-    Along each axis, blocks reach ``elements`` (default :data:`BLOCK_ELEMENTS`)
-    to the power ``1 / len(axes)`` in length; no chunk is split.
+    Blocks reach ``elements`` (default :data:`BLOCK_ELEMENTS`) over ``axes``
+    (see :func:`block_lengths`); no chunk is split.
 
     Examples
     --------
@@ -82,15 +82,22 @@ def merged(chunks: tuple[tuple[int, ...], ...], axes=None,
     ((1024, 1380), (600,))
     >>> merged(((256,) * 9 + (100,), (3, 3)), axes=(0,), elements=1 << 10)
     ((1024, 1380), (3, 3))
+
+    A stack of 2048² planes in chunks of 16 already holds that many: its
+    planes are not merged into blocks of 112 (1.8 GiB of float32 each).
+
+    >>> merged(((16,) * 12 + (8,), (2048,) * 2, (2048,) * 2), elements=1 << 20)[0][:2]
+    (16, 16)
     """
     axes = range(len(chunks)) if axes is None else axes
     elements = BLOCK_ELEMENTS if elements is None else elements
-    length = math.ceil(elements ** (1 / max(1, len(axes))))
+    lengths = block_lengths({ax: max(chunks[ax]) for ax in axes}, elements)
     out = []
     for ax, axis in enumerate(chunks):
         if ax not in axes:
             out.append(axis)
             continue
+        length = lengths[ax]
         groups, total = [], 0
         for c in axis:
             total += c
@@ -103,6 +110,38 @@ def merged(chunks: tuple[tuple[int, ...], ...], axes=None,
             groups.append(total)
         out.append(tuple(groups))
     return tuple(out)
+
+
+def block_lengths(sizes: dict[int, int], elements: int) -> dict[int, int]:
+    """Per axis, the length merged blocks reach: ``elements`` over all, no chunk split.
+
+    ``sizes`` is each axis's chunk length.  The shorter axes share what the
+    longer ones leave equally: an axis whose chunks are already longer than its
+    share keeps them (its length is that share, which they exceed), and the
+    others reach ``elements`` with it, not alone.
+
+    Examples
+    --------
+    >>> block_lengths({0: 64, 1: 64}, 1 << 20)
+    {0: 1024, 1: 1024}
+
+    Planes of 256² in chunks of one: 16 planes make a block (the planes' axes
+    get shares their chunks already exceed).
+
+    >>> block_lengths({0: 1, 1: 256, 2: 256}, 1 << 20)
+    {1: 102, 2: 64, 0: 16}
+    """
+    remaining = sorted(sizes, key=sizes.__getitem__, reverse=True)
+    lengths: dict[int, int] = {}
+    budget = float(elements)
+    while remaining:
+        share = math.ceil(budget ** (1 / len(remaining)) - 1e-9)
+        if sizes[remaining[0]] < share:  # the longest is short of its share: all are
+            return lengths | dict.fromkeys(remaining, share)
+        ax = remaining.pop(0)
+        lengths[ax] = share
+        budget /= sizes[ax]
+    return lengths
 
 
 def fast_tiles(chunks: tuple[int, ...], k: int, fast_len) -> tuple[int, ...]:

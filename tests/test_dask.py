@@ -302,6 +302,23 @@ def test_small_chunks_merge_into_blocks(rng, monkeypatch):
     assert_matches(tiled.compute(), expected, "float64")
 
 
+def test_long_chunks_are_not_merged_along_their_short_axis(rng, monkeypatch):
+    """A stack whose chunks already hold BLOCK_ELEMENTS pixels keeps its blocks: before,
+    every axis was merged to BLOCK_ELEMENTS ** (1 / 3) on its own, and 2048² planes in
+    chunks of 16 became blocks of 112 planes (1.8 GiB of float32 each)."""
+    from fftconv import _dask
+
+    monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 10**3)
+    x = random(rng, (24, 30, 20), "float64")
+    k = random(rng, (3, 3, 3), "float64")
+    image = da.from_array(x, chunks=(2, 30, 20))  # 1200 pixels a chunk
+    lazy = fftconv.convolve(image, k, boundary="nearest")
+    blocks = {key for key in lazy.__dask_graph__() if isinstance(key, tuple)
+              and key[0].startswith("fftconv-") and key[0].count("-") == 1}
+    assert len(blocks) == 12  # a chunk each; 10 a side would have merged planes by 5
+    assert_matches(lazy.compute(), reference(x, k, "same", "nearest"), "float64")
+
+
 def test_nan_stays_local_across_chunks(rng):
     x = random(rng, (40, 40), "float32")
     x[19, 20] = np.nan  # next to a chunk edge
