@@ -438,7 +438,7 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
                                                "scheduler's threads are the parallelism)")
     v.add_argument("--chunks", type=_chunks, help="chunk side, or one per axis as 64,512,512 "
                    "(default: a zarr store's own chunks when they hold ≥ 4 MiB, else "
-                   "dask's auto)")
+                   "blocks of about 16 MiB)")
     v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
                                        "address")
     v.add_argument("--memory-limit", help="working memory per call, e.g. 512MiB")
