@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import functools
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -118,26 +119,28 @@ AUTO_CHUNK_BYTES = 16 * 2**20
 
 
 def _zarr_chunks(native, chunks):
-    """The store's own chunks for ``"auto"`` when they hold at least 4 MiB.
+    """The store's own chunks for ``"auto"`` when they hold at least 4 MiB (:func:`_auto_chunks`).
 
     Reading a chunk is then one decode, and the halo strips can be re-read
-    straight from the store (see ``fftconv._dask``).  Smaller ones are joined
-    into blocks of about :data:`AUTO_CHUNK_BYTES` (:func:`_auto_chunks`).
+    straight from the store (see ``fftconv._dask``).
     """
-    if chunks != "auto":
-        return chunks
-    size = int(np.prod(native.chunks)) * native.dtype.itemsize
-    return native.chunks if size >= 4 * 2**20 else _auto_chunks(native, native.chunks)
+    return chunks if chunks != "auto" else _auto_chunks(native, native.chunks)
 
 
-def _auto_chunks(source, stored=None) -> tuple[tuple[int, ...], ...]:
-    """Dask's ``"auto"`` chunks for ``source`` (shape, dtype), in about :data:`AUTO_CHUNK_BYTES`.
+def _auto_chunks(source, stored=None):
+    """``"auto"`` chunks for ``source`` (shape, dtype) stored in chunks ``stored`` (or None).
 
-    Whole ``stored`` chunks (a store's, a TIFF's tiles), as dask joins them.
+    Stored chunks (a zarr store's, a TIFF's tiles or strips) of at least 4 MiB
+    as they are: a dask chunk cutting one would decode all of it for each
+    piece.  Smaller ones joined, as dask's ``"auto"`` joins them, into blocks
+    of about :data:`AUTO_CHUNK_BYTES`.
     """
     from dask.array.core import normalize_chunks
 
-    return normalize_chunks("auto", source.shape, limit=AUTO_CHUNK_BYTES, dtype=source.dtype,
+    dtype = np.dtype(source.dtype)
+    if stored is not None and math.prod(stored) * dtype.itemsize >= 4 * 2**20:
+        return tuple(stored)
+    return normalize_chunks("auto", source.shape, limit=AUTO_CHUNK_BYTES, dtype=dtype,
                             previous_chunks=stored)
 
 

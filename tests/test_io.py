@@ -66,6 +66,16 @@ def test_auto_chunks_are_blocks_of_about_16_mib(tmp_path, kind):
     assert fftconv.open_image(path, chunks=4096).chunksize == (4096, 4096)
 
 
+def test_auto_chunks_never_cut_a_large_stored_chunk(tmp_path):
+    """A compressed TIFF in one strip: a dask chunk of part of it would decode it all."""
+    import tifffile
+
+    path = tmp_path / "strip.tif"
+    tifffile.imwrite(path, np.zeros((3000, 3000), np.float32), compression="zlib",
+                     rowsperstrip=3000)
+    assert fftconv.open_image(path).chunksize == (3000, 3000)
+
+
 @pytest.mark.parametrize("name", FORMATS)
 def test_an_existing_output_needs_overwrite(tmp_path, name):
     path = fftconv.write_image(np.ones((8, 8)), tmp_path / name)
