@@ -156,11 +156,11 @@ def open_image(path: str | os.PathLike, chunks="auto"):
         uncompressed and contiguous, else read tile by tile through
         tifffile's zarr store; of a pyramid, its full resolution).
     chunks : int, tuple or "auto", optional
-        The dask chunks.  ``"auto"`` keeps a zarr store's own chunks when they
-        hold at least 4 MiB (one decode per chunk); else it takes dask's
-        ``"auto"`` in blocks of about 16 MiB (dask's default, 128 MiB, is far
-        more working memory per task), each of whole stored chunks or TIFF
-        tiles.
+        The dask chunks.  ``"auto"`` keeps the file's own chunks (a zarr
+        store's, a TIFF's tiles or strips) when they hold at least 4 MiB (one
+        decode per chunk); else it takes dask's ``"auto"`` in blocks of about
+        16 MiB (dask's default, 128 MiB, is far more working memory per task),
+        each of whole stored chunks.
 
     Returns
     -------

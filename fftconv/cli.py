@@ -437,7 +437,7 @@ def _file_operation(v: argparse.ArgumentParser) -> None:
     v.add_argument("--workers", type=int, help="FFT threads per task (default: 1; the "
                                                "scheduler's threads are the parallelism)")
     v.add_argument("--chunks", type=_chunks, help="chunk side, or one per axis as 64,512,512 "
-                   "(default: a zarr store's own chunks when they hold ≥ 4 MiB, else "
+                   "(default: the file's own chunks or tiles when they hold ≥ 4 MiB, else "
                    "blocks of about 16 MiB)")
     v.add_argument("--scheduler", help="threads (default), processes or a dask.distributed "
                                        "address")
