@@ -23,13 +23,15 @@ def _isolated_config(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _blocks_follow_chunks(monkeypatch):
-    """Dask blocks merge small chunks to ~1 Mi pixels: the tests' small images would be
-    one block each, and the tiling would go untested.  Tests of the merge set their own."""
+    """Dask blocks merge small chunks to ~1 Mi pixels, and chunks shorter than twice the
+    halo: the tests' small images would be one block each, and the tiling would go
+    untested.  Tests of the merge set their own."""
     try:
         from fftconv import _dask
     except ImportError:  # no dask installed: nothing tiles
         return
     monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(_dask, "MOST_BLOCK_ELEMENTS", 1)
 
 
 @pytest.fixture
