@@ -66,6 +66,23 @@ def test_auto_chunks_are_blocks_of_about_16_mib(tmp_path, kind):
     assert fftconv.open_image(path, chunks=4096).chunksize == (4096, 4096)
 
 
+@pytest.mark.parametrize("compression", ["lzw", "jpeg", "zstd", "packbits"])
+def test_compressed_tiffs_are_read(tmp_path, rng, compression):
+    """Microscopes and slide scanners write LZW, JPEG or zstd TIFFs: without imagecodecs
+    (tifffile's codecs) open_image could not read them ("requires the 'imagecodecs'
+    package")."""
+    import tifffile
+
+    x = (random(rng, (300, 200), "float64") * 100 + 100).astype(np.uint8)
+    tile = None if compression == "packbits" else (64, 64)
+    tifffile.imwrite(tmp_path / "x.tif", x, compression=compression, tile=tile)
+    stored = tifffile.imread(tmp_path / "x.tif")  # JPEG is lossy: what the file holds
+    k = random(rng, (5, 4), "float32")
+    got = fftconv.convolve(fftconv.open_image(tmp_path / "x.tif", chunks=100), k,
+                           boundary="reflect")
+    assert_matches(got.compute(), reference(stored, k, "same", "reflect"), "float32")
+
+
 def test_auto_chunks_never_cut_a_large_stored_chunk(tmp_path):
     """A compressed TIFF in one strip: a dask chunk of part of it would decode it all."""
     import tifffile
