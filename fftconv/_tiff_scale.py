@@ -47,9 +47,10 @@ def tiff_source(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     """The NGFF version, multiscale entry and dataset that a TIFF's pixel sizes make.
 
     Like :func:`fftconv._ome.source_metadata` for an OME-Zarr level (the
-    first; a pyramid's others follow it); the version is 0.5.  None when the
-    TIFF states no pixel size (or is unreadable), or its series has an axis
-    other than X, Y, Z, C and T.
+    first; a pyramid's others follow it); the version is 0.5.  An RGB(A)
+    image's samples (``S``) are its channel axis, unless it also has a ``C``.
+    None when the TIFF states no pixel size (or is unreadable), or its series
+    has an axis other than X, Y, Z, C and T.
     """
     import tifffile
 
@@ -62,6 +63,8 @@ def tiff_source(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
                      else _imagej_sizes(tif) if tif.is_imagej else {})
     except Exception:  # unreadable metadata: as if it said nothing (the read itself reports)
         return None
+    if "S" in letters and "C" not in letters:  # a slide's or a photo's RGB: its channels
+        letters = letters.replace("S", "C")
     if not sizes or any(letter not in _AXES for letter in letters):
         return None
     axes = []

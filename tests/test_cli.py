@@ -333,6 +333,23 @@ def test_a_kernel_in_microns_follows_the_pixel_sizes(tmp_path, rng, capsys):
     assert_matches(np.load(out), reference(x, k, "same", "reflect"), "float32")
 
 
+def test_a_kernel_in_microns_on_an_rgb_slide(tmp_path, rng, capsys):
+    """An RGB OME-TIFF (a slide scan, YXS) states its pixel size: before, its samples
+    axis made it "state no pixel size" and a kernel in µm exited 2."""
+    x = (random(rng, (60, 80, 3), "float64") * 100 + 100).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "slide.ome.tif", x, photometric="rgb", tile=(32, 32),
+                     metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    out = tmp_path / "out.tif"
+    assert cli.main(["convolve", str(tmp_path / "slide.ome.tif"), "gaussian:sigma=1um",
+                     str(out), "--boundary", "reflect"]) == 0
+    printed = capsys.readouterr().out
+    assert "gaussian:sigma=1um: sigma 2, 2 pixels along y, x" in printed
+    assert "written without its scale" in printed  # OME-TIFF's writer takes no (y, x, c)
+    k = load_kernel("gaussian:sigma=2,2")
+    assert_matches(tifffile.imread(out), reference(x, k, "same", "reflect", axes=(0, 1)),
+                   "float32")
+
+
 def test_a_kernel_in_microns_on_a_coarser_level(tmp_path, rng, capsys):
     """A level's pixel is its scale times the image's; a 2-D kernel takes the space axes."""
     whole = [{"type": "scale", "scale": [1.0, 2.0, 2.0]}]

@@ -106,10 +106,22 @@ def test_tiffs_without_pixel_sizes(tmp_path, options):
     assert tiff_source(tmp_path / "a.tif") is None
 
 
-def test_axes_ngff_has_no_name_for(tmp_path):
+def test_rgb_samples_are_the_channel_axis(tmp_path):
+    """A slide's or a photo's RGB (YXS) keeps its pixel sizes: before, its samples were
+    "no NGFF axis" and it stated none, so a kernel in µm was refused."""
     tifffile.imwrite(tmp_path / "rgb.ome.tif", np.zeros((8, 6, 3), np.uint8),
                      photometric="rgb", metadata={"PhysicalSizeX": 0.5})
-    assert tiff_source(tmp_path / "rgb.ome.tif") is None  # YXS: samples are no NGFF axis
+    _, entry, dataset = tiff_source(tmp_path / "rgb.ome.tif")
+    assert [(a["name"], a["type"]) for a in entry["axes"]] == [
+        ("y", "space"), ("x", "space"), ("c", "channel")]
+    assert dataset["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 1.0]
+
+
+def test_axes_ngff_has_no_name_for(tmp_path):
+    """Channels and RGB samples both: two channel axes, which NGFF cannot name."""
+    tifffile.imwrite(tmp_path / "cyxs.ome.tif", np.zeros((2, 8, 6, 3), np.uint8),
+                     photometric="rgb", metadata={"axes": "CYXS", "PhysicalSizeX": 0.5})
+    assert tiff_source(tmp_path / "cyxs.ome.tif") is None
 
 
 def test_an_unreadable_tiff_says_nothing(tmp_path):
