@@ -494,12 +494,12 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
         if ax not in request.axes and k.shape[ax] > 1 and len(x.chunks[ax]) > 1:
             x = x.rechunk({ax: -1})
     x = whole_short_axes(x, k.shape, request.axes)
+    halos = {ax: k.shape[ax] - 1 for ax in request.axes}
     if tile == "auto":
         from fftconv._registry import load_backend
 
         backend_obj = load_backend(frozen["backend"])
-        near = merged(x.chunks, request.axes,  # small chunks: tiles of a block's size
-                      halos={ax: k.shape[ax] - 1 for ax in request.axes})
+        near = merged(x.chunks, request.axes, halos=halos)  # small chunks: a block's tiles
         x = x.rechunk({ax: fast_tiles(near[ax], k.shape[ax],
                                       lambda n: backend_obj.next_fast_len(n, True))
                        for ax in request.axes})
@@ -516,7 +516,6 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
             out_chunks[ax] = (max(x.shape[ax], k.shape[ax]),) if k.shape[ax] > 1 and \
                 x.shape[ax] == 1 else x.chunks[ax]
     out_chunks = tuple(out_chunks)
-    halos = {ax: k.shape[ax] - 1 for ax in request.axes}
     blocks = out_chunks if tile == "auto" else merged(out_chunks, request.axes, halos=halos)
     kernel_key = dask.delayed(k, pure=True)
     token = dask.base.tokenize(k, request.dtype.str)

@@ -119,25 +119,22 @@ def multiscale(group) -> dict | None:
 AUTO_CHUNK_BYTES = 16 * 2**20
 
 
-def _zarr_chunks(native, chunks):
-    """The store's own chunks for ``"auto"`` when they hold at least 4 MiB (:func:`_auto_chunks`).
+def _chunks(source, chunks):
+    """The dask chunks of ``source`` (a zarr array, :class:`TiffTiles`, :class:`MappedFile`).
 
-    Reading a chunk is then one decode, and the halo strips can be re-read
-    straight from the store (see ``fftconv._dask``).
-    """
-    return chunks if chunks != "auto" else _auto_chunks(native, native.chunks)
-
-
-def _auto_chunks(source, stored=None):
-    """``"auto"`` chunks for ``source`` (shape, dtype) stored in chunks ``stored`` (or None).
-
-    Stored chunks (a zarr store's, a TIFF's tiles or strips) of at least 4 MiB
-    as they are: a dask chunk cutting one would decode all of it for each
-    piece.  Smaller ones joined, as dask's ``"auto"`` joins them, into blocks
-    of about :data:`AUTO_CHUNK_BYTES`.
+    ``chunks`` as given (a tuple checked against the axes, :func:`_fit`), or
+    for ``"auto"``: the source's stored chunks (a zarr store's, a TIFF's tiles
+    or strips) when they hold at least 4 MiB, as they are: reading one is then
+    one decode, and the halo strips can be re-read straight from the store (see
+    ``fftconv._dask``), while a dask chunk cutting one would decode all of it
+    for each piece.  Smaller ones (or none) are joined, as dask's ``"auto"``
+    joins them, into blocks of about :data:`AUTO_CHUNK_BYTES`.
     """
     from dask.array.core import normalize_chunks
 
+    if chunks != "auto":
+        return _fit(chunks, source.ndim)
+    stored = getattr(source, "chunks", None)
     dtype = np.dtype(source.dtype)
     if stored is not None and math.prod(stored) * dtype.itemsize >= 4 * 2**20:
         return tuple(stored)
@@ -206,7 +203,7 @@ def open_image(path: str | os.PathLike, chunks="auto"):
     try:
         if kind == ".zarr":
             native = _zarr_array(path)  # opened once: its chunks, then its reads
-            return da.from_zarr(native, chunks=_zarr_chunks(native, _fit(chunks, native.ndim)))
+            return da.from_zarr(native, chunks=_chunks(native, chunks))
         if kind == ".npy":
             return _lazy(MappedFile.of(np.load(path, mmap_mode="r")), chunks)
         import tifffile
@@ -227,9 +224,7 @@ def _lazy(source, chunks):
     import dask.array as da
 
     meta = np.empty((0,) * source.ndim, dtype=source.dtype)
-    if chunks == "auto":
-        chunks = _auto_chunks(source, getattr(source, "chunks", None))
-    return da.from_array(source, chunks=_fit(chunks, source.ndim), meta=meta)
+    return da.from_array(source, chunks=_chunks(source, chunks), meta=meta)
 
 
 def _fit(chunks, ndim: int):
