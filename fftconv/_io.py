@@ -81,7 +81,7 @@ def _consolidate(folder: Path, fmt: int) -> None:
         zarr.consolidate_metadata(str(folder), zarr_format=fmt)
 
 
-def _zarr_array(path: Path):
+def _zarr_array(path: Path, role: str = "input"):
     """The zarr array at ``path``, opened: or an OME-Zarr group's full-resolution array.
 
     Microscopy's OME-Zarr (NGFF) stores an image as a group of resolution
@@ -96,7 +96,7 @@ def _zarr_array(path: Path):
     scale = multiscale(node)
     if not scale:
         names = sorted(name for name, _ in node.arrays())
-        raise InputError(f"input {str(path)!r} is a zarr group without OME-Zarr multiscales "
+        raise InputError(f"{role} {str(path)!r} is a zarr group without OME-Zarr multiscales "
                          f"metadata; name one of its arrays: {names}")
     return node[scale["datasets"][0]["path"]]
 
@@ -194,15 +194,20 @@ def open_image(path: str | os.PathLike, chunks="auto"):
     >>> float(fftconv.open_image(out)[150, 100].compute())
     1.0
     """
+    return open_file(path, chunks, "input")
+
+
+def open_file(path: str | os.PathLike, chunks="auto", role: str = "input"):
+    """:func:`open_image`, its errors naming the file by its ``role`` (``"kernel"``)."""
     import dask.array as da
 
     path = Path(path)
-    kind = _format(path, "input")
+    kind = _format(path, role)
     if not path.exists():
-        raise InputError(f"input {str(path)!r} does not exist")
+        raise InputError(f"{role} {str(path)!r} does not exist")
     try:
         if kind == ".zarr":
-            native = _zarr_array(path)  # opened once: its chunks, then its reads
+            native = _zarr_array(path, role)  # opened once: its chunks, then its reads
             return da.from_zarr(native, chunks=_chunks(native, chunks))
         if kind == ".npy":
             return _lazy(MappedFile.of(np.load(path, mmap_mode="r")), chunks)
@@ -216,7 +221,7 @@ def open_image(path: str | os.PathLike, chunks="auto"):
     except InputError:
         raise
     except Exception as err:  # any reader's own error: the file is unreadable
-        raise InputError(f"input {str(path)!r} could not be read: {err}") from None
+        raise InputError(f"{role} {str(path)!r} could not be read: {err}") from None
 
 
 def _lazy(source, chunks):

@@ -1,4 +1,4 @@
-"""The command line's KERNEL: a ``.npy`` file or a named kernel, in any number of dimensions.
+"""The command line's KERNEL: an array file or a named kernel, in any number of dimensions.
 
 ``gaussian:sigma=S``, ``disk:radius=R`` (a ball in 3-D) and ``box:size=S``,
 each normalised to sum 1.  One value gives the same extent on every axis;
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fftconv._io import InputError
+from fftconv._io import FORMATS, InputError, open_file
 from fftconv._units import convert, unit_name
 
 KERNEL_SPEC = re.compile(r"^(gaussian|disk|box):(\w+)=(.*)$")
@@ -153,7 +153,8 @@ def _extents(spec: str, expected: str, text: str, ndim: int | None) -> tuple:
 
 
 def parse_kernel(spec: str, ndim: int | None = None) -> np.ndarray | NamedKernel:
-    """The kernel ``spec`` names: a ``.npy`` file's array, or a :class:`NamedKernel`.
+    """The kernel ``spec`` names: a file's array (``.npy``, ``.tif``/``.tiff``, ``.zarr``, as
+    :func:`fftconv.open_image` reads them), or a :class:`NamedKernel`.
 
     A named kernel has ``ndim`` dimensions, or as many as it gives values, or 2.
     """
@@ -164,15 +165,14 @@ def parse_kernel(spec: str, ndim: int | None = None) -> np.ndarray | NamedKernel
         if parameter != expected:
             raise InputError(f"kernel {spec!r}: {name} takes {expected}=..., not {parameter}=")
         return NamedKernel(spec, name, _extents(spec, expected, text, ndim))
-    if ":" in spec and not spec.endswith(".npy"):
-        raise InputError(f"kernel {spec!r} is neither a .npy file nor one of "
-                         "gaussian:sigma=S, disk:radius=R, box:size=S")
     path = Path(spec)
-    if not path.exists():
-        raise InputError(f"kernel {spec!r} does not exist")
+    if ":" in spec and path.suffix.lower() not in FORMATS:
+        raise InputError(f"kernel {spec!r} is neither a file ({', '.join(FORMATS)}) nor one "
+                         "of gaussian:sigma=S, disk:radius=R, box:size=S")
+    lazy = open_file(path, role="kernel")  # a measured PSF comes as a TIFF or OME-Zarr too
     try:
-        kernel = np.load(path, allow_pickle=False)
-    except Exception as err:
+        kernel = np.asarray(lazy.compute())
+    except Exception as err:  # a tile that does not decode
         raise InputError(f"kernel {spec!r} could not be read: {err}") from None
     return _finite(kernel, spec)
 
@@ -185,6 +185,34 @@ def _finite(kernel: np.ndarray, spec: str) -> np.ndarray:
             raise InputError(f"kernel {spec!r} has {bad} non-finite value"
                              f"{'s' if bad > 1 else ''} (NaN or inf): every output would be NaN")
     return kernel
+
+
+def check_sampling(spec: str, kernel: Sequence[PixelSize] | None,
+                   image: Sequence[PixelSize] | None) -> None:
+    """Refuse a kernel file whose pixel differs from the image's along an axis that both
+    give a size and a unit for (``kernel``, ``image``: one :data:`PixelSize` per kernel axis).
+
+    A PSF measured at 0.1 µm would blur an image of 0.065 µm pixels 1.5 times too
+    little, without a sign; an axis that either leaves without a unit is not compared.
+
+    Examples
+    --------
+    >>> nm = [("y", 65.0, "nanometer"), ("x", 65.0, "nanometer")]
+    >>> check_sampling("psf.tif", nm, [("y", 0.065, "micrometer")] * 2)
+    >>> check_sampling("psf.tif", nm, [("y", 0.1, "micrometer")] * 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fftconv._io.InputError: kernel 'psf.tif' has pixels of 65 nanometer along y, the input ...
+    """
+    for (name, size, unit), (_, image_size, image_unit) in zip(kernel or (), image or ()):
+        if unit is None or image_unit is None:
+            continue
+        converted = convert(size, unit, image_unit)
+        # Metadata round-trips through text: 0.0650000001 µm is 65 nm.
+        if converted is None or not math.isclose(converted, image_size, rel_tol=1e-4):
+            raise InputError(f"kernel {spec!r} has pixels of {size:g} {unit} along {name}, "
+                             f"the input {image_size:g} {image_unit}: resample it to the "
+                             "input's pixels (or save it as .npy to use it as it is)")
 
 
 def load_kernel(spec: str, ndim: int | None = None,

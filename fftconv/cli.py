@@ -127,27 +127,40 @@ def _kernel_ndim(axes, named, image_ndim: int) -> int | None:
     return sum(is_space for _, is_space in named or ()) or (1 if image_ndim == 1 else None)
 
 
-def _kernel_array(found, described, image_ndim: int, axes) -> np.ndarray:
-    """The kernel :func:`~fftconv._kernel_spec.parse_kernel` found, as an array.
-
-    A named kernel's values with a unit become pixels by the input's pixel
-    size (``described``: :func:`~fftconv._ome.source_metadata`'s) along the
-    axis each applies to, and a line says how many.
-    """
-    from fftconv._kernel_spec import NamedKernel
-
-    if not isinstance(found, NamedKernel):
-        return found
-    if not found.physical:
-        return found.array()
+def _image_pixels(described, image_ndim: int, kernel_ndim: int, axes) -> list | None:
+    """The input's pixel (``described``: :func:`~fftconv._ome.source_metadata`'s) along
+    each kernel axis: kernel axis i is image axis i, or ``axes[i]`` for a kernel of
+    fewer dimensions.  None where the input states no pixel sizes."""
     from fftconv._ome import pixel_sizes
     from fftconv._shapes import normalize_axes
 
-    # Kernel axis i is image axis i, or axes[i] for a kernel of fewer dimensions.
-    over = range(image_ndim) if found.ndim == image_ndim else normalize_axes(
-        axes, image_ndim, found.ndim)
     sizes = pixel_sizes(described, image_ndim)
-    sizes = None if sizes is None else [sizes[ax] for ax in over]
+    if sizes is None:
+        return None
+    over = range(image_ndim) if kernel_ndim == image_ndim else normalize_axes(
+        axes, image_ndim, kernel_ndim)
+    return [sizes[ax] for ax in over]
+
+
+def _kernel_array(found, spec: str, described, image_ndim: int, axes) -> np.ndarray:
+    """The kernel :func:`~fftconv._kernel_spec.parse_kernel` found in ``spec``, as an array.
+
+    A named kernel's values with a unit become pixels by the input's pixel
+    size (``described``: :func:`~fftconv._ome.source_metadata`'s) along the
+    axis each applies to, and a line says how many.  A kernel file that states
+    its pixel sizes (an OME-Zarr, an OME or ImageJ TIFF) must state the input's.
+    """
+    from fftconv._kernel_spec import NamedKernel, check_sampling
+    from fftconv._ome import pixel_sizes, source_metadata
+
+    if not isinstance(found, NamedKernel):
+        own = pixel_sizes(source_metadata(spec), found.ndim)
+        if own is not None:
+            check_sampling(spec, own, _image_pixels(described, image_ndim, found.ndim, axes))
+        return found
+    if not found.physical:
+        return found.array()
+    sizes = _image_pixels(described, image_ndim, found.ndim, axes)
     kernel = found.array(sizes)
     pixels = ", ".join(f"{n:.3g}" for n in found.pixels(sizes))
     along = ", ".join(name for name, _, _ in sizes)  # a unit needs sizes: array() checked
@@ -214,7 +227,7 @@ def cmd_convolve(args: argparse.Namespace) -> int:
         axes, why = default_axes(named, image.ndim, found.ndim)
         print(f"{args.input}: {why}", flush=True)
     described = source_metadata(args.input)  # an OME-Zarr's or a TIFF's pixel sizes, or None
-    kernel = _kernel_array(found, described, image.ndim, axes)
+    kernel = _kernel_array(found, args.kernel, described, image.ndim, axes)
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
     if args.halo_reads:
         settings["halo_reads"] = args.halo_reads
@@ -405,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _file_operation(v: argparse.ArgumentParser) -> None:
     """The arguments of ``convolve`` and ``correlate``: files in, a file out, SPEC's options."""
     v.add_argument("input", help="image: .zarr, .tif/.tiff or .npy")
-    v.add_argument("kernel", help=".npy file, or gaussian:sigma=S, disk:radius=R, box:size=S "
+    v.add_argument("kernel", help="file (.npy, .tif/.tiff, .zarr; sampled as the input, where "
+                   "both state pixel sizes), or gaussian:sigma=S, disk:radius=R, box:size=S "
                    "over the convolved axes (the file's space axes or --axes), or one value "
                    "per axis: gaussian:sigma=1,2,2; in pixels, or in a unit by the input's "
                    "pixel sizes: gaussian:sigma=0.5um")

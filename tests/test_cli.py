@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ome_image, ome_tiff_pixels, random
+from conftest import OME_CYX, ome_image, ome_tiff_pixels, random
 from reference import assert_matches, reference
 
 from fftconv import cli
@@ -366,6 +366,49 @@ def test_a_kernel_in_microns_on_a_coarser_level(tmp_path, rng, capsys):
     assert_matches(np.load(out), reference(x, k, "same", axes=(1, 2)), "float32")
 
 
+@pytest.mark.parametrize("kernel", ["psf.tif", "psf-deflate.tif", "psf.zarr", "g.zarr/psf",
+                                    "psf.ome.zarr"])
+def test_a_kernel_file_of_every_input_format(files, rng, kernel):
+    """A measured PSF comes as a TIFF or an OME-Zarr, not a .npy (before: "could not be
+    read: ... pickled data")."""
+    folder, x = files
+    k = random(rng, (7, 6), "float32")
+    tifffile.imwrite(folder / "psf.tif", k)
+    tifffile.imwrite(folder / "psf-deflate.tif", k, tile=(16, 16), compression="zlib")
+    zarr.open_array(str(folder / "psf.zarr"), mode="w", shape=k.shape, dtype="f4")[:] = k
+    zarr.open_group(str(folder / "g.zarr"), mode="w").create_array(
+        "psf", shape=k.shape, dtype="f4")[:] = k
+    ome_image(folder / "psf.ome.zarr", shape=(7, 6), axes=OME_CYX[1:],
+              levels={"0": [{"type": "scale", "scale": [0.5, 0.5]}]})
+    zarr.open_array(str(folder / "psf.ome.zarr" / "0"), mode="r+")[:] = k
+    out = folder / "out.npy"
+    assert cli.main(["convolve", str(folder / "in.npy"), str(folder / kernel), str(out)]) == 0
+    assert_matches(np.load(out), reference(x, k, "same"), "float32")
+
+
+@pytest.mark.parametrize("psf_nm, status", [(100, 0), (100.000001, 0), (65, 2)])
+def test_a_kernel_file_sampled_as_the_image(tmp_path, rng, capsys, psf_nm, status):
+    """A PSF measured at other pixels than the image's would blur it too much or too
+    little, without a sign; the same pixel in another unit is the same (before: any
+    kernel file was taken as sampled in the image's pixels)."""
+    x = random(rng, (9, 24, 20), "float32")
+    tifffile.imwrite(tmp_path / "stack.ome.tif", x, metadata={
+        "axes": "ZYX", "PhysicalSizeZ": 0.5, "PhysicalSizeY": 0.1, "PhysicalSizeX": 0.1})
+    k = random(rng, (5, 5), "float32")
+    tifffile.imwrite(tmp_path / "psf.ome.tif", k, metadata={
+        "axes": "YX", "PhysicalSizeY": psf_nm, "PhysicalSizeYUnit": "nm",
+        "PhysicalSizeX": psf_nm, "PhysicalSizeXUnit": "nm"})
+    out = tmp_path / "out.npy"
+    assert cli.main(["convolve", str(tmp_path / "stack.ome.tif"), str(tmp_path / "psf.ome.tif"),
+                     str(out), "--axes", "1,2"]) == status
+    if status:
+        assert not out.exists()
+        assert "has pixels of 65 nanometer along y, the input 0.1 micrometer: resample" in (
+            capsys.readouterr().err)
+    else:
+        assert_matches(np.load(out), reference(x, k, "same", axes=(1, 2)), "float32")
+
+
 def _run(argv):
     return subprocess.run([sys.executable, "-m", "fftconv.cli", *argv], capture_output=True,
                           text=True, check=False)
@@ -374,7 +417,11 @@ def _run(argv):
 @pytest.mark.parametrize("case, argv, message", [
     ("missing input", ["nope.npy", "k.npy", "o.npy"], "does not exist"),
     ("bad format", ["in.npy", "k.npy", "o.bmp"], "unknown format"),
-    ("bad kernel spec", ["in.npy", "blur:sigma=2", "o.npy"], "neither a .npy"),
+    ("bad kernel spec", ["in.npy", "blur:sigma=2", "o.npy"], "neither a file"),
+    ("kernel of an unknown format", ["in.npy", "psf.fits", "o.npy"], "kernel 'psf.fits': "),
+    ("unreadable kernel", ["in.npy", "junk.tif", "o.npy"], "kernel 'junk.tif' could not be"),
+    ("kernel of other pixels", ["sized.ome.tif", "coarse.ome.tif", "o.npy"],
+     "has pixels of 1 micrometer along y, the input 0.5 micrometer"),
     ("bad kernel value", ["in.npy", "gaussian:sigma=-1", "o.npy"], "positive"),
     ("kernel values for other axes", ["in.npy", "gaussian:sigma=1,2,3", "o.npy", "--axes",
                                       "0,1"], "3 values of sigma for 2 axes"),
@@ -417,6 +464,10 @@ def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, messag
                                                                      dtype="f4")
     tifffile.imwrite(folder / "sized.ome.tif", np.ones((8, 8), np.float32),
                      metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    tifffile.imwrite(folder / "coarse.ome.tif", np.ones((3, 3), np.float32),
+                     metadata={"axes": "YX", "PhysicalSizeX": 1, "PhysicalSizeY": 1})
+    (folder / "psf.fits").write_bytes(b"SIMPLE  =")
+    (folder / "junk.tif").write_bytes(b"not a tiff")
     before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
     result = subprocess.run([sys.executable, "-m", "fftconv.cli", "convolve", *argv],
                             capture_output=True, text=True, cwd=folder, check=False)
