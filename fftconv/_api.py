@@ -15,7 +15,7 @@ from fftconv._planner import Plan, Planner
 from fftconv._problem import LinearProblem, linear_problem
 from fftconv._registry import load_backend
 from fftconv._request import Request, build_request
-from fftconv._shapes import BOUNDARIES, check_choice, extension
+from fftconv._shapes import BOUNDARIES, check_choice, extension, stand_in
 from fftconv._spectra import SHARED, SpectrumCache
 
 
@@ -136,9 +136,23 @@ def run_request(request: Request, settings: _config.Settings,
     return _nonfinite.propagate(request, finite)
 
 
-def plan(image_shape, kernel_shape, *, dtype="float32", mode="same", boundary="constant",
+def plan(image_shape, kernel_shape, *, dtype=None, mode="same", boundary="constant",
          axes=None, method="auto", backend=None, workers=None) -> Plan:
     """How :func:`convolve` would run for these shapes, without any data.
+
+    Parameters
+    ----------
+    image_shape, kernel_shape : tuple of int, or array
+        The shapes; or the image and the kernel themselves, as :func:`convolve`
+        takes them.  Of the image only the shape and dtype are read; an
+        in-memory kernel's zero taps cost the direct method nothing.  The plan
+        is of the general methods: a kernel's structure (separable, low rank,
+        box) is found when :func:`convolve` runs.
+    dtype : dtype, optional
+        The image's and the kernel's dtype; by default an array's own, and
+        float32 for a shape.
+    mode, boundary, axes, method, backend, workers
+        As :func:`convolve` takes them.
 
     Returns
     -------
@@ -154,10 +168,16 @@ def plan(image_shape, kernel_shape, *, dtype="float32", mode="same", boundary="c
     'direct'
     >>> fftconv.plan((4096, 4096), (255, 255)).method in ("fft", "overlap-add")
     True
+    >>> import numpy as np
+    >>> image, psf = np.zeros((2048, 2048), np.float32), np.ones((65, 65), np.float32)
+    >>> fftconv.plan(image, psf).method == fftconv.plan(image.shape, psf.shape).method
+    True
     """
     check_choice("boundary", boundary, BOUNDARIES)
-    image = np.broadcast_to(np.zeros((), dtype=dtype), tuple(image_shape))
-    kernel = np.broadcast_to(np.ones((), dtype=dtype), tuple(kernel_shape))
+    image = stand_in("image_shape", image_shape, dtype)
+    kernel = (kernel_shape.astype(dtype or kernel_shape.dtype, copy=False)
+              if isinstance(kernel_shape, np.ndarray)
+              else stand_in("kernel_shape", kernel_shape, dtype, fill=1.0))
     request = build_request(image, kernel, mode, boundary, 0.0, axes, method, "propagate",
                             None, flip=False)
     return plan_request(request, _config.resolve(backend=backend, workers=workers))

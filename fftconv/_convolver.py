@@ -8,7 +8,7 @@ from fftconv import _config
 from fftconv._api import _is_dask, plan_request, run_request
 from fftconv._masked import remask, unmask
 from fftconv._request import METHOD_NAMES, NAN_POLICIES, as_array, build_request
-from fftconv._shapes import BOUNDARIES, MODES, check_choice
+from fftconv._shapes import BOUNDARIES, MODES, check_choice, stand_in
 from fftconv._spectra import SpectrumCache
 
 
@@ -84,10 +84,10 @@ class Convolver:
             out = run_request(self._request(image), self.settings, self._spectra)
         return remask(out) if masked else out
 
-    def plan(self, image_shape, dtype=np.float32):
-        """The plan for images of this shape (see :func:`fftconv.plan`)."""
-        stand_in = np.broadcast_to(np.zeros((), dtype=dtype), tuple(image_shape))
-        return plan_request(self._request(stand_in), self.settings)
+    def plan(self, image_shape, dtype=None):
+        """The plan for images of this shape, or of this image (see :func:`fftconv.plan`)."""
+        return plan_request(self._request(stand_in("image_shape", image_shape, dtype)),
+                            self.settings)
 
     def __repr__(self) -> str:
         kind = "correlate" if self.correlate else "convolve"

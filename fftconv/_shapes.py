@@ -30,6 +30,35 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
     return value
 
 
+def stand_in(name: str, value: object, dtype=None, fill: float = 0.0) -> np.ndarray:
+    """An array of ``value``'s shape, every element ``fill``, without memory, to plan
+    for: ``value`` is a shape (an int or a sequence of them) or an array, whose dtype
+    it takes unless ``dtype`` is given.
+
+    A shape's dtype is float32 unless ``dtype`` is given.
+
+    Examples
+    --------
+    >>> stand_in("image_shape", (4, 5)).shape, stand_in("image_shape", 7).dtype
+    ((4, 5), dtype('float32'))
+    >>> stand_in("image_shape", np.ones((2, 3))).dtype
+    dtype('float64')
+    """
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        shape, own = tuple(value.shape), np.dtype(value.dtype)
+    else:
+        try:
+            shape = ((operator.index(value),) if np.ndim(value) == 0
+                     else tuple(operator.index(n) for n in value))  # type: ignore[union-attr]
+        except TypeError:
+            raise TypeError(f"{name} must be a shape (a tuple of ints) or an array, "
+                            f"not {value!r}") from None
+        own = np.dtype(np.float32)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{name}={shape} has a negative length")
+    return np.broadcast_to(np.full((), fill, dtype=own if dtype is None else dtype), shape)
+
+
 def normalize_axes(axes: object, image_ndim: int, kernel_ndim: int) -> tuple[int, ...]:
     """Return the convolved axes as non-negative ints, in the order the kernel's axes map to.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -40,6 +41,40 @@ def test_plan_is_shape_only_and_explains(shape, kshape):
         if c.fft_shape:
             assert all(fftconv._registry.load_backend("scipy").next_fast_len(n, True) == n
                        for n in c.fft_shape)
+
+
+def test_plan_takes_the_arrays_themselves(rng):
+    """``fftconv.plan(image, psf)`` reads their shapes and dtypes, and the kernel's zero
+    taps as convolve's planner does (before: "The truth value of an array with more than
+    one element is ambiguous")."""
+    import dask.array as da
+
+    def estimates(plan):
+        return [(c.method, c.seconds, c.bytes) for c in plan.candidates]
+
+    image, k = np.zeros((2048, 2048)), random(rng, (65, 65), "float64")
+    by_shape = estimates(fftconv.plan(image.shape, k.shape, dtype="float64"))
+    single = estimates(fftconv.plan(image.shape, k.shape))
+    assert single != by_shape  # float32's working memory is half
+    assert estimates(fftconv.plan(image, k)) == by_shape
+    assert estimates(fftconv.plan(da.zeros(image.shape, chunks=512), k)) == by_shape
+    assert estimates(fftconv.plan(image, k, dtype="float32")) == single
+    assert estimates(fftconv.Convolver(k).plan(image)) == by_shape
+    by_shape = fftconv.plan(image.shape, k.shape)
+    corners = np.zeros((65, 65))
+    corners[::64, ::64] = 1.0  # 4 taps of 4225: the direct method's cost is theirs
+    assert fftconv.plan(image, corners).method == "direct" != by_shape.method
+    assert fftconv.plan(4096, 31).method == fftconv.plan((4096,), (31,)).method
+
+
+@pytest.mark.parametrize("image_shape, error, message", [
+    ("4096x4096", TypeError, "image_shape must be a shape"),
+    ((4096, 40.5), TypeError, "image_shape must be a shape"),
+    ((4096, -1), ValueError, "image_shape=(4096, -1) has a negative length"),
+])
+def test_plan_names_a_bad_shape(image_shape, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        fftconv.plan(image_shape, (3, 3))
 
 
 def test_small_kernels_go_direct_large_ones_fft():
