@@ -205,6 +205,50 @@ def test_opencv_border_path(rng, monkeypatch, boundary, kshape, dtype):
     assert_matches(got, reference(x, k, "same", boundary, axes=(0, 1)), dtype)
 
 
+@pytest.fixture
+def lines(monkeypatch):
+    """The axis of each OpenCV line filter that ran (proves the path was taken)."""
+    pytest.importorskip("cv2")
+    from fftconv._methods import direct
+
+    axes = []
+    original = direct._filter_along
+    monkeypatch.setattr(direct, "_filter_along",
+                        lambda data, taps, axis, *a: axes.append(axis) or original(
+                            data, taps, axis, *a))
+    return axes
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, axis", [((57,), 0), ((5, 40), 1), ((40, 5), 0),
+                                         ((40, 20), 0), ((3, 30, 17), 1), ((3, 30, 4), 1)])
+@pytest.mark.parametrize("mode", ["same", "full", "valid"])
+@pytest.mark.parametrize("boundary", ["constant", "reflect", "mirror", "nearest", "wrap"])
+@pytest.mark.parametrize("correlate", [False, True])
+def test_opencv_line_filter(rng, lines, dtype, shape, axis, mode, boundary, correlate):
+    """A 1-D kernel runs as OpenCV rows or a column of planes (before: a NumPy loop per
+    tap, 5x slower on 10⁷ samples ⊛ 31 taps), for every mode and boundary, on views."""
+    x = random(rng, shape, dtype)[..., ::-1]  # negative strides: no contiguous input
+    k = random(rng, 9, dtype)
+    operation = fftconv.correlate if correlate else fftconv.convolve
+    got = operation(x, k, mode, boundary=boundary, axes=(axis,), method="direct")
+    assert lines == [axis]
+    assert_matches(got, reference(x, k, mode, boundary, axes=(axis,), correlate=correlate),
+                   dtype)
+
+
+@pytest.mark.parametrize("mode", ["same", "full"])
+def test_separable_volume_passes_are_line_filters(rng, lines, mode):
+    """Each pass of a separable 3-D kernel (a z-stack's Gaussian) is an OpenCV line
+    filter: before, a NumPy loop per tap, 4x slower at 64 x 256² ⊛ 17³."""
+    x = random(rng, (12, 20, 18), "float32")
+    g = [np.exp(-np.linspace(-2, 2, n) ** 2) for n in (5, 7, 4)]
+    k = np.einsum("i,j,k->ijk", *g).astype(np.float32)
+    got = fftconv.convolve(x, k, mode, boundary="reflect")
+    assert sorted(lines) == [0, 1, 2]
+    assert_matches(got, reference(x, k, mode, "reflect"), "float32")
+
+
 @pytest.mark.parametrize("method", ["direct", "fft", "overlap-add"])
 def test_forced_method_is_the_one_that_runs(rng, monkeypatch, method):
     """The other executors raise: only the requested one may run."""
