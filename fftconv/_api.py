@@ -175,7 +175,7 @@ def plan(image_shape, kernel_shape, *, dtype=None, mode="same", boundary="consta
     """
     check_choice("boundary", boundary, BOUNDARIES)
     image = stand_in("image_shape", image_shape, dtype)
-    kernel = (kernel_shape.astype(dtype or kernel_shape.dtype, copy=False)
+    kernel = (kernel_shape.astype(kernel_shape.dtype if dtype is None else dtype, copy=False)
               if isinstance(kernel_shape, np.ndarray)
               else stand_in("kernel_shape", kernel_shape, dtype, fill=1.0))
     request = build_request(image, kernel, mode, boundary, 0.0, axes, method, "propagate",

@@ -4,8 +4,9 @@ Two engines compute the same valid correlation of the zero-extended data
 with the flipped kernel:
 
 * OpenCV's ``filter2D`` (SIMD, multithreaded) for real float32/float64 2-D
-  planes, and 1-D signals as the rows of one plane, with kernels small enough
-  that OpenCV stays in its direct loop (below its DFT switch-over), when
+  planes, and for kernels along one axis of any array (1-D kernels, each pass
+  of a separable one: rows, or one pixel wide down planes), small enough that
+  OpenCV stays in its direct loop (below its DFT switch-over), when
   ``opencv-python-headless`` is installed;
 * a NumPy shift-and-add over output stripes (any dtype, any ndim, batch
   broadcasting), run on ``plan.threads`` threads.  Its working memory is a few
@@ -220,10 +221,9 @@ def opencv_same(request) -> np.ndarray | None:
     anchor = tuple(k - 1 - (k - 1) // 2 for k in lengths)[::-1]
     if len(lengths) != 2:
         axis = line_axis(request.kernel.shape, request.axes)
-        k = request.kernel.shape[axis]
         taps = np.flip(request.kernel).astype(request.dtype, copy=False)
         return _filter_along(request.image.astype(request.dtype, copy=False), taps, axis,
-                             k - 1 - (k - 1) // 2, border)
+                             anchor[::-1][request.axes.index(axis)], border)
     src = np.moveaxis(request.image, request.axes, (-2, -1))
     ker = np.moveaxis(np.flip(request.kernel, axis=request.axes), request.axes, (-2, -1))
     if src.ndim == 2:  # one plane: OpenCV's result is the answer, no copy
