@@ -535,7 +535,7 @@ def _tiff_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
     import tifffile
 
     array = levels[0]
-    layout = ome_tiff_metadata(ome) if ome else _tiff_layout(array.shape, names)
+    layout = ome_tiff_metadata(ome, array.shape) if ome else _tiff_layout(array.shape, names)
     if len(levels) == 1:
         return [_created(tifffile.memmap(tmp, shape=array.shape, dtype=array.dtype, **layout))]
     big = sum(level.nbytes for level in levels) > 2**32 - 2**25  # tifffile's own threshold
@@ -581,9 +581,9 @@ def _ome_names(ome, shape: tuple[int, ...], names, kind: str) -> tuple[str, ...]
                              f"averaged over {total}")
     if ome.get("version", "0.5") not in ("0.4", "0.5"):
         raise ValueError(f"ome= version {ome['version']!r} is not one of '0.4', '0.5'")
-    if kind == ".tif" and ome_tiff_letters(ome) is None:
+    if kind == ".tif" and ome_tiff_letters(ome, shape) is None:
         raise ValueError(f"ome= axes {[a['name'] for a in axes]} are not OME-TIFF's: x, y, z, "
-                         "c and t, each once, ending with y, x")
+                         "c and t, each once, ending with y, x (or y, x, c of 3 or 4 samples)")
     named = tuple(a["name"] for a in axes)
     if names is not None and names != named:
         raise ValueError(f"dimension_names={names!r} differ from ome='s axes {named!r}")

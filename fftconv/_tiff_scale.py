@@ -122,27 +122,39 @@ def _imagej_sizes(tif) -> dict[str, tuple[float, str | None]]:
     return sizes
 
 
-def ome_tiff_letters(entry: dict) -> str | None:
+def ome_tiff_letters(entry: dict, shape: tuple[int, ...] | None = None) -> str | None:
     """The tifffile axis letters of an NGFF entry's axes, where OME-TIFF can write them.
 
-    OME-TIFF knows X, Y, Z, C and T, each once, and ends with Y, X.  None otherwise.
+    OME-TIFF knows X, Y, Z, C and T, each once, and ends with Y, X; or, for an
+    array of ``shape`` with 3 or 4 channels last, with Y, X and the RGB(A)
+    samples S (a slide scan's or a photo's layout, as :func:`tiff_source`
+    reads it).  None otherwise.
+
+    Examples
+    --------
+    >>> entry = {"axes": [{"name": "y"}, {"name": "x"}, {"name": "c"}]}
+    >>> ome_tiff_letters(entry, (60, 80, 3)), ome_tiff_letters(entry, (60, 80, 2))
+    ('YXS', None)
     """
     letters = {name: letter for letter, (name, _) in _AXES.items()}
     found = "".join(letters.get(str(axis.get("name", "")).lower(), "?")
                     for axis in entry.get("axes", ()))
-    if "?" in found or len(set(found)) != len(found) or not found.endswith("YX"):
+    if "?" in found or len(set(found)) != len(found):
         return None
-    return found
+    if found.endswith("YXC") and shape is not None and shape[-1] in (3, 4):
+        found = found[:-1] + "S"
+    return found if found.endswith(("YX", "YXS")) else None
 
 
-def ome_tiff_metadata(entry: dict) -> dict | None:
+def ome_tiff_metadata(entry: dict, shape: tuple[int, ...] | None = None) -> dict | None:
     """tifffile's ``imwrite`` keywords for an OME-TIFF with ``entry``'s axes and pixel sizes.
 
     ``entry`` is an NGFF multiscale entry as :func:`fftconv.write_image` takes
-    (``ome=``); the sizes are its dataset's ``scale`` with its axes' units.
-    None when OME-TIFF cannot state its axes (:func:`ome_tiff_letters`).
+    (``ome=``) for an array of ``shape``; the sizes are its dataset's ``scale``
+    with its axes' units.  None when OME-TIFF cannot state its axes
+    (:func:`ome_tiff_letters`).
     """
-    letters = ome_tiff_letters(entry)
+    letters = ome_tiff_letters(entry, shape)
     if letters is None:
         return None
     scale = inline_scale(entry["datasets"][0], len(letters)) or [1.0] * len(letters)
@@ -153,4 +165,5 @@ def ome_tiff_metadata(entry: dict) -> dict | None:
             metadata[key] = float(size)
             if axis.get("unit") in SYMBOLS:
                 metadata[key + "Unit"] = SYMBOLS[axis["unit"]]
-    return {"ome": True, "photometric": "minisblack", "metadata": metadata}
+    photometric = "rgb" if letters.endswith("S") else "minisblack"
+    return {"ome": True, "photometric": photometric, "metadata": metadata}

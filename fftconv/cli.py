@@ -190,7 +190,7 @@ def _ome_output(source, described, output, image_shape, kernel, axes, mode,
         why = "its OME-Zarr axes and scale are not inline, one per axis"
     elif suffix == ".zarr" and not ngff_order(ome["axes"]):
         why = f"its axes ({names}) are not in OME-Zarr's order (time, channel, space)"
-    elif suffix != ".zarr" and ome_tiff_letters(ome) is None:
+    elif suffix != ".zarr" and ome_tiff_letters(ome, shape) is None:
         why = f"OME-TIFF has no place for its axes ({names})"
     else:
         return ome

@@ -339,15 +339,39 @@ def test_a_kernel_in_microns_on_an_rgb_slide(tmp_path, rng, capsys):
     x = (random(rng, (60, 80, 3), "float64") * 100 + 100).astype(np.uint8)
     tifffile.imwrite(tmp_path / "slide.ome.tif", x, photometric="rgb", tile=(32, 32),
                      metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
-    out = tmp_path / "out.tif"
+    out = tmp_path / "out.zarr"
     assert cli.main(["convolve", str(tmp_path / "slide.ome.tif"), "gaussian:sigma=1um",
                      str(out), "--boundary", "reflect"]) == 0
     printed = capsys.readouterr().out
     assert "gaussian:sigma=1um: sigma 2, 2 pixels along y, x" in printed
-    assert "written without its scale" in printed  # OME-TIFF's writer takes no (y, x, c)
+    assert "written without its scale" in printed  # OME-Zarr has its channels first
     k = load_kernel("gaussian:sigma=2,2")
-    assert_matches(tifffile.imread(out), reference(x, k, "same", "reflect", axes=(0, 1)),
-                   "float32")
+    assert_matches(read(out), reference(x, k, "same", "reflect", axes=(0, 1)), "float32")
+
+
+def test_an_rgb_slide_pyramid_keeps_its_scale_and_levels(tmp_path, rng, capsys):
+    """An RGB OME-TIFF pyramid (a slide scan) gives an RGB OME-TIFF pyramid of the same
+    pixel sizes (before: a plain TIFF, "written without its scale")."""
+    x = (random(rng, (64, 80, 3), "float64") * 100 + 100).astype(np.uint8)
+    with tifffile.TiffWriter(tmp_path / "slide.ome.tif") as tif:
+        tif.write(x, subifds=1, tile=(32, 32), photometric="rgb",
+                  metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+        tif.write(x[::2, ::2], subfiletype=1, tile=(16, 16), photometric="rgb")
+    out = tmp_path / "out.ome.tif"
+    assert cli.main(["convolve", str(tmp_path / "slide.ome.tif"), "gaussian:sigma=1um",
+                     str(out), "--boundary", "reflect"]) == 0
+    assert "(OME-TIFF, 2 levels)" in capsys.readouterr().out
+    expected = reference(x, load_kernel("gaussian:sigma=2,2"), "same", "reflect", axes=(0, 1))
+    letters, pixels = ome_tiff_pixels(out)
+    assert letters == "YXS" and (pixels["PhysicalSizeX"], pixels["PhysicalSizeY"]) == (0.5, 0.5)
+    with tifffile.TiffFile(out) as tif:
+        levels = [level.asarray() for level in tif.series[0].levels]
+    assert_matches(levels[0], expected, "float32")
+    np.testing.assert_allclose(levels[1], levels[0].reshape(32, 2, 40, 2, 3).mean(axis=(1, 3)),
+                               atol=1e-6 * abs(levels[0]).max())
+    # A second run reads the output's pixel sizes back.
+    assert cli.main(["convolve", str(out), "disk:radius=1um", str(tmp_path / "again.tif")]) == 0
+    assert "disk:radius=1um: radius 2, 2 pixels along y, x" in capsys.readouterr().out
 
 
 def test_a_kernel_in_microns_on_a_coarser_level(tmp_path, rng, capsys):

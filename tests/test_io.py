@@ -471,8 +471,8 @@ def test_an_ome_entry_without_transformations_gets_a_unit_scale(tmp_path):
     ("o.zarr", {**_entry(), "datasets": [{}]}, None, "one level or more, each with a 'path'"),
     ("o.zarr", _entry("0.3"), None, "version '0.3' is not one of"),
     ("o.zarr", _entry(), ("t", "y", "x"), "differ from ome='s axes"),
-    ("o.tif", {**_entry(), "axes": [{"name": "y"}, {"name": "x"}, {"name": "c"}]}, None,
-     "are not OME-TIFF's"),
+    ("o.tif", {**_entry(), "axes": [{"name": "y"}, {"name": "c"}, {"name": "x"}]}, None,
+     "are not OME-TIFF's"),  # y, x, c of 3 here is an RGB OME-TIFF
     ("o.tif", {**_entry(), "axes": [{"name": "q"}, {"name": "y"}, {"name": "x"}]}, None,
      "are not OME-TIFF's"),
 ])

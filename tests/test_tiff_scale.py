@@ -137,6 +137,21 @@ def test_ome_tiff_letters(names, letters):
     assert ome_tiff_letters({"axes": [{"name": n} for n in names]}) == letters
 
 
+@pytest.mark.parametrize(("names", "shape", "letters"), [
+    ("yxc", (8, 6, 3), "YXS"), ("yxc", (8, 6, 4), "YXS"), ("zyxc", (2, 8, 6, 3), "ZYXS"),
+    ("yxc", (8, 6, 2), None), ("cyx", (3, 8, 6), "CYX"), ("cyxc", (3, 8, 6, 3), None),
+])
+def test_rgb_samples_are_written_as_samples(names, shape, letters):
+    """Channels last are RGB(A) samples, as tiff_source reads them (before: None)."""
+    entry = {"axes": [{"name": n} for n in names],
+             "datasets": [{"path": "0", "coordinateTransformations": [
+                 {"type": "scale", "scale": [1.0] * len(names)}]}]}
+    assert ome_tiff_letters(entry, shape) == letters
+    if letters:
+        photometric = ome_tiff_metadata(entry, shape)["photometric"]
+        assert photometric == ("rgb" if letters.endswith("S") else "minisblack")
+
+
 def test_sizes_written_back_in_omes_symbols(tmp_path):
     entry = {"axes": [{"name": "t", "type": "time", "unit": "millisecond"},
                       {"name": "z", "type": "space", "unit": "nanometer"},
