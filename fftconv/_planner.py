@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from fftconv._methods import direct as direct_method
+from fftconv._methods.overlap import line_batch, tile_bytes
 from fftconv._problem import LinearProblem
 from fftconv._shapes import circular_length
 from fftconv._spectra import spectrum_for
@@ -33,6 +34,9 @@ from fftconv._spectra import spectrum_for
 METHODS = ("direct", "fft", "overlap-add")
 _CANDIDATE_CACHE_SIZE = 512
 DEFAULT_TILE_BUDGET = 16 * 2**20
+# A 1-D signal's tiles run in batches (overlap._run_lines): each costs its two copies,
+# a few µs, not a call of its own.
+LINE_TILE_SHARE = 0.05
 # Estimates are pure functions of a problem's signature: computed once per signature.
 _CANDIDATES: collections.OrderedDict[tuple, tuple[Candidate, ...]] = collections.OrderedDict()
 
@@ -234,12 +238,18 @@ class Planner:
         work = (per_transform * (batch_y + p.batch) + spectrum * p.batch * self.rates.product)
         kernel = 0.0 if self.kernel_ready else per_transform * batch_k
         seconds = (kernel + tiles * work) / _speedup(self.threads, self.rates)
-        seconds += tiles * self.rates.tile / min(tiles, self.threads) if tiles > 1 else 0.0
+        lines = tiles > 1 and p.y.ndim == 1
+        tile = self.rates.tile * (LINE_TILE_SHARE if lines else 1.0)
+        seconds += tiles * tile / min(tiles, self.threads) if tiles > 1 else 0.0
         complex_item = 2 * p.dtype.itemsize if p.is_real else p.dtype.itemsize
         # per tile in flight: the zero-padded input copy, its spectrum, the circular result
         per_tile = spectrum * p.batch * complex_item + math.prod(shape) * (
             p.batch + batch_y) * p.dtype.itemsize
-        in_flight = min(tiles, self.threads) if tiles > 1 else 1
+        if lines:  # per_tile is overlap.tile_bytes here: no batch axes
+            batch = line_batch(shape[0], self.threads, tile_bytes(shape[0], p.is_real, p.dtype),
+                               self.memory_limit)
+        in_flight = (min(tiles, batch) if lines
+                     else min(tiles, self.threads) if tiles > 1 else 1)
         total = spectrum * batch_k * complex_item + in_flight * per_tile
         return Candidate(method, seconds, int(total), shape, block,
                          note=f", {tiles} tiles" if tiles > 1 else "")

@@ -249,6 +249,31 @@ def test_separable_volume_passes_are_line_filters(rng, lines, mode):
     assert_matches(got, reference(x, k, mode, "reflect"), "float32")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "complex128"])
+@pytest.mark.parametrize("mode", ["same", "full", "valid"])
+@pytest.mark.parametrize("boundary", ["constant", "reflect", "wrap"])
+@pytest.mark.parametrize("limit", [None, "64KiB"])
+def test_a_signals_tiles_run_in_batches(rng, monkeypatch, dtype, mode, boundary, limit):
+    """A 1-D signal's overlap-add tiles are the rows of one transform call (before: a call
+    a tile, 1.5-2x slower than scipy's oaconvolve at 10⁶ samples ⊛ 501 taps)."""
+    from fftconv._methods import overlap
+
+    batches = []
+    original = overlap._run_lines
+    monkeypatch.setattr(overlap, "_run_lines",
+                        lambda problem, plan: batches.append(plan.block_shape) or original(
+                            problem, plan))
+    x = random(rng, 30000, dtype)
+    k = random(rng, 301, dtype)
+    with fftconv.config.set(memory_limit=limit):
+        chosen = fftconv.plan(x, k, mode=mode, boundary=boundary, method="overlap-add")
+        got = fftconv.convolve(x, k, mode, boundary=boundary, cval=0.5, method="overlap-add")
+    assert batches and batches[0][0] < 30000 - 300
+    if limit:  # the batches' buffers count too
+        assert next(c for c in chosen.candidates if c.method == "overlap-add").bytes <= 2**16
+    assert_matches(got, reference(x, k, mode, boundary, cval=0.5), dtype)
+
+
 @pytest.mark.parametrize("method", ["direct", "fft", "overlap-add"])
 def test_forced_method_is_the_one_that_runs(rng, monkeypatch, method):
     """The other executors raise: only the requested one may run."""
