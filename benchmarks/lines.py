@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import fftconv
-from benchmarks.run import RESULTS
+from benchmarks.run import RESULTS, write_report
 
 SIGNALS = [(10**4, 15), (10**5, 31), (10**5, 301), (10**6, 5), (10**6, 101), (10**6, 501),
            (10**7, 31), (10**7, 501)]
@@ -117,11 +117,7 @@ def main(argv=None) -> int:
                       f"float32. Medians of {3 if args.quick else args.rounds} interleaved "
                       "rounds, ms. Ratio = peer / fftconv (> 1: fftconv faster).", "",
                       "| case | fftconv ms | peers ms (ratio) |", "|---|---|---|", *rows])
-    args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / (f"{platform.node()}-{datetime.date.today().isoformat()}-lines"
-                           f"{'-quick' if args.quick else ''}.md")
-    path.write_text(text + "\n")
-    print(text)
+    write_report(text, "lines", args.quick, args.results)
     return 0
 
 

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import fftconv
-from benchmarks.run import RESULTS
+from benchmarks.run import write_report
 from fftconv._calibrate import _median_time as median_time
 
 
@@ -84,11 +84,7 @@ def main(argv=None) -> int:
                       "float64). Medians of 3 calls (skimage: 1). Ratio = peer / fftconv "
                       "(> 1: fftconv faster).", "",
                       "| case | fftconv ms | peers ms | notes |", "|---|---|---|---|", *rows])
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / (f"{platform.node()}-{datetime.date.today().isoformat()}-operations"
-                      f"{'-quick' if args.quick else ''}.md")
-    path.write_text(text + "\n")
-    print(text)
+    write_report(text, "operations", args.quick)
     return 0
 
 

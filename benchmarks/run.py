@@ -26,6 +26,16 @@ from fftconv._calibrate import _times
 RESULTS = Path(__file__).parent / "results"
 
 
+def write_report(text: str, kind: str, quick: bool, folder: Path = RESULTS) -> Path:
+    """Write ``text`` to ``<folder>/<machine>-<date>-<kind>[-quick].md`` and print it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (f"{platform.node()}-{datetime.date.today().isoformat()}-{kind}"
+                     f"{'-quick' if quick else ''}.md")
+    path.write_text(text + "\n")
+    print(text)
+    return path
+
+
 def data(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return (rng.uniform(-1, 1, (n, n)).astype(np.float32),
