@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -73,20 +75,45 @@ def default_spectra(settings: _config.Settings) -> SpectrumCache | None:
 def compute(request: Request, settings: _config.Settings,
             spectra: SpectrumCache | None = None) -> np.ndarray:
     """Run a request whose inputs are finite (structured kernels first, when cheaper)."""
+    return route(request, settings, spectra)(request)
+
+
+def route(request: Request, settings: _config.Settings, spectra: SpectrumCache | None = None,
+          passes: Callable[[Request], np.ndarray] | None = None
+          ) -> Callable[[Request], np.ndarray]:
+    """How :func:`compute` runs ``request``, decided now: a function of the request.
+
+    It runs any request like this one (same kernel object, options, image
+    shape and dtype; other image values) without planning again.  A
+    structured kernel's passes go through ``passes`` (by default planned each
+    time, as :func:`compute_plain`).
+    """
     if request.method == "auto":
         structured = _structured.choose(request, settings, plan_request)
         if structured is not None:
-            return _structured.run(structured, request,
-                                   lambda req: compute_plain(req, settings, spectra))
-    return compute_plain(request, settings, spectra)
+            if passes is None:
+                passes = functools.partial(compute_plain, settings=settings, spectra=spectra)
+            return functools.partial(_structured.run, structured, compute_plain=passes)
+    return plain_route(request, settings, spectra)
+
+
+def plain_route(request: Request, settings: _config.Settings,
+                spectra: SpectrumCache | None = None) -> Callable[[Request], np.ndarray]:
+    """:func:`route` among the three general methods only."""
+    plan = plan_request(request, settings, spectra)
+    if request.method == "auto" and settings.autotune:
+        plan = _autotune.best(request, plan, settings, spectra, run_plan)
+    return functools.partial(_run_general, plan=plan, settings=settings, spectra=spectra)
 
 
 def compute_plain(request: Request, settings: _config.Settings,
                   spectra: SpectrumCache | None = None) -> np.ndarray:
     """Run a request with one of the three general methods."""
-    plan = plan_request(request, settings, spectra)
-    if request.method == "auto" and settings.autotune:
-        plan = _autotune.best(request, plan, settings, spectra, run_plan)
+    return plain_route(request, settings, spectra)(request)
+
+
+def _run_general(request: Request, plan: Plan, settings: _config.Settings,
+                 spectra: SpectrumCache | None) -> np.ndarray:
     if plan.method == "direct":
         out = direct_method.opencv_same(request)
         if out is not None:
@@ -122,12 +149,11 @@ def run_plan(request: Request, plan: Plan, settings: _config.Settings,
 
 
 def run_request(request: Request, settings: _config.Settings,
-                spectra: SpectrumCache | None = None) -> np.ndarray:
-    """Apply ``nan_policy`` around :func:`compute`."""
-
-    def finite(req: Request) -> np.ndarray:
-        return compute(req, settings, spectra)
-
+                spectra: SpectrumCache | None = None,
+                finite: Callable[[Request], np.ndarray] | None = None) -> np.ndarray:
+    """Apply ``nan_policy`` around ``finite``, by default :func:`compute`."""
+    if finite is None:
+        finite = functools.partial(compute, settings=settings, spectra=spectra)
     if request.nan_policy == "raise":
         _nonfinite.check_raise(request)
         return finite(request)

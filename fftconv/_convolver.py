@@ -7,7 +7,8 @@ import numpy as np
 from fftconv import _config
 from fftconv._api import _is_dask, plan_request, run_request
 from fftconv._masked import remask, unmask
-from fftconv._request import METHOD_NAMES, NAN_POLICIES, as_array, build_request
+from fftconv._request import METHOD_NAMES, NAN_POLICIES, Request, as_array, at_dtype, build_request
+from fftconv._routes import Routes
 from fftconv._shapes import BOUNDARIES, MODES, check_choice, stand_in
 from fftconv._spectra import SpectrumCache
 
@@ -15,9 +16,10 @@ from fftconv._spectra import SpectrumCache
 class Convolver:
     """A kernel bound to its settings, applied to many images.
 
-    Calling it on images of one shape reuses the plan and the kernel's spectrum
-    (a stack of frames, or a deconvolution iterating with one PSF, pays the
-    kernel transform once).  Backend, method and threads are fixed when the
+    Calling it on images of one shape and dtype reuses the plan and the
+    kernel's spectrum (a stack of frames, or a deconvolution iterating with one
+    PSF, pays the kernel transform once), so a call on a small image costs
+    little more than its arithmetic.  Backend, method and threads are fixed when the
     Convolver is made, so every call (and every Dask task) computes the same thing.
 
     Parameters
@@ -55,6 +57,8 @@ class Convolver:
         self.correlate = correlate
         self.settings = _config.resolve(backend=backend, workers=workers)
         self._spectra = SpectrumCache(entries=max_spectra, max_bytes=None)
+        self._routes = Routes(self.settings, self._spectra)
+        self._templates: dict[tuple, Request] = {}
         # Validate every argument now, against a stand-in image shaped like the kernel.
         if axes is None:
             self._request(np.broadcast_to(np.zeros((), self.kernel.dtype), self.kernel.shape))
@@ -69,11 +73,24 @@ class Convolver:
                              o["axes"], o["method"], o["nan_policy"], o["dtype"],
                              flip=self.correlate)
 
+    def _request_for(self, image: np.ndarray) -> Request:
+        """``_request(image)``, validated and laid out once per image shape and dtype."""
+        image = as_array(image, "image")
+        key = (image.shape, image.dtype.str)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._request(stand_in("image", image.shape, image.dtype))
+            if len(self._templates) >= self._routes.entries:
+                self._templates.clear()
+            self._templates[key] = template
+        return template.replace(image=at_dtype(image, template.dtype))
+
     def __call__(self, image):
         """Convolve ``image`` (ndarray or dask array) with the bound kernel.
 
         A masked image's masked pixels are missing values, as in
-        :func:`fftconv.convolve`.
+        :func:`fftconv.convolve`.  The plan for each image shape and dtype is
+        made on the first call and kept.
         """
         image, masked = unmask(image)
         if _is_dask(image):
@@ -81,7 +98,8 @@ class Convolver:
 
             out = _dask.apply_convolver(self, image)
         else:
-            out = run_request(self._request(image), self.settings, self._spectra)
+            out = run_request(self._request_for(image), self.settings, self._spectra,
+                              finite=self._routes)
         return remask(out) if masked else out
 
     def plan(self, image_shape, dtype=None):

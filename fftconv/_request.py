@@ -115,11 +115,11 @@ def build_request(image, kernel, mode, boundary, cval, axes, method, nan_policy,
         kernel = np.flip(kernel, axis=ordered)
         if work.kind == "c":
             kernel = np.conj(kernel)
-    return Request(_at_dtype(image, work), kernel, ordered, windows, mode, boundary,
+    return Request(at_dtype(image, work), kernel, ordered, windows, mode, boundary,
                    cval, work, method, nan_policy)
 
 
-def _at_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def at_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``array`` converted to ``dtype``; a broadcast array stays a broadcast view.
 
     Shapes-only callers (``plan``, the Dask graph builder) pass broadcast

@@ -153,6 +153,57 @@ def test_convolver_validates_early_and_copies_the_kernel(rng):
     assert "correlate" in repr(conv) and conv.plan((4096, 4096)).method
 
 
+@pytest.fixture
+def plans(monkeypatch):
+    """How many times the planner was asked (every route starts from one)."""
+    from fftconv import _api
+
+    calls = []
+    original = _api.plan_request
+
+    def spy(request, settings, spectra=None):
+        calls.append(request.image.shape)
+        return original(request, settings, spectra)
+
+    monkeypatch.setattr(_api, "plan_request", spy)
+    return calls
+
+
+@pytest.mark.parametrize("kernel", ["general", "separable", "box"])
+def test_convolver_plans_each_shape_once(rng, plans, kernel):
+    """Calls on images of a seen shape and dtype run the kept route (it planned every call)."""
+    k = {"general": random(rng, (3, 3), "float32"), "separable": gaussian(7, 1.5, "float32"),
+         "box": np.ones((5, 5), np.float32)}[kernel]
+    conv = fftconv.Convolver(k, boundary="reflect")
+    frames = random(rng, (3, 64, 48), "float32")
+    conv(frames[0])
+    first = len(plans)
+    for frame in frames:
+        assert_matches(conv(frame), reference(frame, k, "same", "reflect"), "float32")
+    assert len(plans) == first
+    wide = random(rng, (40, 90), "float64")
+    assert_matches(conv(wide), reference(wide, k, "same", "reflect"), "float64")
+    assert len(plans) > first  # a new shape and dtype is planned for
+
+
+def test_convolver_routes_stay_exact_through_nan_eviction_and_threads(rng):
+    """Kept routes never stand for another shape, dtype or kernel; NaN stays local."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    k = random(rng, (5, 4), "float64")
+    conv = fftconv.Convolver(k, mode="full", boundary="mirror")
+    images = [random(rng, (8 + n, 12), dtype) for n in range(40)
+              for dtype in ("float32", "float64")]
+    images[3][2, 5] = np.nan
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(conv, images + images))
+    for image, out in zip(images + images, got):
+        want = reference(image, k, "full", "mirror")
+        assert out.dtype == np.float64 and np.array_equal(np.isnan(out), np.isnan(want))
+        assert_matches(np.nan_to_num(out), np.nan_to_num(want), "float64")
+    assert len(conv._routes) <= conv._routes.entries
+
+
 def test_shared_spectrum_cache_is_bounded_and_opt_out(rng):
     from fftconv._spectra import SHARED
 
