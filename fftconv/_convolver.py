@@ -56,9 +56,7 @@ class Convolver:
                             method=method, nan_policy=nan_policy, dtype=dtype)
         self.correlate = correlate
         self.settings = _config.resolve(backend=backend, workers=workers)
-        self._spectra = SpectrumCache(entries=max_spectra, max_bytes=None)
-        self._routes = Routes(self.settings, self._spectra)
-        self._templates: dict[tuple, Request] = {}
+        self._start_caches(max_spectra)
         # Validate every argument now, against a stand-in image shaped like the kernel.
         if axes is None:
             self._request(np.broadcast_to(np.zeros((), self.kernel.dtype), self.kernel.shape))
@@ -66,6 +64,24 @@ class Convolver:
             for name, allowed in (("mode", MODES), ("boundary", BOUNDARIES),
                                   ("method", METHOD_NAMES), ("nan_policy", NAN_POLICIES)):
                 check_choice(name, self.options[name], allowed)
+
+    def _start_caches(self, max_spectra: int) -> None:
+        self._spectra = SpectrumCache(entries=max_spectra, max_bytes=None)
+        self._routes = Routes(self.settings, self._spectra)
+        self._templates: dict[tuple, Request] = {}
+
+    def __getstate__(self) -> dict:
+        # The caches (and their locks) stay here: a copy in another process, such as a
+        # Dask worker's, plans and transforms anew with the same kernel and settings.
+        return {"kernel": self.kernel, "options": self.options, "correlate": self.correlate,
+                "settings": self.settings, "max_spectra": self._spectra.entries}
+
+    def __setstate__(self, state: dict) -> None:
+        self.kernel = state["kernel"]
+        self.kernel.flags.writeable = False
+        self.options, self.correlate = state["options"], state["correlate"]
+        self.settings = state["settings"]
+        self._start_caches(state["max_spectra"])
 
     def _request(self, image):
         o = self.options

@@ -204,6 +204,30 @@ def test_convolver_routes_stay_exact_through_nan_eviction_and_threads(rng):
     assert len(conv._routes) <= conv._routes.entries
 
 
+def test_convolver_pickles_for_worker_processes(rng):
+    """A Convolver inside a user's map_blocks reaches process workers (its caches' locks
+    once made pickling fail); the copy keeps kernel, options and settings, not caches."""
+    import pickle
+
+    import dask.array as da
+
+    k = random(rng, (4, 3), "float64")
+    conv = fftconv.Convolver(k, boundary="reflect", correlate=True, workers=1)
+    x = random(rng, (64, 48), "float64")
+    conv(x)
+    copy = pickle.loads(pickle.dumps(conv))
+    assert repr(copy) == repr(conv) and copy.settings == conv.settings
+    assert not copy.kernel.flags.writeable and len(copy._routes) == 0
+    assert np.array_equal(copy(x), conv(x))
+    blocks = da.from_array(x, chunks=(32, 24)).map_blocks(conv, dtype=np.float64)
+    got = blocks.compute(scheduler="processes", num_workers=2)
+    for i in (0, 32):
+        for j in (0, 24):
+            block = x[i:i + 32, j:j + 24]
+            assert_matches(got[i:i + 32, j:j + 24],
+                           reference(block, k, "same", "reflect", correlate=True), "float64")
+
+
 def test_shared_spectrum_cache_is_bounded_and_opt_out(rng):
     from fftconv._spectra import SHARED
 
