@@ -113,3 +113,25 @@ def test_interpolate_all_missing_window_is_nan():
     x[:, 3:6] = np.nan
     got = fftconv.convolve(x, np.ones((1, 3)), nan_policy="interpolate")
     assert np.isnan(got[:, 4]).all() and np.isfinite(got[:, 3]).all()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "complex64", "complex128",
+                                   "longdouble"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "fortran"])
+def test_has_nonfinite_finds_every_kind_in_every_layout(rng, dtype, layout):
+    """The quick total (a dot product, or a sum) never hides a NaN or an infinity, and a
+    total that overflows on finite values does not make them non-finite."""
+    from fftconv._nonfinite import has_nonfinite
+
+    def laid_out(a):
+        return {"contiguous": a, "strided": a[:, ::2], "fortran": np.asfortranarray(a)}[layout]
+
+    base = random(rng, (6, 10), dtype)
+    assert not has_nonfinite(laid_out(base))
+    big = np.full((6, 10), np.finfo(np.dtype(dtype)).max / 2, dtype=dtype)
+    assert not has_nonfinite(laid_out(big))  # |x|² and the sum overflow; every x is finite
+    for bad in (np.nan, np.inf, -np.inf):
+        for value in ([bad, 1j * bad] if np.dtype(dtype).kind == "c" else [bad]):
+            a = base.copy()
+            a[3, 4] = value
+            assert has_nonfinite(laid_out(a))
