@@ -186,6 +186,23 @@ def test_convolver_plans_each_shape_once(rng, plans, kernel):
     assert len(plans) > first  # a new shape and dtype is planned for
 
 
+def test_structured_pricing_is_kept_per_kernel_and_shape(rng, plans):
+    """A separable kernel's route is priced once, not on every call: pricing planned each
+    pass and the plain method (four plans, 0.4 ms, a 32² image's convolution twice over)."""
+    k = gaussian(3, 0.7, "float32")
+    x = random(rng, (32, 32), "float32")
+    fftconv.convolve(x, k)
+    for _ in range(2):
+        before = len(plans)
+        assert_matches(fftconv.convolve(x, k), reference(x, k), "float32")
+        assert len(plans) - before == 1  # the plain method's own plan, nothing priced
+    before = len(plans)
+    fftconv.convolve(random(rng, (32, 40), "float32"), k)
+    with fftconv.config.set(memory_limit="1GiB"):
+        fftconv.convolve(x, k)
+    assert len(plans) - before > 2  # a new shape, new settings: priced again
+
+
 def test_convolver_routes_stay_exact_through_nan_eviction_and_threads(rng):
     """Kept routes never stand for another shape, dtype or kernel; NaN stays local."""
     from concurrent.futures import ThreadPoolExecutor
