@@ -47,12 +47,21 @@ class Rates:
     """Seconds per unit of work, single thread."""
 
     fft: float = 9.0e-10  # per n·log2(n) of one real transform, its copies included
+    # Fixed cost of one FFT-method call beyond a direct one's: spectrum lookup, padded
+    # buffers, the backend's calls (measured 115-320 µs on 8²-32² images).
+    fft_call: float = 1.5e-4
     tile: float = 1.0e-4  # fixed cost of one overlap tile (Python, slicing, plan lookup)
     direct_numpy: float = 1.0e-9  # per tap·output
+    # Fixed cost of one tap on one stripe of the NumPy loop: a slice and two NumPy calls
+    # (a 50² image ⊛ 15² took 1.7 ms, 5× its arithmetic).
+    numpy_tap: float = 5.0e-6
     opencv_pass: float = 1.2e-9  # per output, whatever the kernel (OpenCV's threads included)
     opencv_tap: float = 4.1e-11  # per tap·output on top of that
     product: float = 1.5e-9  # per complex element of the spectrum product
     box: float = 6.0e-9  # window sums per output per axis (OpenCV ~4e-9, numpy ~9e-9)
+    # One more pass of a structured kernel: its request, route, checks and copies; not
+    # calibrated (a Convolver's pass, measured: 64² ⊛ 7² separable took 2 × 30 µs more).
+    call: float = 3.0e-5
     thread_efficiency: float = 0.7  # speed-up per extra thread
 
 
@@ -174,7 +183,9 @@ class Planner:
             seconds = outputs * (self.rates.opencv_pass + taps * self.rates.opencv_tap)
             engine = "opencv"
         else:
-            seconds = taps * outputs * self.rates.direct_numpy / _speedup(self.threads, self.rates)
+            stripes = direct_method.stripe_count(p.out_shape, p.axes)
+            seconds = (taps * outputs * self.rates.direct_numpy / _speedup(self.threads, self.rates)
+                       + taps * stripes * self.rates.numpy_tap / min(stripes, self.threads))
             engine = "numpy"
         padded = math.prod(b - a + k - 1 for (a, b), k in zip(p.windows, p.kernel_lengths))
         scratch = self.threads * direct_method.STRIPE_ELEMENTS * itemsize
@@ -238,7 +249,7 @@ class Planner:
         batch_k = math.prod(n for ax, n in enumerate(p.kernel.shape) if ax not in p.axes)
         work = (per_transform * (batch_y + p.batch) + spectrum * p.batch * self.rates.product)
         kernel = 0.0 if self.kernel_ready else per_transform * batch_k
-        seconds = (kernel + tiles * work) / _speedup(self.threads, self.rates)
+        seconds = (kernel + tiles * work) / _speedup(self.threads, self.rates) + self.rates.fft_call
         lines = tiles > 1 and p.y.ndim == 1
         tile = self.rates.tile * (LINE_TILE_SHARE if lines else 1.0)
         seconds += tiles * tile / min(tiles, self.threads) if tiles > 1 else 0.0

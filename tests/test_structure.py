@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import random
@@ -9,6 +11,7 @@ from reference import assert_matches, reference
 
 import fftconv
 from fftconv._methods import structured
+from fftconv._request import build_request
 from fftconv._structure import analyze
 
 MODES = ["full", "same", "valid"]
@@ -35,10 +38,25 @@ def ran(monkeypatch):
     return kinds
 
 
+def cheaper(monkeypatch, **rates):
+    """Make the cost model's ``rates`` (``call``: a pass, ``box``: running sums) what the
+    test needs, so a small image takes the route under test.  The rates are part of
+    what a choice is kept by, so no other test sees a choice made here."""
+    original = structured.rates
+    monkeypatch.setattr(structured, "rates",
+                        lambda *a: dataclasses.replace(original(*a), **rates))
+
+
+@pytest.fixture
+def free_passes(monkeypatch):
+    """A structured kernel's passes cost only their arithmetic."""
+    cheaper(monkeypatch, call=1e-12)
+
+
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_separable(rng, ran, mode, boundary, dtype):
+def test_separable(rng, ran, free_passes, mode, boundary, dtype):
     x = random(rng, (60, 57), dtype)
     k = gaussian(9, 2.0, dtype)  # 9x8: odd and even axes
     got = fftconv.convolve(x, k, mode, boundary=boundary, cval=0.7)
@@ -47,7 +65,7 @@ def test_separable(rng, ran, mode, boundary, dtype):
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_low_rank(rng, ran, boundary):
+def test_low_rank(rng, ran, free_passes, boundary):
     x = random(rng, (70, 64), "float64")
     u, v = rng.standard_normal((2, 15)), rng.standard_normal((2, 13))
     k = np.outer(u[0], v[0]) + np.outer(u[1], v[1])
@@ -70,7 +88,7 @@ def test_long_double_skips_the_svd(rng, dtype):
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("mode", MODES)
 def test_box(rng, ran, mode, boundary, monkeypatch):
-    monkeypatch.setattr(structured, "box_rate", lambda *a: 0.0)  # make the running sums win
+    cheaper(monkeypatch, box=1e-15)  # make the running sums win
     x = random(rng, (40, 37), "float32")
     k = np.full((6, 5), 0.25, np.float32)
     got = fftconv.convolve(x, k, mode, boundary=boundary, cval=2.0)
@@ -78,7 +96,7 @@ def test_box(rng, ran, mode, boundary, monkeypatch):
     assert_matches(got, reference(x, k, mode, boundary, cval=2.0), "float32")
 
 
-def test_separable_3d_and_correlate(rng, ran):
+def test_separable_3d_and_correlate(rng, ran, free_passes):
     x = random(rng, (20, 18, 16), "float64")
     f = [rng.uniform(0.1, 1, n) for n in (5, 4, 6)]
     k = np.multiply.outer(np.multiply.outer(f[0], f[1]), f[2])
@@ -87,10 +105,10 @@ def test_separable_3d_and_correlate(rng, ran):
     assert_matches(got, reference(x, k, "same", "reflect", correlate=True), "float64")
 
 
-def test_nan_stays_local_on_the_separable_path(rng, ran):
+def test_nan_stays_local_on_the_separable_path(rng, ran, free_passes):
     x = random(rng, (50, 50), "float32")
     x[10, 20] = np.nan
-    k = gaussian(15, 3.0, "float32")  # 15x14: past OpenCV's 2-D direct area, so passes win
+    k = gaussian(15, 3.0, "float32")  # 15x14: past OpenCV's 2-D direct area
     got = fftconv.convolve(x, k)
     assert "separable" in ran
     poison = reference(np.isnan(x).astype(float), np.ones(k.shape)) > 0.5
@@ -201,6 +219,24 @@ def test_structured_pricing_is_kept_per_kernel_and_shape(rng, plans):
     with fftconv.config.set(memory_limit="1GiB"):
         fftconv.convolve(x, k)
     assert len(plans) - before > 2  # a new shape, new settings: priced again
+
+
+def test_small_images_take_the_one_pass_route(rng):
+    """Each pass of a separable kernel has a fixed cost: on a 60×57 image a 9×8 Gaussian's
+    two passes took 118 µs against 71 for one 2-D pass, yet they were chosen.  A 15²
+    Gaussian on 256² still takes them (220 µs against 650 by FFT)."""
+    from fftconv import _api, _config
+
+    def route(shape, k):
+        request = build_request(np.zeros(shape, np.float32), k, "same", "constant", 0.0,
+                                None, "auto", "propagate", None, flip=False)
+        choice = structured.choose(request, _config.resolve(), _api.plan_request)
+        return choice.structure.kind if choice else "plain"
+
+    assert route((64, 64), gaussian(9, 2.0, "float32")) == "plain"
+    assert route((128, 128), np.outer(*[gaussian(7, 1.2, "float32")[:, 3]] * 2)) == "plain"
+    assert route((256, 256), gaussian(15, 2.5, "float32")) == "separable"
+    assert route((32, 32), gaussian(15, 2.5, "float32")) == "separable"  # FFT costs more
 
 
 def test_convolver_routes_stay_exact_through_nan_eviction_and_threads(rng):

@@ -146,8 +146,7 @@ def _shift_and_add(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray
     nonzero = np.any(ker != 0, axis=tuple(range(ker.ndim - nconv)))
     taps = [tuple(t) for t in np.argwhere(nonzero)]
     weights = [ker[(..., *t)].reshape(ker.shape[:-nconv] + (1,) * nconv) for t in taps]
-    row = math.prod(out.shape) // max(1, out_conv[0])
-    step = max(1, STRIPE_ELEMENTS // max(1, row))
+    step = stripe_rows(math.prod(out.shape), out_conv[0])
     stripes = [(r, min(r + step, out_conv[0])) for r in range(0, out_conv[0], step)]
 
     def stripe(bounds: tuple[int, int]) -> None:
@@ -162,6 +161,18 @@ def _shift_and_add(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray
 
     run_all(stripe, stripes, threads)
     return _restore(problem, out)
+
+
+def stripe_rows(outputs: int, rows: int) -> int:
+    """Rows (of the first convolved axis) in one stripe of the NumPy loop: about
+    ``STRIPE_ELEMENTS`` outputs, so a tap's product stays in cache."""
+    return max(1, STRIPE_ELEMENTS // max(1, outputs // max(1, rows)))
+
+
+def stripe_count(out_shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    """How many stripes the NumPy loop splits an output of ``out_shape`` into."""
+    rows = out_shape[axes[0]]
+    return math.ceil(rows / stripe_rows(math.prod(out_shape), rows))
 
 
 def _opencv(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray) -> np.ndarray:

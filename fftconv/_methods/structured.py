@@ -94,13 +94,17 @@ def _passes_cost(request, factors, plan_request, settings) -> float:
     return total
 
 
-def box_rate(request, settings) -> float:
-    """Running sums: seconds per output element per axis (calibrated)."""
+def rates(request, settings):
+    """The cost model's rates for this request's dtype and the settings' backend and threads."""
     from fftconv._calibrate import rates_for
     from fftconv._registry import load_backend
 
-    return rates_for(load_backend(settings.backend).name, request.dtype,
-                     settings.threads()).box
+    return rates_for(load_backend(settings.backend).name, request.dtype, settings.threads())
+
+
+def box_rate(request, settings) -> float:
+    """Running sums: seconds per output element per axis (calibrated)."""
+    return rates(request, settings).box
 
 
 def choose(request, settings, plan_request: Callable) -> Choice | None:
@@ -125,14 +129,13 @@ def choose(request, settings, plan_request: Callable) -> Choice | None:
 
 def _choice_key(request, settings, digest: str) -> tuple:
     """Everything :func:`_priced` depends on, but the kernel's values (``digest``)."""
-    from fftconv._calibrate import rates_for
     from fftconv._registry import load_backend
 
-    backend, threads = load_backend(settings.backend), settings.threads()
+    backend = load_backend(settings.backend)
     return (digest, request.kernel.shape, request.kernel.dtype.str, request.axes,
             request.image.shape, request.image.dtype.str, request.windows, request.mode,
-            request.boundary, request.cval, request.dtype.str, settings, threads,
-            backend.name, id(backend), rates_for(backend.name, request.dtype, threads))
+            request.boundary, request.cval, request.dtype.str, settings, settings.threads(),
+            backend.name, id(backend), rates(request, settings))
 
 
 def _priced(request, settings, plan_request: Callable, digest: str) -> Choice | None:
@@ -159,7 +162,11 @@ def _priced(request, settings, plan_request: Callable, digest: str) -> Choice | 
             n for ax, n in enumerate(request.image.shape) if ax not in request.axes)
         seconds = outputs * len(request.axes) * box_rate(request, settings)
     else:
-        seconds = len(structure.terms) * per_term()
+        # One pass per term and axis, where the plain method makes one: on small images
+        # the fixed cost of the passes outweighs the taps saved.
+        passes = len(structure.terms) * len(request.axes)
+        seconds = len(structure.terms) * per_term() + (passes - 1) * rates(request,
+                                                                            settings).call
     return Choice(structure, seconds, plain()) if seconds < plain() else None
 
 
