@@ -33,20 +33,24 @@ VOLUMES = [((64, 256, 256), 1.0), ((64, 256, 256), 2.0), ((64, 256, 256), 4.0)]
 DIRECT_WORK = 2 * 10**8
 
 
-def _medians(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+def medians(calls: dict[str, Callable[[], object]], rounds: int,
+            loops: int = 1) -> dict[str, float]:
+    """Each call's median seconds over ``rounds`` interleaved rounds of ``loops`` calls."""
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
             start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(loops):
+                call()
+            times[name].append((time.perf_counter() - start) / loops)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _row(case: str, medians: dict[str, float]) -> str:
-    ours = medians.pop("fftconv")
-    peers = " ; ".join(f"{name} {t * 1e3:.2f} ({t / ours:.2f}×)" for name, t in medians.items())
-    return f"| {case} | {ours * 1e3:.2f} | {peers} |"
+def row(case: str, times: dict[str, float], ours: str = "fftconv", unit: float = 1e3) -> str:
+    """A table row: ``ours``'s time, then each peer's and its ratio peer / ours."""
+    mine = times.pop(ours)
+    peers = " ; ".join(f"{name} {t * unit:.2f} ({t / mine:.2f}×)" for name, t in times.items())
+    return f"| {case} | {mine * unit:.2f} | {peers} |"
 
 
 def _signal_calls(x: np.ndarray, kernel: np.ndarray) -> dict[str, Callable[[], object]]:
@@ -68,8 +72,8 @@ def signal_rows(cases, rounds: int, rng) -> list[str]:
         x = rng.random(n, dtype=np.float32)
         kernel = rng.random(k, dtype=np.float32)
         method = fftconv.plan(x, kernel).method
-        rows.append(_row(f"signal {n:.0e} ⊛ {k} taps ({method})",
-                         _medians(_signal_calls(x, kernel), rounds)))
+        rows.append(row(f"signal {n:.0e} ⊛ {k} taps ({method})",
+                        medians(_signal_calls(x, kernel), rounds)))
     return rows
 
 
@@ -94,8 +98,8 @@ def volume_rows(cases, rounds: int, rng) -> list[str]:
     for shape, sigma in cases:
         x = rng.random(shape, dtype=np.float32)
         size, taps = "×".join(map(str, shape)), _gaussian(sigma).size
-        rows.append(_row(f"volume {size} ⊛ Gaussian σ={sigma:g} ({taps}³, separable)",
-                         _medians(_volume_calls(x, sigma), rounds)))
+        rows.append(row(f"volume {size} ⊛ Gaussian σ={sigma:g} ({taps}³, separable)",
+                        medians(_volume_calls(x, sigma), rounds)))
     return rows
 
 
