@@ -154,12 +154,13 @@ def run_request(request: Request, settings: _config.Settings,
     """Apply ``nan_policy`` around ``finite``, by default :func:`compute`."""
     if finite is None:
         finite = functools.partial(compute, settings=settings, spectra=spectra)
-    if request.nan_policy == "raise":
-        _nonfinite.check_raise(request)
-        return finite(request)
-    if request.nan_policy == "interpolate":
-        return _nonfinite.interpolate(request, finite)
-    return _nonfinite.propagate(request, finite)
+    with _config.in_effect(settings):
+        if request.nan_policy == "raise":
+            _nonfinite.check_raise(request)
+            return finite(request)
+        if request.nan_policy == "interpolate":
+            return _nonfinite.interpolate(request, finite)
+        return _nonfinite.propagate(request, finite)
 
 
 def plan(image_shape, kernel_shape, *, dtype=None, mode="same", boundary="constant",

@@ -16,13 +16,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -261,6 +262,26 @@ def _env_layer() -> dict[str, Any]:
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "fftconv_settings", default=MappingProxyType({})
 )
+# The settings one call resolved, while it runs: what get() answers there.
+_call: contextvars.ContextVar[Settings | None] = contextvars.ContextVar(
+    "fftconv_call_settings", default=None
+)
+
+
+@contextlib.contextmanager
+def in_effect(settings: Settings) -> Iterator[None]:
+    """Within: :func:`get` answers from ``settings``, one call's resolved settings.
+
+    A backend asks for its settings on every transform (pyFFTW's effort and
+    wisdom); reading the layers each time cost a small FFT convolution about
+    0.1 ms a transform.  And a :class:`~fftconv.Convolver`'s backend then sees
+    the settings it was made with, as the Convolver promises.
+    """
+    token = _call.set(settings)
+    try:
+        yield
+    finally:
+        _call.reset(token)
 
 
 def resolve(**call: Any) -> Settings:
@@ -296,16 +317,22 @@ class set:
         parsed = {key: parse_setting(key, value, f"fftconv.config.set({key}=...)")
                   for key, value in settings.items()}
         self._token = _context.set(MappingProxyType({**_context.get(), **parsed}))
+        self._call_token = _call.set(None)  # inside a call too, these come first
 
     def __enter__(self) -> set:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _call.reset(self._call_token)
         _context.reset(self._token)
 
 
 def get(key: str, *more: str) -> Any:
     """The value of a setting in effect here (all layers but call arguments).
+
+    Inside a call of fftconv's (a backend asking, on every transform), the
+    settings that call resolved, call arguments included; a ``set`` block
+    there still comes first.
 
     Given several names, their values as a tuple, from one resolution of the
     layers (cheaper than one call each).
@@ -323,7 +350,9 @@ def get(key: str, *more: str) -> Any:
         if name not in PARSERS:
             raise ValueError(f"unknown setting {name!r}; settings are "
                              f"{', '.join(sorted(PARSERS))}")
-    settings = resolve()
+    settings = _call.get()
+    if settings is None:
+        settings = resolve()
     if not more:
         return getattr(settings, key)
     return tuple(getattr(settings, name) for name in (key, *more))

@@ -140,3 +140,29 @@ def test_fast_lengths_are_the_cheapest_not_the_smallest(backend):
     assert not any(m % 2 for m in lengths)  # an odd real transform costs FFTW 2-3×
     plan = fftconv.plan((2248, 2248), (201, 201), mode="valid", backend="pyfftw")
     assert plan.fft_shape == (2304, 2304)
+
+
+def test_a_convolvers_backend_sees_the_settings_it_was_made_with(tmp_path, rng):
+    """The backend reads its settings (effort, wisdom file) from the call: a Convolver's
+    from its creation, as it promises.  It once read the live configuration on every
+    transform, so this wisdom went to the default file instead (and the reads cost a
+    small FFT convolution 0.1 ms a transform)."""
+    path = tmp_path / "wisdom.json"
+    k = random(rng, (9, 9), "float64")
+    with fftconv.config.set(planner_effort="measure", wisdom_path=str(path)):
+        blur = fftconv.Convolver(k, method="fft", backend="pyfftw")
+    x = random(rng, (37, 41), "float64")
+    assert_matches(blur(x), reference(x, k), "float64")
+    assert path.exists() and json.loads(path.read_text())["wisdom"]
+
+
+def test_settings_in_a_call_answer_get_and_yield_to_set():
+    from fftconv import _config
+
+    outer = _config.resolve(workers=3)
+    with _config.in_effect(outer):
+        assert fftconv.config.get("workers") == 3
+        with fftconv.config.set(workers=5):
+            assert fftconv.config.get("workers") == 5
+        assert fftconv.config.get("workers") == 3
+    assert fftconv.config.get("workers") == -1
