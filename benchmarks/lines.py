@@ -53,6 +53,25 @@ def row(case: str, times: dict[str, float], ours: str = "fftconv", unit: float =
     return f"| {case} | {mine * unit:.2f} | {peers} |"
 
 
+def arguments(doc: str, argv=None) -> argparse.Namespace:
+    """The options of an interleaved benchmark: ``--quick``, ``--rounds``, ``--results``."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+def report(args: argparse.Namespace, kind: str, title: str, note: str,
+           columns: tuple[str, ...], rows: list[str]) -> None:
+    """Write and print a report: its title with this machine, date and threads, a note,
+    and the table."""
+    heading = (f"# {title} — {platform.node()}, {datetime.date.today().isoformat()}, "
+               f"threads {fftconv.config.resolve().threads()}")
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
+    write_report("\n".join([heading, "", note, "", *table]), kind, args.quick, args.results)
+
+
 def _signal_calls(x: np.ndarray, kernel: np.ndarray) -> dict[str, Callable[[], object]]:
     import scipy.ndimage
     import scipy.signal
@@ -104,24 +123,17 @@ def volume_rows(cases, rounds: int, rng) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     rng = np.random.default_rng(0)
     if args.quick:
         rows = (signal_rows([(10**4, 15), (10**5, 301)], 3, rng)
                 + volume_rows([((8, 32, 32), 1.0)], 3, rng))
     else:
         rows = signal_rows(SIGNALS, args.rounds, rng) + volume_rows(VOLUMES, args.rounds, rng)
-    meta = (f"{platform.node()}, {datetime.date.today().isoformat()}, "
-            f"threads {fftconv.config.resolve().threads()}")
-    text = "\n".join([f"# Kernels along a line — {meta}", "",
-                      f"float32. Medians of {3 if args.quick else args.rounds} interleaved "
-                      "rounds, ms. Ratio = peer / fftconv (> 1: fftconv faster).", "",
-                      "| case | fftconv ms | peers ms (ratio) |", "|---|---|---|", *rows])
-    write_report(text, "lines", args.quick, args.results)
+    report(args, "lines", "Kernels along a line",
+           f"float32. Medians of {3 if args.quick else args.rounds} interleaved rounds, ms. "
+           "Ratio = peer / fftconv (> 1: fftconv faster).",
+           ("case", "fftconv ms", "peers ms (ratio)"), rows)
     return 0
 
 

@@ -14,18 +14,13 @@ peer / Convolver (> 1: the Convolver faster).
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import platform
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 import fftconv
-from benchmarks.lines import medians, row
-from benchmarks.run import RESULTS, write_report
+from benchmarks.lines import arguments, medians, report, row
 
 CASES = [(32, 3), (64, 3), (64, 7), (128, 5), (256, 5), (256, 15)]
 
@@ -64,22 +59,14 @@ def rows(cases, rounds: int, loops: int, rng) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, argv)
     rng = np.random.default_rng(0)
     rounds, loops = (3, 5) if args.quick else (args.rounds, 200)
     table = rows(CASES[:2] if args.quick else CASES, rounds, loops, rng)
-    meta = (f"{platform.node()}, {datetime.date.today().isoformat()}, "
-            f"threads {fftconv.config.resolve().threads()}")
-    text = "\n".join([f"# Many small images — {meta}", "",
-                      f"float32, 'same', zero boundary. Medians of {rounds} interleaved rounds "
-                      f"of {loops} calls, µs per call. Ratio = peer / Convolver (> 1: the "
-                      "Convolver faster).", "",
-                      "| case | Convolver µs | others µs (ratio) |", "|---|---|---|", *table])
-    write_report(text, "small", args.quick, args.results)
+    report(args, "small", "Many small images",
+           f"float32, 'same', zero boundary. Medians of {rounds} interleaved rounds of {loops} "
+           "calls, µs per call. Ratio = peer / Convolver (> 1: the Convolver faster).",
+           ("case", "Convolver µs", "others µs (ratio)"), table)
     return 0
 
 
