@@ -14,7 +14,7 @@ from fftconv._methods import RUNNERS
 from fftconv._methods import direct as direct_method
 from fftconv._methods import structured as _structured
 from fftconv._planner import Plan, Planner
-from fftconv._problem import LinearProblem, linear_problem
+from fftconv._problem import LinearProblem, linear_problem, within_reach
 from fftconv._registry import load_backend
 from fftconv._request import Request, build_request
 from fftconv._shapes import BOUNDARIES, check_choice, extension, stand_in
@@ -54,7 +54,7 @@ def shape_problem(request: Request) -> LinearProblem:
             moved.append((a + left, b + left))
         windows = tuple(moved)
     y = np.broadcast_to(np.zeros((), dtype=request.image.dtype), shape)
-    return LinearProblem(y, request.kernel, request.axes, windows)
+    return within_reach(LinearProblem(y, request.kernel, request.axes, windows))
 
 
 def plan_request(request: Request, settings: _config.Settings,

@@ -66,11 +66,43 @@ def linear_problem(image: np.ndarray, kernel: np.ndarray, axes: tuple[int, ...],
     """Reduce one mode + boundary request to a :class:`LinearProblem`."""
     if boundary == "constant":
         if cval == 0:
-            return LinearProblem(image, kernel, axes, windows)
+            return within_reach(LinearProblem(image, kernel, axes, windows))
+        # The offset is the whole kernel's: the taps past the data see only cval.
         offset = np.asarray(cval, dtype=image.dtype) * kernel.sum(axis=axes, keepdims=True)
         shifted = np.subtract(image, np.asarray(cval, dtype=image.dtype))
-        return LinearProblem(shifted, kernel, axes, windows, offset)
+        return within_reach(LinearProblem(shifted, kernel, axes, windows, offset))
     pads = tuple(extension(image.shape[ax], kernel.shape[ax], w) for ax, w in zip(axes, windows))
     y = extend(image, axes, pads, boundary)
     shifted_windows = tuple((a + left, b + left) for (a, b), (left, _) in zip(windows, pads))
-    return LinearProblem(y, kernel, axes, shifted_windows)
+    return within_reach(LinearProblem(y, kernel, axes, shifted_windows))
+
+
+def within_reach(problem: LinearProblem) -> LinearProblem:
+    """``problem`` without the kernel's taps that meet no data in any wanted output.
+
+    ``out[j]`` reads ``y[j - u]`` for ``0 <= j - u < n`` only, so over a window
+    ``[a, b)`` the taps ``u`` outside ``[a - n + 1, b - 1]`` add nothing: a
+    kernel more than twice as long as the data along an axis ('same' mode, a
+    31-slice PSF over a 5-slice stack) loses its ends, and no method works on
+    them (the direct method's zero-padded copy of the data was 11× the data for
+    31 taps over 3 channels).
+
+    Examples
+    --------
+    >>> p = within_reach(LinearProblem(np.ones((3,)), np.ones((31,)), (0,), ((15, 18),)))
+    >>> p.kernel.shape, p.windows
+    ((5,), ((2, 5),))
+    """
+    cuts, windows = [], []
+    for ax, (a, b) in zip(problem.axes, problem.windows):
+        n, k = problem.y.shape[ax], problem.kernel.shape[ax]
+        lo, hi = max(0, a - n + 1), min(k, b)
+        cuts.append((ax, lo, hi))
+        windows.append((a - lo, b - lo))
+    if all(lo == 0 and hi == problem.kernel.shape[ax] for ax, lo, hi in cuts):
+        return problem
+    index = [slice(None)] * problem.kernel.ndim
+    for ax, lo, hi in cuts:
+        index[ax] = slice(lo, hi)
+    return dataclasses.replace(problem, kernel=problem.kernel[tuple(index)],
+                               windows=tuple(windows))

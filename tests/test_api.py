@@ -23,6 +23,8 @@ SHAPES = [
     ((6, 5, 7), (3, 2, 3)),
     ((5, 4), (7, 9)),
     ((3,), (8,)),
+    ((4, 6, 3), (3, 1, 11)),  # more than twice the data: 'same' reads only the middle taps
+    ((2,), (9,)),
 ]
 
 
@@ -309,3 +311,25 @@ def test_auto_runs_what_the_plan_says(rng, monkeypatch):
         fftconv.convolve(x, k)
         assert ran == [chosen]
         monkeypatch.undo()
+
+
+@pytest.mark.parametrize("nan_policy", ["propagate", "interpolate"])
+def test_kernel_past_twice_the_data_is_cut_to_its_reach(rng, nan_policy):
+    """Taps that meet no data in any wanted output are dropped before any method runs: 31
+    taps along a 3-long channel axis once made the direct method pad the data 11× and the
+    FFT 11× longer (2048²×3: 520 ms, now 140 ms)."""
+    plan = fftconv.plan((256, 256, 3), (1, 1, 31))
+    by_method = {c.method: c for c in plan.candidates}
+    assert by_method["fft"].fft_shape[-1] <= 8 and "5 taps" in by_method["direct"].note
+    x = random(rng, (20, 18, 3), "float64")
+    x[4, 5, 1] = np.nan
+    k = random(rng, (3, 1, 31), "float64")
+    for method in METHODS:
+        got = fftconv.convolve(x, k, method=method, cval=0.5, nan_policy=nan_policy)
+        want = fftconv.convolve(x, k, method="direct", cval=0.5, nan_policy=nan_policy)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        if nan_policy == "propagate":
+            ref = reference(np.nan_to_num(x), k, "same", "constant", cval=0.5)
+            assert np.isnan(got).sum() == 3 * 3  # the NaN under each of the 3×3 middle taps
+            assert_matches(np.where(np.isnan(got), 0, got), np.where(np.isnan(got), 0, ref),
+                           "float64")
