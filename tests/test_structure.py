@@ -188,10 +188,12 @@ def plans(monkeypatch):
 
 
 @pytest.mark.parametrize("kernel", ["general", "separable", "box"])
-def test_convolver_plans_each_shape_once(rng, plans, kernel):
-    """Calls on images of a seen shape and dtype run the kept route (it planned every call)."""
-    k = {"general": random(rng, (3, 3), "float32"), "separable": gaussian(7, 1.5, "float32"),
+def test_convolver_plans_each_shape_once(rng, plans, ran, kernel, monkeypatch):
+    """Calls on images of a seen shape and dtype run the kept route (it planned every call),
+    a structured kernel's passes included."""
+    k = {"general": random(rng, (3, 3), "float32"), "separable": gaussian(11, 2.0, "float32"),
          "box": np.ones((5, 5), np.float32)}[kernel]
+    cheaper(monkeypatch, call=1e-12, box=1e-15)  # the structured routes, on small images
     conv = fftconv.Convolver(k, boundary="reflect")
     frames = random(rng, (3, 64, 48), "float32")
     conv(frames[0])
@@ -202,6 +204,7 @@ def test_convolver_plans_each_shape_once(rng, plans, kernel):
     wide = random(rng, (40, 90), "float64")
     assert_matches(conv(wide), reference(wide, k, "same", "reflect"), "float64")
     assert len(plans) > first  # a new shape and dtype is planned for
+    assert set(ran) == (set() if kernel == "general" else {kernel})
 
 
 def test_structured_pricing_is_kept_per_kernel_and_shape(rng, plans):
