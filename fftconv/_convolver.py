@@ -59,7 +59,7 @@ class Convolver:
         self._start_caches(max_spectra)
         # Validate every argument now, against a stand-in image shaped like the kernel.
         if axes is None:
-            self._request(np.broadcast_to(np.zeros((), self.kernel.dtype), self.kernel.shape))
+            self._request(stand_in("image", self.kernel))
         else:
             for name, allowed in (("mode", MODES), ("boundary", BOUNDARIES),
                                   ("method", METHOD_NAMES), ("nan_policy", NAN_POLICIES)):

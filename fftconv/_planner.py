@@ -48,7 +48,7 @@ class Rates:
 
     The defaults were measured on a 2-core VM.  ``fftconv calibrate`` measures
     this machine's ``fft``, ``tile``, ``direct_numpy``, ``opencv_*`` and
-    ``box``; the fixed costs ``fft_call``, ``numpy_tap`` and ``call`` keep
+    ``box``; the fixed costs ``fft_call``, ``numpy_tap`` and ``extra_pass`` keep
     their defaults.
     """
 
@@ -67,7 +67,7 @@ class Rates:
     box: float = 6.0e-9  # window sums per output per axis (OpenCV ~4e-9, numpy ~9e-9)
     # One more pass of a structured kernel: its request, route, checks and copies; not
     # calibrated (a Convolver's pass, measured: 64² ⊛ 7² separable took 2 × 30 µs more).
-    call: float = 3.0e-5
+    extra_pass: float = 3.0e-5
     thread_efficiency: float = 0.7  # speed-up per extra thread
 
 

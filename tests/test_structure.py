@@ -39,18 +39,18 @@ def ran(monkeypatch):
 
 
 def cheaper(monkeypatch, **rates):
-    """Make the cost model's ``rates`` (``call``: a pass, ``box``: running sums) what the
+    """Make the cost model's ``rates`` (``extra_pass``: a pass, ``box``: running sums) what the
     test needs, so a small image takes the route under test.  The rates are part of
     what a choice is kept by, so no other test sees a choice made here."""
     original = structured.rates
     monkeypatch.setattr(structured, "rates",
-                        lambda *a: dataclasses.replace(original(*a), **rates))
+                        lambda *a, **kw: dataclasses.replace(original(*a, **kw), **rates))
 
 
 @pytest.fixture
 def free_passes(monkeypatch):
     """A structured kernel's passes cost only their arithmetic."""
-    cheaper(monkeypatch, call=1e-12)
+    cheaper(monkeypatch, extra_pass=1e-12)
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
@@ -193,7 +193,7 @@ def test_convolver_plans_each_shape_once(rng, plans, ran, kernel, monkeypatch):
     a structured kernel's passes included."""
     k = {"general": random(rng, (3, 3), "float32"), "separable": gaussian(11, 2.0, "float32"),
          "box": np.ones((5, 5), np.float32)}[kernel]
-    cheaper(monkeypatch, call=1e-12, box=1e-15)  # the structured routes, on small images
+    cheaper(monkeypatch, extra_pass=1e-12, box=1e-15)  # the structured routes, on small images
     conv = fftconv.Convolver(k, boundary="reflect")
     frames = random(rng, (3, 64, 48), "float32")
     conv(frames[0])

@@ -94,12 +94,14 @@ def _passes_cost(request, factors, plan_request, settings) -> float:
     return total
 
 
-def rates(request, settings):
-    """The cost model's rates for this request's dtype and the settings' backend and threads."""
+def rates(request, settings, threads: int | None = None):
+    """The cost model's rates for this request's dtype and the settings' backend and
+    threads (``threads``: ``settings.threads()``, when the caller has it already)."""
     from fftconv._calibrate import rates_for
     from fftconv._registry import load_backend
 
-    return rates_for(load_backend(settings.backend).name, request.dtype, settings.threads())
+    threads = settings.threads() if threads is None else threads
+    return rates_for(load_backend(settings.backend).name, request.dtype, threads)
 
 
 def box_rate(request, settings) -> float:
@@ -131,11 +133,11 @@ def _choice_key(request, settings, digest: str) -> tuple:
     """Everything :func:`_priced` depends on, but the kernel's values (``digest``)."""
     from fftconv._registry import load_backend
 
-    backend = load_backend(settings.backend)
+    backend, threads = load_backend(settings.backend), settings.threads()
     return (digest, request.kernel.shape, request.kernel.dtype.str, request.axes,
             request.image.shape, request.image.dtype.str, request.windows, request.mode,
-            request.boundary, request.cval, request.dtype.str, settings, settings.threads(),
-            backend.name, id(backend), rates(request, settings))
+            request.boundary, request.cval, request.dtype.str, settings, threads,
+            backend.name, id(backend), rates(request, settings, threads))
 
 
 def _priced(request, settings, plan_request: Callable, digest: str) -> Choice | None:
@@ -165,8 +167,8 @@ def _priced(request, settings, plan_request: Callable, digest: str) -> Choice | 
         # One pass per term and axis, where the plain method makes one: on small images
         # the fixed cost of the passes outweighs the taps saved.
         passes = len(structure.terms) * len(request.axes)
-        seconds = len(structure.terms) * per_term() + (passes - 1) * rates(request,
-                                                                            settings).call
+        extra = (passes - 1) * rates(request, settings).extra_pass
+        seconds = len(structure.terms) * per_term() + extra
     return Choice(structure, seconds, plain()) if seconds < plain() else None
 
 
