@@ -4,8 +4,6 @@ Importing fftconv reads no files, scans no entry points and imports neither
 scipy nor pyfftw nor dask: all of that happens on first use.
 """
 
-from __future__ import annotations
-
 from fftconv import _config as config
 from fftconv._adjoint import convolve_vjp, correlate_vjp
 from fftconv._api import convolve, correlate, plan

@@ -116,6 +116,21 @@ class Plan:
                          f"{c.bytes / 2**20:9.1f} MiB{shape}{block}{c.note}")
         return "\n".join(lines)
 
+    def __reduce__(self):
+        # A backend object may hold a module: it travels as the name it was registered
+        # under.  The spectrum cache is the sending process's own and stays behind.
+        from fftconv._registry import registered_name
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.update(backend=registered_name(self.backend), spectra=None)
+        return _unpickled_plan, (fields,)
+
+
+def _unpickled_plan(fields: dict) -> Plan:
+    from fftconv._registry import load_backend
+
+    return Plan(**{**fields, "backend": load_backend(fields["backend"])})
+
 
 def _nlogn(shape: Sequence[int]) -> float:
     n = math.prod(shape)

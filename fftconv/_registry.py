@@ -251,6 +251,15 @@ def load_backend(name: str) -> Any:
     raise BackendError(f"backend={name!r} is {info.status}: {info.detail}")
 
 
+def registered_name(backend: Any) -> str:
+    """The name ``backend`` was loaded under, so that :func:`load_backend` finds it again."""
+    with _lock:
+        for name, instance in _instances.items():
+            if instance is backend:
+                return name
+    return str(backend.name)
+
+
 def get_backend() -> str:
     """The name of the FFT backend in effect here (configuration resolved, ``auto`` chosen).
 

@@ -17,3 +17,14 @@ def test_import_is_lazy():
         "assert not calls, 'entry points scanned at import'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_public_names_are_those_of_all():
+    """``dir(fftconv)`` after import shows what ``__all__`` lists and nothing else public
+    (before: also ``annotations``, from ``from __future__ import annotations``)."""
+    code = (
+        "import fftconv\n"
+        "extra = {n for n in dir(fftconv) if not n.startswith('_')} ^ set(fftconv.__all__)\n"
+        "assert not extra, extra\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -189,3 +189,15 @@ def test_small_transforms_run_on_one_thread(rng, monkeypatch):
                        "float64")
         image_calls = [w for s, w in asked if s == shape]
         assert image_calls == [1 if shape == (40, 40) else 2]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "scipy"])
+def test_a_plan_pickles_with_its_backend_by_name(backend):
+    """A plan travels to a worker process as its backend's name (before: "cannot pickle
+    'module' object", for the backend object it holds)."""
+    import pickle
+
+    plan = fftconv.plan((512, 512), (31, 31), backend=backend)
+    back = pickle.loads(pickle.dumps(plan))
+    assert back.backend is fftconv._registry.load_backend(backend)
+    assert back.explain() == plan.explain() and back.candidates == plan.candidates
