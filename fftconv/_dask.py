@@ -33,6 +33,7 @@ import numpy as np
 from fftconv import _config, _workspace
 from fftconv._boundary import source_index
 from fftconv._nonfinite import has_nonfinite
+from fftconv._problem import LinearProblem, within_reach
 from fftconv._request import build_request
 from fftconv._shapes import extension
 from fftconv._spectra import SpectrumCache, spectrum_for
@@ -487,6 +488,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
                             dtype, flip=flip)
     if windows is not None:
         request = request.replace(windows=tuple(windows))
+    request = _within_reach(request)
     frozen = frozen_settings(backend, workers)
     k = request.kernel
     x = image if converts_in_blocks(image.dtype, request) else image.astype(request.dtype)
@@ -522,6 +524,24 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     result = _assemble(x, k, request, blocks, pads, kernel_key, token, method, nan_policy,
                        frozen, block or _block)
     return result if blocks == out_chunks else result.rechunk(out_chunks)
+
+
+def _within_reach(request):
+    """``request`` without the kernel's taps that meet none of the image (zeros outside).
+
+    The same cut as in memory (:func:`fftconv._problem.within_reach`), made once
+    for the whole image: a 31-slice PSF over a 5-slice stack keeps 9 slices, and
+    no block is padded by the other 22.  Where a dropped tap would still count
+    (a non-zero or non-finite ``cval``, other boundaries' extensions,
+    ``interpolate``'s weights, in which the outside is known, or a non-finite
+    tap) the kernel stays whole.
+    """
+    if (request.boundary != "constant" or request.cval != 0 or request.nan_policy == "interpolate"
+            or not np.isfinite(request.kernel).all()):
+        return request
+    cut = within_reach(LinearProblem(request.image, request.kernel, request.axes,
+                                     request.windows))
+    return request.replace(kernel=np.ascontiguousarray(cut.kernel), windows=cut.windows)
 
 
 @dataclasses.dataclass(frozen=True)

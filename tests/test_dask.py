@@ -280,6 +280,55 @@ def test_tile_auto_picks_fast_lengths(rng):
         fftconv.convolve(x, k, tile="auto")
 
 
+def _kernels_in(graph) -> list[tuple[int, ...]]:
+    """The shapes of the kernels a graph holds (the arrays inside its delayed values)."""
+    shapes = []
+
+    def walk(value):
+        if isinstance(value, np.ndarray):
+            shapes.append(value.shape)
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                walk(v)
+        for attr in ("args", "value"):  # dask's Task / DataNode objects
+            inner = getattr(value, attr, None)
+            if inner is not None and inner is not value and not isinstance(inner, dict):
+                walk(inner)
+
+    for v in dict(graph).values():
+        walk(v)
+    return shapes
+
+
+@pytest.mark.parametrize("mode, cval, nan_policy, taps", [
+    ("same", 0.0, "propagate", 9), ("full", 0.0, "propagate", 31), ("same", 0.0, "interpolate", 31),
+    ("same", 0.5, "propagate", 31),
+])
+@pytest.mark.parametrize("fn", ["convolve", "correlate"])
+def test_taps_past_the_image_are_left_out_of_the_graph(rng, fn, mode, cval, nan_policy, taps):
+    """A 31-slice PSF over a 5-slice stack ('same', zeros outside) embeds only the 9 slices
+    that meet data, so no block is padded by 30 slices of zeros (before: every block was
+    a 35-slice transform for 5 slices of data).  Where the dropped taps would see cval or
+    count in interpolate's weights, the kernel stays whole."""
+    x = random(rng, (5, 40, 36), "float64")
+    x[2, 20, 20] = np.nan
+    k = random(rng, (31, 7, 6), "float64")
+    lazy = getattr(fftconv, fn)(da.from_array(x, chunks=(5, 16, 16)), k, mode, cval=cval,
+                                nan_policy=nan_policy)
+    kernels = [s for s in _kernels_in(lazy.__dask_graph__()) if s[1:] == (7, 6)]
+    assert kernels == [(taps, 7, 6)]
+    expected = getattr(fftconv, fn)(x, k, mode, cval=cval, nan_policy=nan_policy)
+    got = lazy.compute()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert_matches(np.nan_to_num(got), np.nan_to_num(expected), "float64")
+    if nan_policy == "propagate":
+        clean = np.nan_to_num(x)
+        assert_matches(getattr(fftconv, fn)(da.from_array(clean, chunks=(5, 16, 16)), k, mode,
+                                            cval=cval).compute(),
+                       reference(clean, k, mode, "constant", cval=cval,
+                                 correlate=fn == "correlate"), "float64")
+
+
 def test_small_chunks_merge_into_blocks(rng, monkeypatch):
     """Blocks of small chunks are merged to ~BLOCK_ELEMENTS pixels; the output keeps the
     input's chunks.  A block per chunk: a 4096² zarr image in 64² chunks ⊛ 101² took
