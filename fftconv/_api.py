@@ -231,7 +231,9 @@ def _unmasked_dispatch(image, kernel, mode, boundary, cval, axes, method, backen
     request = build_request(image, kernel, mode, boundary, cval, axes, method, nan_policy,
                             dtype, flip=flip)
     settings = _config.resolve(backend=backend, workers=workers)
-    return run_request(request, settings)
+    from fftconv._routes import CALLS
+
+    return run_request(request, settings, finite=functools.partial(CALLS.run, settings=settings))
 
 
 def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=None,

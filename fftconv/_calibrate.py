@@ -35,9 +35,9 @@ class CalibrationWarning(RuntimeWarning):
 
 
 def calibration_path() -> Path:
-    from fftconv._config import user_cache_dir
+    from fftconv._config import user_cache_file
 
-    return user_cache_dir() / "calibration.json"
+    return user_cache_file("calibration.json")
 
 
 def _key(backend: str, dtype, threads: int) -> str:

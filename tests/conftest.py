@@ -22,6 +22,15 @@ def _isolated_config(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_kept_routes():
+    """Each test plans its own calls: a route kept by an earlier test would skip what a
+    later one patches (a planner rate, a method) for the same shapes and kernel."""
+    from fftconv._routes import CALLS
+
+    CALLS.clear()
+
+
+@pytest.fixture(autouse=True)
 def _blocks_follow_chunks(monkeypatch):
     """Dask blocks merge small chunks to ~1 Mi pixels, and chunks shorter than twice the
     halo: the tests' small images would be one block each, and the tiling would go

@@ -117,7 +117,7 @@ def test_memory_sizes(text, size):
 
 
 def test_negative_workers_count_back_from_all_cores(monkeypatch):
-    monkeypatch.setattr(_config.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(_config, "cores", lambda: 8)
     assert _config.resolve_workers(-1) == 8
     assert _config.resolve_workers(-3) == 6
     assert _config.resolve_workers(-20) == 1

@@ -209,19 +209,50 @@ def test_convolver_plans_each_shape_once(rng, plans, ran, kernel, monkeypatch):
 
 def test_structured_pricing_is_kept_per_kernel_and_shape(rng, plans):
     """A separable kernel's route is priced once, not on every call: pricing planned each
-    pass and the plain method (four plans, 0.4 ms, a 32² image's convolution twice over)."""
+    pass and the plain method (four plans, 0.4 ms, a 32² image's convolution twice over).
+    The route itself is kept too (before: the plain method's plan was made every call),
+    for another array of the same values as well."""
     k = gaussian(3, 0.7, "float32")
     x = random(rng, (32, 32), "float32")
     fftconv.convolve(x, k)
-    for _ in range(2):
+    for kernel in (k, k.copy()):
         before = len(plans)
-        assert_matches(fftconv.convolve(x, k), reference(x, k), "float32")
-        assert len(plans) - before == 1  # the plain method's own plan, nothing priced
+        assert_matches(fftconv.convolve(x, kernel), reference(x, k), "float32")
+        assert len(plans) == before  # nothing planned, nothing priced
     before = len(plans)
     fftconv.convolve(random(rng, (32, 40), "float32"), k)
     with fftconv.config.set(memory_limit="1GiB"):
         fftconv.convolve(x, k)
     assert len(plans) - before > 2  # a new shape, new settings: priced again
+
+
+@pytest.mark.parametrize("kind", ["separable", "general", "box"])
+def test_kept_call_routes_follow_the_kernel_values_and_settings(rng, plans, kind):
+    """A kept route is found by the kernel's values, not the array: one changed in place
+    is planned again and gives its own result; so are other settings, another dtype and
+    another shape.  NaN still stays local."""
+    shape = (40, 36)
+    k = {"separable": gaussian(7, 1.5), "general": random(rng, (7, 6), "float64"),
+         "box": np.ones((7, 7))}[kind]
+    x = random(rng, shape, "float64")
+    for _ in range(2):
+        assert_matches(fftconv.convolve(x, k, boundary="reflect"),
+                       reference(x, k, "same", "reflect"), "float64")
+    before = len(plans)
+    k[2, 3] += 1.0  # in place: the same array, other values
+    assert_matches(fftconv.convolve(x, k, boundary="reflect"),
+                   reference(x, k, "same", "reflect"), "float64")
+    assert len(plans) > before
+    with fftconv.config.set(backend="numpy", memory_limit="1GiB"):
+        assert_matches(fftconv.convolve(x, k, boundary="reflect"),
+                       reference(x, k, "same", "reflect"), "float64")
+    y = random(rng, (33, 50), "float32")
+    y[10, 10] = np.nan
+    got = fftconv.convolve(y, k.astype(np.float32), boundary="reflect")
+    assert np.isnan(got[10, 10]) and np.isfinite(got[30, 40])
+    clean = np.where(np.isnan(y), 0, y)
+    far = (slice(20, None), slice(20, None))
+    assert_matches(got[far], reference(clean, k, "same", "reflect")[far], "float32")
 
 
 def test_small_images_take_the_one_pass_route(rng):
