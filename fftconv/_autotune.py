@@ -8,13 +8,14 @@ later calls with the same signature use the winner without measuring.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable
 
+from fftconv._forks import module_lock
+
 WITHIN = 8.0
 _winners: dict[tuple, str] = {}
-_lock = threading.Lock()
+_lock = module_lock(globals())
 
 
 def _signature(request, plan) -> tuple:

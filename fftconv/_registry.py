@@ -13,10 +13,10 @@ import dataclasses
 import functools
 import importlib.metadata
 import importlib.util
-import threading
 import warnings
 from typing import Any
 
+from fftconv._forks import module_lock
 from fftconv._protocol import CONTRACT_VERSION, REQUIRED_METHODS, FFTBackend
 
 GROUP = "fftconv.backends"
@@ -91,7 +91,7 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 _instances: dict[str, Any] = {}
 _auto_choice: list[Any] = []
 _failures: dict[str, BackendInfo] = {}
-_lock = threading.Lock()
+_lock = module_lock(globals())
 
 
 def refresh_backends() -> None:

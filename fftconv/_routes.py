@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fftconv import _config
+from fftconv import _config, _forks
 from fftconv._api import plain_route, route
 from fftconv._methods import structured as _structured
 from fftconv._registry import load_backend
@@ -127,6 +127,9 @@ class CallRoutes:
         self._items: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
         self._lock = threading.Lock()
 
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -170,3 +173,4 @@ class CallRoutes:
 
 
 CALLS = CallRoutes()
+_forks.in_child(CALLS._after_fork)

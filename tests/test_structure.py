@@ -255,6 +255,44 @@ def test_kept_call_routes_follow_the_kernel_values_and_settings(rng, plans, kind
     assert_matches(got[far], reference(clean, k, "same", "reflect")[far], "float32")
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_plans_while_the_parent_held_the_planning_locks():
+    """Forked while the parent's threads held the locks of the kept routes, of structured
+    pricing, of autotune and of the backend registry, the child's first convolve waited
+    on them for ever; it now gets fresh locks."""
+    import contextlib
+    import os
+    import time
+    import warnings
+
+    from fftconv import _autotune, _registry, _routes
+
+    fftconv.convolve(np.ones((8, 8)), np.ones((3, 3)))  # the backend is loaded
+    locks = [_routes.CALLS._lock, structured._lock, _autotune._lock, _registry._lock]
+    with contextlib.ExitStack() as held, warnings.catch_warnings():
+        for lock in locks:
+            held.enter_context(lock)
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
+        pid = os.fork()
+        if pid == 0:
+            try:
+                with fftconv.config.set(autotune=True):
+                    out = fftconv.convolve(np.ones((9, 7)), gaussian(5, 1.0))
+                os._exit(0 if out.shape == (9, 7) else 1)
+            finally:
+                os._exit(2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert status == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the child waited for ever")
+
+
 def test_small_images_take_the_one_pass_route(rng):
     """Each pass of a separable kernel has a fixed cost: on a 60×57 image a 9×8 Gaussian's
     two passes took 118 µs against 71 for one 2-D pass, yet they were chosen.  A 15²

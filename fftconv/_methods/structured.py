@@ -6,11 +6,11 @@ import collections
 import dataclasses
 import functools
 import math
-import threading
 from collections.abc import Callable
 
 import numpy as np
 
+from fftconv._forks import module_lock
 from fftconv._shapes import output_window
 from fftconv._spectra import kernel_digest
 from fftconv._structure import (
@@ -28,7 +28,7 @@ CHEAP_SVD_AREA = 64 * 64
 _cache: collections.OrderedDict[tuple, Structure] = collections.OrderedDict()
 # choose()'s answers: pricing a route plans each of its passes, 0.4 ms a call.
 _choices: collections.OrderedDict[tuple, Choice | None] = collections.OrderedDict()
-_lock = threading.Lock()
+_lock = module_lock(globals())
 
 
 @dataclasses.dataclass(frozen=True)

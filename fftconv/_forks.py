@@ -1,0 +1,32 @@
+"""Locks that a forked child gets fresh, not as the parent's threads held them.
+
+A child forked while one of the parent's threads held a lock inherits it held,
+with no thread left to release it: the child's first call waiting on it waits
+for ever.  The caches' locks guard a few dictionary operations, so whatever a
+parent's thread was doing there is simply not seen by the child.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+
+def in_child(renew: Callable[[], None]) -> None:
+    """Run ``renew`` in every child forked from now on (nothing where there is no fork)."""
+    if hasattr(os, "register_at_fork"):  # not on Windows
+        os.register_at_fork(after_in_child=renew)
+
+
+def module_lock(namespace: dict, name: str = "_lock") -> threading.Lock:
+    """A lock for ``namespace[name]``, that a forked child replaces by a new one.
+
+    Examples
+    --------
+    >>> _lock = module_lock(globals())
+    >>> with _lock:
+    ...     pass
+    """
+    in_child(lambda: namespace.__setitem__(name, threading.Lock()))
+    return threading.Lock()
