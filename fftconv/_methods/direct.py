@@ -198,6 +198,14 @@ def _opencv(problem: LinearProblem, data: np.ndarray, flipped: np.ndarray) -> np
         return full[window_slices(full.ndim, (axis,), [0], [out_hw[problem.axes.index(axis)]])]
     src = _batch_last(problem, data)
     ker = _batch_last(problem, flipped)
+    if src.ndim == 2:
+        # One plane: the result is a window of OpenCV's output, as along a line, not a
+        # copy.  The copy into a fresh array, page faults and all, cost more than the
+        # filter: a Dask block of 1024² ⊛ 5² took 3.6 ms against 0.9 without it.
+        full = cv2.filter2D(np.ascontiguousarray(src, dtype=problem.dtype), -1,
+                            np.ascontiguousarray(ker, dtype=problem.dtype), anchor=(0, 0),
+                            borderType=cv2.BORDER_CONSTANT)
+        return _restore(problem, full[: out_hw[0], : out_hw[1]])
     batch = np.broadcast_shapes(src.shape[:-2], ker.shape[:-2])
     out = np.empty((*batch, *out_hw), dtype=problem.dtype)
     src_b = np.broadcast_to(src, (*batch, *src.shape[-2:]))
