@@ -144,6 +144,22 @@ def buffers(real_shape: tuple[int, ...], spectrum_shape: tuple[int, ...],
     return _buffers.get(threading.get_ident(), make, fits)
 
 
+def joined(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """This thread's buffer to join a tile's pieces into when no FFT runs in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tile = joined((8, 8), np.dtype("float32"))
+    >>> joined((8, 8), np.dtype("float32")) is tile, joined((4, 8), np.dtype("float32")) is tile
+    (True, False)
+    >>> release()
+    """
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    return _buffers.get((threading.get_ident(), "joined"), lambda: np.empty(shape, dtype),
+                        lambda tile: tile.shape == shape and tile.dtype == dtype)
+
+
 def _empty_aligned(shape: tuple[int, ...], dtype: np.dtype, align: int = 64) -> np.ndarray:
     """An empty C-contiguous array whose data starts on an ``align``-byte boundary.
 
@@ -159,3 +175,4 @@ def _empty_aligned(shape: tuple[int, ...], dtype: np.dtype, align: int = 64) -> 
 def release() -> None:
     """Drop the calling thread's buffers."""
     _buffers.pop(threading.get_ident())
+    _buffers.pop((threading.get_ident(), "joined"))
