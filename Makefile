@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.operations
 	$(BIN)/python -m benchmarks.lines
 	$(BIN)/python -m benchmarks.small
+	$(BIN)/python -m benchmarks.dask_small
 	$(BIN)/python -m benchmarks.dask_bench
 	$(BIN)/python -m benchmarks.fft_lengths
 

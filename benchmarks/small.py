@@ -4,8 +4,8 @@ Usage: ``python -m benchmarks.small [--quick] [--results DIR]``; writes
 ``<DIR>/<machine>-<date>-small.md`` (``DIR``: ``benchmarks/results``).
 
 The case of ML patches and video frames.  A :class:`fftconv.Convolver` plans
-once per image shape; :func:`fftconv.convolve` plans on every call, because
-it reads the settings anew each time.  Every contender computes the same
+once per image shape; :func:`fftconv.convolve` keeps its routes too, but reads
+the settings and validates its arguments anew on every call.  Every contender computes the same
 'same' convolution with a zero boundary, float32, odd kernels (ndimage centres
 even ones differently).  Each round times a loop of calls per contender, one
 contender after another; the table gives the median µs per call and the ratio
