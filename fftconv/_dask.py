@@ -235,13 +235,10 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
         if by_rows and not any(has_nonfinite(leaf) for _, leaf in _leaves(parts)):
             return _convolve_by_rows(transform, parts, starts, tuple(padded), request, cache)
         if transform is None:
-            # Joined into this thread's reused buffer: a fresh one per tile cost page
-            # faults, half the filter's time for a 1024² tile ⊛ a 5² kernel.  No route
-            # hands back a view of its input; if one did, its result is copied out.
+            # This thread's reused buffer too: a fresh one per tile cost page faults,
+            # half the filter's time for a 1024² tile ⊛ a 5² kernel.
             piece = _join_into(parts, starts, _workspace.joined(tuple(padded), request.dtype))
-            out = run_request(request.replace(image=piece), resolved, cache)
-            return out.copy() if np.may_share_memory(out, piece) else out
-        if by_rows:
+        elif by_rows:
             piece = _join_into(parts, starts, np.empty(padded, dtype=request.dtype))
         else:
             piece, spectrum = _workspace.buffers(tuple(padded),
@@ -250,7 +247,10 @@ def _block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy:
             _join_into(parts, starts, piece)
             if not has_nonfinite(piece):
                 return _convolve_in_place(transform, piece, spectrum, request, cache)
-        return run_request(request.replace(image=piece), resolved, cache)
+        out = run_request(request.replace(image=piece), resolved, cache)
+        # No route hands back a view of its input; if one did, the next tile would
+        # overwrite this result in the reused buffer: it is copied out.
+        return out.copy() if np.may_share_memory(out, piece) else out
 
 
 def window_block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy: str,
