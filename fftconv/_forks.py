@@ -2,8 +2,9 @@
 
 A child forked while one of the parent's threads held a lock inherits it held,
 with no thread left to release it: the child's first call waiting on it waits
-for ever.  The caches' locks guard a few dictionary operations, so whatever a
-parent's thread was doing there is simply not seen by the child.
+for ever.  These locks guard caches (and the backend registry's loading), so
+whatever a parent's thread was doing under one is simply not seen by the child,
+which computes or loads it again.
 """
 
 from __future__ import annotations

@@ -99,3 +99,19 @@ def ome_image(path, shape=(2, 8, 6), version="0.5", axes=OME_CYX, levels=None,
         group.create_array(level, shape=shape[:1] + tuple(n >> i for n in shape[1:]),
                            dtype="f4")
     return path
+
+
+def child_finishes(pid: int, seconds: float) -> None:
+    """Wait for the forked child ``pid`` to exit 0; kill it and fail if it waits for ever."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert status == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the child waited for ever")

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import random
+from conftest import child_finishes, random
 from reference import assert_matches, reference
 
 import fftconv
@@ -262,7 +262,6 @@ def test_a_forked_child_plans_while_the_parent_held_the_planning_locks():
     on them for ever; it now gets fresh locks."""
     import contextlib
     import os
-    import time
     import warnings
 
     from fftconv import _autotune, _registry, _routes
@@ -281,16 +280,7 @@ def test_a_forked_child_plans_while_the_parent_held_the_planning_locks():
                 os._exit(0 if out.shape == (9, 7) else 1)
             finally:
                 os._exit(2)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert status == 0
-            return
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("the child waited for ever")
+    child_finishes(pid, 20)
 
 
 def test_small_images_take_the_one_pass_route(rng):

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import random
+from conftest import child_finishes, random
 from reference import assert_matches, reference
 
 import fftconv
@@ -458,13 +458,4 @@ def test_a_forked_child_uses_a_spectrum_cache_held_at_fork_time():
             finally:
                 os._exit(2)
     cache._running.finish(("making",)).set_result(None)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert status == 0
-            return
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("the child waited for ever")
+    child_finishes(pid, 10)
