@@ -280,7 +280,16 @@ def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=
     Returns
     -------
     numpy.ndarray or dask.array.Array
-        A dask array in gives a lazy dask array out.
+        A dask array in gives a lazy dask array out.  A new array, never a view
+        of the input; a direct 'valid' or 'full' result may be a window of a
+        slightly larger one (as scipy.signal.fftconvolve's are).
+
+    Notes
+    -----
+    The method chosen for a call (and a structured kernel's route) is kept for
+    the 64 most recent distinct calls, found by the kernel's values, the
+    shapes, the options, the settings and the calibrated rates: repeating a
+    call plans nothing.  A :class:`Convolver` also skips the validation and settings.
 
     Examples
     --------
