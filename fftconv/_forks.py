@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 
@@ -31,3 +32,24 @@ def module_lock(namespace: dict, name: str = "_lock") -> threading.Lock:
     """
     in_child(lambda: namespace.__setitem__(name, threading.Lock()))
     return threading.Lock()
+
+
+_RENEWED: weakref.WeakSet = weakref.WeakSet()
+
+
+def renewed(owner) -> None:
+    """Have ``owner._after_fork()`` run in every child forked while ``owner`` lives.
+
+    For objects with locks of their own (caches made per Convolver): held weakly,
+    so that registering one does not keep it alive, as ``os.register_at_fork``
+    would.
+    """
+    _RENEWED.add(owner)
+
+
+def _renew_owners() -> None:
+    for owner in list(_RENEWED):
+        owner._after_fork()
+
+
+in_child(_renew_owners)

@@ -13,6 +13,7 @@ import collections
 import functools
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,41 @@ def _options(request: Request) -> tuple:
             request.mode, request.boundary, request.cval, request.dtype.str, request.method)
 
 
-class Routes:
+class _Kept:
+    """A bounded LRU under a lock of its own, which a forked child renews."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+        self._after_fork()
+        _forks.renewed(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def _kept(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The value under ``key``, made (outside the lock) and kept when missing."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        made = make()
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+        return made
+
+
+class Routes(_Kept):
     """A bounded LRU of routes, called like :func:`fftconv._api.compute`.
 
     Parameters
@@ -65,15 +100,9 @@ class Routes:
 
     def __init__(self, settings: _config.Settings, spectra: SpectrumCache | None = None,
                  entries: int = 32) -> None:
+        super().__init__(entries)
         self.settings = settings
         self.spectra = spectra
-        self.entries = entries
-        self._items: collections.OrderedDict[tuple, tuple[np.ndarray, Callable]] = (
-            collections.OrderedDict())
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
 
     def __call__(self, request: Request) -> np.ndarray:
         return self._find(request, plain=False)(request)
@@ -83,24 +112,16 @@ class Routes:
         return self._find(request, plain=True)(request)
 
     def _find(self, request: Request, plain: bool) -> Callable[[Request], np.ndarray]:
-        key = route_key(request, plain)
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found[1]
-        if plain:
-            chosen = plain_route(request, self.settings, self.spectra)
-        else:
-            chosen = route(request, self.settings, self.spectra, passes=self.plain)
-        with self._lock:
-            self._items[key] = (request.kernel, chosen)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
-        return chosen
+        def chosen():  # with the kernel, whose id is in the key
+            if plain:
+                return request.kernel, plain_route(request, self.settings, self.spectra)
+            return request.kernel, route(request, self.settings, self.spectra,
+                                         passes=self.plain)
+
+        return self._kept(route_key(request, plain), chosen)[1]
 
 
-class CallRoutes:
+class CallRoutes(_Kept):
     """The routes of :func:`fftconv.convolve` calls, kept by the kernel's content.
 
     A call resolves its settings and validates its arguments as always; what
@@ -127,15 +148,7 @@ class CallRoutes:
     """
 
     def __init__(self, entries: int = 64) -> None:
-        self.entries = entries
-        self._items: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
+        super().__init__(entries)
 
     def run(self, request: Request, settings: _config.Settings) -> np.ndarray:
         """As :func:`fftconv._api.compute` with ``settings``."""
@@ -144,10 +157,6 @@ class CallRoutes:
     def plain(self, request: Request, settings: _config.Settings) -> np.ndarray:
         """As :func:`fftconv._api.compute_plain` (a structured kernel's passes)."""
         return self._find(request, settings, plain=True)(request)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
     def _find(self, request: Request, settings: _config.Settings, plain: bool) -> Callable:
         digest = kernel_digest(request.kernel)
@@ -158,17 +167,7 @@ class CallRoutes:
         key = (plain, digest, request.kernel.shape, request.kernel.dtype.str,
                *_options(request), settings, backend,
                _structured.rates(request, settings, threads))
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
-        chosen = self._route(request, settings, plain)
-        with self._lock:
-            self._items[key] = chosen
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
-        return chosen
+        return self._kept(key, lambda: self._route(request, settings, plain))
 
     def _route(self, request: Request, settings: _config.Settings, plain: bool) -> Callable:
         if plain:
@@ -177,4 +176,3 @@ class CallRoutes:
 
 
 CALLS = CallRoutes()
-_forks.in_child(CALLS._after_fork)

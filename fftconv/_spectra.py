@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import os
 import threading
-import weakref
 from collections.abc import Callable
 
 import numpy as np
 
-from fftconv import _once
+from fftconv import _forks, _once
 
 CACHE_BYTES = 128 * 2**20
 HASH_LIMIT = 1 << 22  # kernels above this many elements are not hashed (not cached)
@@ -43,7 +41,7 @@ class SpectrumCache:
         self.max_bytes = max_bytes
         self._items: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
         self._after_fork()
-        _ALL.add(self)
+        _forks.renewed(self)
 
     def _after_fork(self) -> None:
         # A forked child inherits the lock as it was, and keys being made by threads it
@@ -85,17 +83,6 @@ class SpectrumCache:
     def __len__(self) -> int:
         return len(self._items)
 
-
-_ALL: weakref.WeakSet[SpectrumCache] = weakref.WeakSet()  # every cache, for a forked child
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_ALL):
-        cache._after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 SHARED = SpectrumCache(entries=8)
 

@@ -19,7 +19,6 @@ tiles' buffers for good after one convolution.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from fftconv import _once
+from fftconv import _forks, _once
 
 IDLE_SECONDS = 5.0
 
@@ -51,8 +50,7 @@ class Idle:
         self.limit = limit
         self._items: dict[Hashable, list] = {}  # key -> [value, last use]
         self._after_fork()
-        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-            os.register_at_fork(after_in_child=self._after_fork)
+        _forks.renewed(self)
 
     def _after_fork(self) -> None:
         # A forked child inherits the lock as it was and the timer's record, not its thread.

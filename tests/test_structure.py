@@ -283,6 +283,27 @@ def test_a_forked_child_plans_while_the_parent_held_the_planning_locks():
     child_finishes(pid, 20)
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_calls_a_convolver_whose_routes_the_parent_held():
+    """A Convolver's kept routes had a lock of their own that no fork renewed, beside the
+    kept call routes' that was: forked while a parent's thread held it, the child's call
+    waited for ever."""
+    import os
+    import warnings
+
+    convolver = fftconv.Convolver(gaussian(5, 1.0))
+    convolver(np.ones((9, 7)))  # the route is kept
+    with convolver._routes._lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os._exit(0 if convolver(np.ones((9, 7))).shape == (9, 7) else 1)
+            finally:
+                os._exit(2)
+    child_finishes(pid, 20)
+
+
 def test_small_images_take_the_one_pass_route(rng):
     """Each pass of a separable kernel has a fixed cost: on a 60×57 image a 9×8 Gaussian's
     two passes took 118 µs against 71 for one 2-D pass, yet they were chosen.  A 15²
