@@ -544,7 +544,7 @@ def _within_reach(request):
     tap) the kernel stays whole.
     """
     if (request.boundary != "constant" or request.cval != 0 or request.nan_policy == "interpolate"
-            or not np.isfinite(request.kernel).all()):
+            or has_nonfinite(request.kernel)):
         return request
     cut = within_reach(LinearProblem(request.image, request.kernel, request.axes,
                                      request.windows))
