@@ -5,22 +5,29 @@ disk, convolved with a disk kernel (boundary ``reflect``) and written to a new
 zarr.  Each contender runs in its own fresh process (so each peak RSS is its
 own, imports included) and the contenders take turns, ``--repeat`` rounds:
 
-* ``copy`` — an identity ``map_blocks`` from zarr to zarr: the I/O alone;
-* ``fftconv`` — ``fftconv.convolve(dask_array, kernel, boundary="reflect")``;
-* ``fftconv hold`` — the same with the setting ``halo_reads="hold"``;
+* ``copy`` — an identity ``map_blocks`` from zarr to zarr, written by
+  ``fftconv.write_image``: the I/O alone, as fftconv writes;
+* ``copy store`` — the same written by ``dask.array.store`` into a zarr array
+  with fftconv's codec, as the baseline writes;
+* ``fftconv`` — ``fftconv.write_image(fftconv.convolve(dask_array, kernel,
+  boundary="reflect"), path)``, the README's out-of-core recipe;
+* ``fftconv store`` — the same result written by ``dask.array.store`` as the
+  baseline's is: zarr's own chunk writes, not ``write_image``'s direct ones;
 * ``fftconv CLI`` — ``fftconv convolve image.zarr disk:radius=R out.zarr
   --boundary reflect``, timed and measured by the command itself (it limits
   glibc to one malloc arena, see ``fftconv.cli``);
 * ``fftconv CLI hold`` — the same with ``--halo-reads hold``: halo strips cut
   from the one read of each chunk, not a second (faster, holds more);
 * ``map_overlap+fftconvolve`` — ``dask.array.map_overlap`` with
-  ``scipy.signal.fftconvolve`` per block, the usual recipe;
+  ``scipy.signal.fftconvolve`` per block, the usual recipe, written by
+  ``dask.array.store`` into a zarr array with fftconv's codec (its own
+  ``to_zarr`` with zarr's default zstd would spend more on encoding);
 * ``dask-image`` — ``dask_image.ndfilters.convolve`` (scipy.ndimage per chunk).
   At this kernel size it cannot run (scipy.ndimage allocates about 8·K⁴ bytes
   of offsets), so it is *estimated*: one chunk with a smaller disk is timed and
   scaled by the ratio of non-zero taps and the chunk count over the cores.
 
-The floor is the copy plus the pyFFTW floor of fftconv's tiles (one real
+The floor is the copy (written as fftconv writes) plus the pyFFTW floor of fftconv's tiles (one real
 forward transform, the product and one inverse at each tile's padded size,
 plans and kernel spectrum ready, one thread per core running its share of the
 tiles), timed in its own process in every round like a contender, so that each
@@ -48,8 +55,8 @@ import numpy as np
 
 from benchmarks.run import rss
 
-CONTENDERS = ("copy", "fftconv", "fftconv hold", "fftconv CLI", "fftconv CLI hold",
-              "map_overlap+fftconvolve")
+CONTENDERS = ("copy", "copy store", "fftconv", "fftconv store", "fftconv CLI",
+              "fftconv CLI hold", "map_overlap+fftconvolve")
 
 
 def _kernel(radius: int) -> np.ndarray:
@@ -97,11 +104,10 @@ def _lazy(name: str, image, kernel: np.ndarray):
 
     if name == "copy":
         return image.map_blocks(np.copy, dtype=image.dtype)
-    if name.startswith("fftconv"):  # "fftconv", or "fftconv reread" with that halo_reads
+    if name == "fftconv":
         import fftconv
 
-        with fftconv.config.set(**({"halo_reads": name.split()[1]} if " " in name else {})):
-            return fftconv.convolve(image, kernel, boundary="reflect")
+        return fftconv.convolve(image, kernel, boundary="reflect")
     if name == "map_overlap+fftconvolve":
         import scipy.signal
 
@@ -112,16 +118,26 @@ def _lazy(name: str, image, kernel: np.ndarray):
     raise ValueError(name)
 
 
+def _writer(name: str):
+    """How a contender writes: the baseline and the ``store`` variants by dask's store."""
+    if name == "map_overlap+fftconvolve" or name.endswith(" store"):
+        return lambda lazy, output: lazy.store(_target(lazy, output), lock=False)
+    import fftconv
+
+    return fftconv.write_image
+
+
 def run_one(name: str, source: str, output: str, radius: int) -> dict:
     """Runs in a child process: one contender, timed, with its own peak RSS."""
     import dask.array as da
 
     kernel = _kernel(radius)
     image = da.from_zarr(source)
-    lazy = _lazy(name, image, kernel)
+    lazy = _lazy(name.removesuffix(" store"), image, kernel)
+    write = _writer(name)
     baseline = rss() / 2**20
     start = time.perf_counter()
-    lazy.store(_target(lazy, output), lock=False)
+    write(lazy, output)
     seconds = time.perf_counter() - start
     return {"name": name, "seconds": seconds, "peak_mib": rss("VmHWM") / 2**20,
             "baseline_mib": baseline}
@@ -248,17 +264,24 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def _round_ratios(rows: dict[str, list[dict]]) -> dict[str, list[float]]:
-    """Per round: the baseline's time over fftconv's, and fftconv's over copy + floor.
+    """Per round: the baseline's time over fftconv's (as it writes, and by store), and
+    fftconv's over copy + floor.
 
     The machine's speed drifts between rounds (the floor alone has ranged over
     2× in one day); within a round the contenders ran minutes apart.
     """
-    per = zip(rows["fftconv"], rows["map_overlap+fftconvolve"], rows["copy"], rows["floor"])
-    speed, floor = [], []
-    for ours, base, copy, fl in per:
+    per = zip(rows["fftconv"], rows["fftconv store"], rows["map_overlap+fftconvolve"],
+              rows["copy"], rows["floor"])
+    speed, store, floor = [], [], []
+    for ours, stored, base, copy, fl in per:
         speed.append(base["seconds"] / ours["seconds"])
+        store.append(base["seconds"] / stored["seconds"])
         floor.append(ours["seconds"] / (copy["seconds"] + fl["seconds"]))
-    return {"speed": speed, "floor": floor}
+    return {"speed": speed, "store": store, "floor": floor}
+
+
+def _ratios(values: list[float]) -> str:
+    return ", ".join(f"{r:.2f}×" for r in values)
 
 
 def _versions() -> str:
@@ -303,16 +326,19 @@ def report(results: dict, args: argparse.Namespace) -> str:
         f"{fl['median'] * (os.cpu_count() or 1) / results['tiles'] * 1e3:.0f} ms a tile) "
         f"= {floor:.2f} s.  ",
         "Round by round (each round's contenders and floor ran one after another): "
-        "map_overlap+fftconvolve ÷ fftconv " + ", ".join(f"{r:.2f}×" for r in rounds["speed"])
-        + "; fftconv ÷ (copy + floor) " + ", ".join(f"{r:.2f}×" for r in rounds["floor"])
-        + ".  ",
-        f"**fftconv vs map_overlap+fftconvolve: {base / ours:.2f}× faster "
-        f"(CLI {base / s['fftconv CLI']['median']:.2f}×, CLI with --halo-reads hold "
+        "map_overlap+fftconvolve ÷ fftconv " + _ratios(rounds["speed"])
+        + "; ÷ fftconv store " + _ratios(rounds["store"])
+        + "; fftconv ÷ (copy + floor) " + _ratios(rounds["floor"]) + ".  ",
+        f"**fftconv vs map_overlap+fftconvolve: {base / ours:.2f}× faster (round median "
+        f"{statistics.median(rounds['speed']):.2f}×); written by dask's store as the "
+        f"baseline is, {base / s['fftconv store']['median']:.2f}× (round median "
+        f"{statistics.median(rounds['store']):.2f}×); CLI "
+        f"{base / s['fftconv CLI']['median']:.2f}×, CLI with --halo-reads hold "
         f"{base / s['fftconv CLI hold']['median']:.2f}× at "
-        f"{s['fftconv CLI hold']['peak_mib']:.0f} MiB; round median "
-        f"{statistics.median(rounds['speed']):.2f}×); vs floor: {ours / floor:.2f}× "
+        f"{s['fftconv CLI hold']['peak_mib']:.0f} MiB; vs floor: {ours / floor:.2f}× "
         f"(round median {statistics.median(rounds['floor']):.2f}×); "
-        f"peak RSS {s['fftconv']['peak_mib']:.0f} MiB (CLI "
+        f"peak RSS {s['fftconv']['peak_mib']:.0f} MiB (store "
+        f"{s['fftconv store']['peak_mib']:.0f} MiB, CLI "
         f"{s['fftconv CLI']['peak_mib']:.0f} MiB).**  ",
         f"Agreement with the in-memory engine over the first tiles' seams: max relative "
         f"difference {results['check']:.1e}.",
