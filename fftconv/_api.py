@@ -103,22 +103,18 @@ def plain_route(request: Request, settings: _config.Settings,
     plan = plan_request(request, settings, spectra)
     if request.method == "auto" and settings.autotune:
         plan = _autotune.best(request, plan, settings, spectra, run_plan)
-    return functools.partial(_run_general, plan=plan, settings=settings, spectra=spectra)
+    if plan.method == "direct":
+        # 'same' on OpenCV's own borders, straight from the image, when it can.
+        opencv = direct_method.opencv_same_route(request)
+        if opencv is not None:
+            return opencv
+    return functools.partial(run_plan, plan=plan, settings=settings, spectra=spectra)
 
 
 def compute_plain(request: Request, settings: _config.Settings,
                   spectra: SpectrumCache | None = None) -> np.ndarray:
     """Run a request with one of the three general methods."""
     return plain_route(request, settings, spectra)(request)
-
-
-def _run_general(request: Request, plan: Plan, settings: _config.Settings,
-                 spectra: SpectrumCache | None) -> np.ndarray:
-    if plan.method == "direct":
-        out = direct_method.opencv_same(request)
-        if out is not None:
-            return out
-    return run_plan(request, plan, settings, spectra)
 
 
 def static_plan(request: Request, settings: _config.Settings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import random
@@ -195,13 +197,13 @@ def test_opencv_border_path(rng, monkeypatch, boundary, kshape, dtype):
     from fftconv._methods import direct
 
     taken = []
-    original = direct.opencv_same
-    monkeypatch.setattr(direct, "opencv_same",
+    original = direct.opencv_same_route
+    monkeypatch.setattr(direct, "opencv_same_route",
                         lambda req: taken.append(1) or original(req))
     x = random(rng, (19, 23, 3), dtype)
     k = random(rng, kshape, dtype)
     got = fftconv.convolve(x, k, "same", boundary=boundary, axes=(0, 1), method="direct")
-    assert taken and original(
+    assert taken and direct.opencv_same(
         fftconv._request.build_request(x, k, "same", boundary, 0.0, (0, 1), "direct",
                                        "propagate", None, flip=False)) is not None
     assert_matches(got, reference(x, k, "same", boundary, axes=(0, 1)), dtype)
@@ -231,6 +233,38 @@ def test_opencv_borders_take_kernels_longer_than_the_image(rng, boundary, shape,
     assert got is not None
     assert_matches(got, reference(x, k, "same", boundary, axes=axes), dtype)
     assert_matches(fftconv.convolve(x, k, boundary=boundary, axes=axes), got, dtype)
+
+
+@pytest.mark.parametrize("shape, kshape, axes", [
+    ((19, 23), (3, 4), None), ((9, 3, 11), (3, 4), (0, 2)), ((7, 30), (1, 5), None),
+    ((3, 12), (5, 1), None),
+], ids=["plane", "planes-not-last", "rows", "short-columns"])
+def test_a_kept_opencv_route_takes_any_image_of_its_shape(rng, shape, kshape, axes):
+    """The OpenCV 'same' route is prepared once per shape (kernel flipped and laid out
+    then); later images of that shape in other layouts and values get their own result."""
+    pytest.importorskip("cv2")
+    k = random(rng, kshape, "float32")
+    blur = fftconv.Convolver(k, boundary="reflect", axes=axes, method="direct")
+    first = random(rng, shape, "float32")
+    strided = random(rng, (2 * shape[0], *shape[1:]), "float32")[::2]
+    fortran = np.asfortranarray(random(rng, shape, "float32"))
+    for image in (first, strided, fortran, first + 1):
+        assert_matches(blur(image), reference(image, k, "same", "reflect", axes=axes),
+                       "float32")
+    assert len(blur._routes) == 1
+
+
+def test_request_replace_changes_only_what_it_names():
+    request = fftconv._request.build_request(np.ones((4, 5)), np.ones((3,)), "full", "wrap",
+                                             0.0, 1, "auto", "propagate", None, flip=False)
+    changed = request.replace(mode="same", cval=2.0)
+    assert (changed.mode, changed.cval, request.mode, request.cval) == ("same", 2.0, "full", 0.0)
+    assert all(getattr(changed, f) is getattr(request, f)
+               for f in ("image", "kernel", "axes", "windows", "boundary", "dtype"))
+    with pytest.raises(TypeError, match="no field 'modes'"):
+        request.replace(modes="same")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.mode = "valid"
 
 
 @pytest.fixture
@@ -335,7 +369,7 @@ def test_forced_method_is_the_one_that_runs(rng, monkeypatch, method):
     for name in _methods.RUNNERS:
         if name != method:
             monkeypatch.setitem(_methods.RUNNERS, name, refuse(name))
-    monkeypatch.setattr(fftconv._methods.direct, "opencv_same", lambda request: None)
+    monkeypatch.setattr(fftconv._methods.direct, "opencv_same_route", lambda request: None)
     x = random(rng, (40, 37), "float64")
     k = random(rng, (6, 5), "float64")
     got = fftconv.convolve(x, k, "same", boundary="reflect", method=method)
@@ -353,7 +387,7 @@ def test_auto_runs_what_the_plan_says(rng, monkeypatch):
         for name, run in list(_methods.RUNNERS.items()):
             monkeypatch.setitem(_methods.RUNNERS, name,
                                 lambda *a, _n=name, _r=run, _ran=ran: _ran.append(_n) or _r(*a))
-        monkeypatch.setattr(fftconv._methods.direct, "opencv_same", lambda request: None)
+        monkeypatch.setattr(fftconv._methods.direct, "opencv_same_route", lambda request: None)
         fftconv.convolve(x, k)
         assert ran == [chosen]
         monkeypatch.undo()

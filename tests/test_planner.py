@@ -157,7 +157,12 @@ def test_autotune_measures_once_per_signature(rng, monkeypatch):
     from fftconv import _api
 
     original = _api.run_plan
-    monkeypatch.setattr(_api, "run_plan", lambda *a: runs.append(a[1].method) or original(*a))
+
+    def counted(request, plan, settings, spectra):
+        runs.append(plan.method)
+        return original(request, plan, settings, spectra)
+
+    monkeypatch.setattr(_api, "run_plan", counted)
     with fftconv.config.set(autotune=True):
         first = fftconv.convolve(x, k)
         measured = len(runs)

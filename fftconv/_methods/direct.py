@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -235,11 +236,23 @@ def opencv_borders() -> dict[str, int]:
 def opencv_same(request) -> np.ndarray | None:
     """'same' mode straight from the image with OpenCV's own borders (no padded copy).
 
-    Returns None when OpenCV cannot give exactly the SPEC result: neither 2-D
-    nor along a line (:func:`line_axis`), not real float, kernel past the
-    direct switch-over, wrap or non-zero ``cval``.  An extension longer than the
-    image is fine: OpenCV's borders repeat the rule as ``np.pad`` does (checked
-    up to 129 taps over 1 to 7 samples, every border).
+    None when OpenCV cannot give exactly the SPEC result (see :func:`opencv_same_route`).
+    """
+    run = opencv_same_route(request)
+    return None if run is None else run(request)
+
+
+def opencv_same_route(request) -> Callable | None:
+    """:func:`opencv_same` for every request like ``request``, prepared once, or None.
+
+    The returned function takes a request with the same kernel values, options
+    and image shape and dtype (other image values) and returns its result; the
+    kernel is flipped and laid out here, not on every call (a quarter of a
+    32² ⊛ 3² call).  None when OpenCV cannot give exactly the SPEC result:
+    neither 2-D nor along a line (:func:`line_axis`), not real float, kernel
+    past the direct switch-over, wrap or non-zero ``cval``.  An extension
+    longer than the image is fine: OpenCV's borders repeat the rule as
+    ``np.pad`` does (checked up to 129 taps over 1 to 7 samples, every border).
     """
     if (request.mode != "same" or request.boundary == "wrap"
             or (request.boundary == "constant" and request.cval != 0)
@@ -252,24 +265,32 @@ def opencv_same(request) -> np.ndarray | None:
     border = opencv_borders()[request.boundary]
     # out[j] = sum_u flip(k)[u] x[j + u - (K - 1 - s)], s = (K - 1) // 2: the anchor is K-1-s
     anchor = tuple(k - 1 - (k - 1) // 2 for k in lengths)[::-1]
+    dtype = request.dtype
     if len(lengths) != 2:
         axis = line_axis(request.kernel.shape, request.axes)
-        taps = np.flip(request.kernel).astype(request.dtype, copy=False)
-        return _filter_along(request.image.astype(request.dtype, copy=False), taps, axis,
-                             anchor[::-1][request.axes.index(axis)], border)
-    src, ker = request.image, np.flip(request.kernel, axis=request.axes)
-    last = (src.ndim - 2, src.ndim - 1)
-    if request.axes != last:  # moveaxis costs a tenth of a small image's filter
-        src, ker = np.moveaxis(src, request.axes, last), np.moveaxis(ker, request.axes, last)
-    if src.ndim == 2:  # one plane: OpenCV's result is the answer, no copy
-        return cv2.filter2D(np.ascontiguousarray(src), -1, np.ascontiguousarray(ker),
-                            anchor=anchor, borderType=border)
-    batch = np.broadcast_shapes(src.shape[:-2], ker.shape[:-2])
-    out = np.empty((*batch, *src.shape[-2:]), dtype=request.dtype)
-    src_b = np.broadcast_to(src, (*batch, *src.shape[-2:]))
-    ker_b = np.broadcast_to(ker, (*batch, *ker.shape[-2:]))
-    for index in np.ndindex(*batch):
-        plane = np.ascontiguousarray(src_b[index])
-        taps = np.ascontiguousarray(ker_b[index])
-        out[index] = cv2.filter2D(plane, -1, taps, anchor=anchor, borderType=border)
-    return np.moveaxis(out, last, request.axes)
+        taps = np.flip(request.kernel).astype(dtype, copy=False)
+        at = anchor[::-1][request.axes.index(axis)]
+        return lambda r: _filter_along(r.image.astype(dtype, copy=False), taps, axis, at, border)
+    ker = np.flip(request.kernel, axis=request.axes)
+    last = (request.image.ndim - 2, request.image.ndim - 1)
+    axes = request.axes
+    if axes != last:  # moveaxis costs a tenth of a small image's filter
+        ker = np.moveaxis(ker, axes, last)
+    if request.image.ndim == 2:  # one plane: OpenCV's result is the answer, no copy
+        taps = np.ascontiguousarray(ker)
+        return lambda r: cv2.filter2D(np.ascontiguousarray(r.image), -1, taps, anchor=anchor,
+                                      borderType=border)
+
+    def planes(r) -> np.ndarray:
+        src = r.image if axes == last else np.moveaxis(r.image, axes, last)
+        batch = np.broadcast_shapes(src.shape[:-2], ker.shape[:-2])
+        out = np.empty((*batch, *src.shape[-2:]), dtype=dtype)
+        src_b = np.broadcast_to(src, (*batch, *src.shape[-2:]))
+        ker_b = np.broadcast_to(ker, (*batch, *ker.shape[-2:]))
+        for index in np.ndindex(*batch):
+            plane = np.ascontiguousarray(src_b[index])
+            taps = np.ascontiguousarray(ker_b[index])
+            out[index] = cv2.filter2D(plane, -1, taps, anchor=anchor, borderType=border)
+        return np.moveaxis(out, last, axes)
+
+    return planes
