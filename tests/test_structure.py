@@ -255,6 +255,28 @@ def test_kept_call_routes_follow_the_kernel_values_and_settings(rng, plans, kind
     assert_matches(got[far], reference(clean, k, "same", "reflect")[far], "float32")
 
 
+@pytest.mark.parametrize("method", ["auto", "direct", "fft", "overlap-add"])
+@pytest.mark.parametrize("kind, shape, axes", [
+    ("general", (40, 36), None), ("separable", (40, 36), None), ("box", (40, 36), None),
+    ("tiny", (40, 36), None), ("line", (3, 40, 36), (2,)), ("planes", (40, 3, 36), (0, 2)),
+])
+def test_a_kept_call_route_keeps_no_view_of_the_caller_s_kernel(rng, kind, shape, axes, method):
+    """A route kept for a kernel's values is found again by another array with those
+    values; it must not read the first array, which its caller may have changed since
+    (the prepared OpenCV route once kept a view of it)."""
+    k = {"separable": gaussian(5, 1.5), "general": random(rng, (5, 4), "float64"),
+         "box": np.ones((5, 5)), "tiny": np.full((1, 1), 2.0), "line": random(rng, 5, "float64"),
+         "planes": random(rng, (3, 4), "float64")}[kind]
+    x = random(rng, shape, "float64")
+    want = reference(x, k, "same", "reflect", axes=axes)
+    first, same = k.copy(), k.copy()
+    got = fftconv.convolve(x, first, boundary="reflect", axes=axes, method=method)
+    assert_matches(got, want, "float64")
+    first *= 3.0  # the caller reuses its array
+    got = fftconv.convolve(x, same, boundary="reflect", axes=axes, method=method)
+    assert_matches(got, want, "float64")
+
+
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
 def test_a_forked_child_plans_while_the_parent_held_the_planning_locks():
     """Forked while the parent's threads held the locks of the kept routes, of structured

@@ -266,9 +266,11 @@ def opencv_same_route(request) -> Callable | None:
     # out[j] = sum_u flip(k)[u] x[j + u - (K - 1 - s)], s = (K - 1) // 2: the anchor is K-1-s
     anchor = tuple(k - 1 - (k - 1) // 2 for k in lengths)[::-1]
     dtype = request.dtype
+    # Copies: a route kept by the kernel's values serves other arrays with those values,
+    # and the caller may change this one later.
     if len(lengths) != 2:
         axis = line_axis(request.kernel.shape, request.axes)
-        taps = np.flip(request.kernel).astype(dtype, copy=False)
+        taps = np.flip(request.kernel).astype(dtype)
         at = anchor[::-1][request.axes.index(axis)]
         return lambda r: _filter_along(r.image.astype(dtype, copy=False), taps, axis, at, border)
     ker = np.flip(request.kernel, axis=request.axes)
@@ -276,9 +278,9 @@ def opencv_same_route(request) -> Callable | None:
     axes = request.axes
     if axes != last:  # moveaxis costs a tenth of a small image's filter
         ker = np.moveaxis(ker, axes, last)
+    ker = np.array(ker, order="C")
     if request.image.ndim == 2:  # one plane: OpenCV's result is the answer, no copy
-        taps = np.ascontiguousarray(ker)
-        return lambda r: cv2.filter2D(np.ascontiguousarray(r.image), -1, taps, anchor=anchor,
+        return lambda r: cv2.filter2D(np.ascontiguousarray(r.image), -1, ker, anchor=anchor,
                                       borderType=border)
 
     def planes(r) -> np.ndarray:
