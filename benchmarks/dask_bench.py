@@ -27,11 +27,12 @@ own, imports included) and the contenders take turns, ``--repeat`` rounds:
   of offsets), so it is *estimated*: one chunk with a smaller disk is timed and
   scaled by the ratio of non-zero taps and the chunk count over the cores.
 
-The floor is the copy (written as fftconv writes) plus the pyFFTW floor of fftconv's tiles (one real
-forward transform, the product and one inverse at each tile's padded size,
-plans and kernel spectrum ready, one thread per core running its share of the
-tiles), timed in its own process in every round like a contender, so that each
-round's ratios compare runs minutes apart on a machine whose speed drifts.
+The floor is the copy (written as fftconv writes) plus the pyFFTW floor of
+fftconv's tiles (one real forward transform, the product and one inverse at
+each tile's padded size, plans and kernel spectrum ready, one thread per core
+running its share of the tiles), timed in its own process in every round like
+a contender, so that each round's ratios compare runs minutes apart on a
+machine whose speed drifts.
 ``--big`` then processes a larger image once with fftconv and reports
 its peak memory.  Results go to ``benchmarks/results/<machine>-<date>-dask.md``.
 """
