@@ -283,16 +283,20 @@ def opencv_same_route(request) -> Callable | None:
         return lambda r: cv2.filter2D(np.ascontiguousarray(r.image), -1, ker, anchor=anchor,
                                       borderType=border)
 
+    # The batch follows from the shapes, which the route's key fixes; each plane's taps
+    # are a C-ordered slice of ker, broadcast or not.
+    hw = tuple(request.image.shape[ax] for ax in axes)
+    rest = tuple(n for ax, n in enumerate(request.image.shape) if ax not in axes)
+    batch = np.broadcast_shapes(rest, ker.shape[:-2])
+    ker_b = np.broadcast_to(ker, (*batch, *ker.shape[-2:]))
+
     def planes(r) -> np.ndarray:
         src = r.image if axes == last else np.moveaxis(r.image, axes, last)
-        batch = np.broadcast_shapes(src.shape[:-2], ker.shape[:-2])
-        out = np.empty((*batch, *src.shape[-2:]), dtype=dtype)
-        src_b = np.broadcast_to(src, (*batch, *src.shape[-2:]))
-        ker_b = np.broadcast_to(ker, (*batch, *ker.shape[-2:]))
+        out = np.empty((*batch, *hw), dtype=dtype)
+        src_b = np.broadcast_to(src, (*batch, *hw))
         for index in np.ndindex(*batch):
             plane = np.ascontiguousarray(src_b[index])
-            taps = np.ascontiguousarray(ker_b[index])
-            out[index] = cv2.filter2D(plane, -1, taps, anchor=anchor, borderType=border)
+            out[index] = cv2.filter2D(plane, -1, ker_b[index], anchor=anchor, borderType=border)
         return np.moveaxis(out, last, axes)
 
     return planes
