@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fftconv._fastlen import next_smooth
-from fftconv._protocol import CONTRACT_VERSION, Capabilities
+from fftconv._registry.fastlen import next_smooth
+from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
 
 
 class NumpyBackend:

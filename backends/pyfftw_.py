@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fftconv._fastlen import LengthCosts, cheapest_length
-from fftconv._protocol import CONTRACT_VERSION, Capabilities
+from fftconv._registry.fastlen import LengthCosts, cheapest_length
+from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
 
 EFFORT_FLAGS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE",
                 "patient": "FFTW_PATIENT", "exhaustive": "FFTW_EXHAUSTIVE"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fftconv._protocol import CONTRACT_VERSION, Capabilities
+from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
 
 
 def _pocketfft_with_out():

@@ -4,7 +4,7 @@ For every 7-smooth length ``m`` of three octaves, one m² convolution through
 FFTW (real forward transform, spectrum product, inverse; one thread,
 FFTW_MEASURE, plans and kernel spectrum ready), as time per element.  Then:
 
-* the least-squares fit of the cost model :class:`fftconv._fastlen.LengthCosts`
+* the least-squares fit of the cost model :class:`fftconv._registry.fastlen.LengthCosts`
   (a base, a weight per ``log2`` of each factor, a penalty for odd lengths);
 * for every ``n`` of those octaves, how much slower than the best length
   ``>= n`` is the smallest 7-smooth length (the old rule) and the backend's
@@ -32,8 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fftconv._calibrate import _median_time
-from fftconv._fastlen import LengthCosts, cheapest_length, next_smooth, smooth_between
+from fftconv._planning.rates import _median_time
+from fftconv._registry.fastlen import LengthCosts, cheapest_length, next_smooth, smooth_between
 
 RESULTS = Path(__file__).parent / "results"
 # Three octaves, and the start of a fourth: past 4096 a length's size counts for more

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.peers import CONTENDERS, PEERS, applies
-from fftconv._calibrate import _times
+from fftconv._planning.rates import _times
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -18,7 +18,7 @@ def _pyplot():
 
 def boundaries(path: Path) -> None:
     """The five boundary rules extending the same 1-D signal (what ``same`` sees)."""
-    from fftconv._boundary import source_index
+    from fftconv._core.boundary import source_index
 
     plt = _pyplot()
     signal = np.array([1.0, 3.0, 2.0, 5.0, 4.0])
@@ -46,7 +46,7 @@ def boundaries(path: Path) -> None:
 
 def same_centring(path: Path) -> None:
     """Where ``same`` takes its N outputs from the full convolution, odd and even K."""
-    from fftconv._shapes import output_window
+    from fftconv._core.shapes import output_window
 
     plt = _pyplot()
     n = 8

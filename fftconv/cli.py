@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 
-from fftconv._config import HALO_READS
-from fftconv._request import METHOD_NAMES, NAN_POLICIES
-from fftconv._shapes import BOUNDARIES, MODES
+from fftconv._core.request import METHOD_NAMES, NAN_POLICIES
+from fftconv._core.settings import HALO_READS
+from fftconv._core.shapes import BOUNDARIES, MODES
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -47,8 +47,8 @@ def _axes(text: str) -> tuple[int, ...]:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    from fftconv._config import resolve
-    from fftconv._registry import backend_infos
+    from fftconv._core.settings import resolve
+    from fftconv._registry.discovery import backend_infos
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,7 +61,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
             "native: " + ", ".join(sorted(str(d) for d in caps.native_dtypes)) if caps else "")
         print(f"{info.name:<10} {info.status:<14} {info.version:<10} {threads:<8} {detail}")
     print(f"\nin effect: {resolve().backend}", end="")
-    from fftconv._registry import get_backend
+    from fftconv._registry.discovery import get_backend
 
     print(f" -> {get_backend()}")
     return 0
@@ -128,11 +128,11 @@ def _kernel_ndim(axes, named, image_ndim: int) -> int | None:
 
 
 def _image_pixels(described, image_ndim: int, kernel_ndim: int, axes) -> list | None:
-    """The input's pixel (``described``: :func:`~fftconv._ome.source_metadata`'s) along
+    """The input's pixel (``described``: :func:`~fftconv._io.ome.source_metadata`'s) along
     each kernel axis: kernel axis i is image axis i, or ``axes[i]`` for a kernel of
     fewer dimensions.  None where the input states no pixel sizes."""
-    from fftconv._ome import pixel_sizes
-    from fftconv._shapes import normalize_axes
+    from fftconv._core.shapes import normalize_axes
+    from fftconv._io.ome import pixel_sizes
 
     sizes = pixel_sizes(described, image_ndim)
     if sizes is None:
@@ -143,15 +143,15 @@ def _image_pixels(described, image_ndim: int, kernel_ndim: int, axes) -> list | 
 
 
 def _kernel_array(found, spec: str, described, image_ndim: int, axes) -> np.ndarray:
-    """The kernel :func:`~fftconv._kernel_spec.parse_kernel` found in ``spec``, as an array.
+    """The kernel :func:`~fftconv._io.kernel_spec.parse_kernel` found in ``spec``, as an array.
 
     A named kernel's values with a unit become pixels by the input's pixel
-    size (``described``: :func:`~fftconv._ome.source_metadata`'s) along the
+    size (``described``: :func:`~fftconv._io.ome.source_metadata`'s) along the
     axis each applies to, and a line says how many.  A kernel file that states
     its pixel sizes (an OME-Zarr, an OME or ImageJ TIFF) must state the input's.
     """
-    from fftconv._kernel_spec import NamedKernel, check_sampling
-    from fftconv._ome import pixel_sizes, source_metadata
+    from fftconv._io.kernel_spec import NamedKernel, check_sampling
+    from fftconv._io.ome import pixel_sizes, source_metadata
 
     if not isinstance(found, NamedKernel):
         own = pixel_sizes(source_metadata(spec), found.ndim)
@@ -171,15 +171,15 @@ def _kernel_array(found, spec: str, described, image_ndim: int, axes) -> np.ndar
 def _ome_output(source, described, output, image_shape, kernel, axes, mode,
                 shape) -> dict | None:
     """The OME metadata of an output of an OME-Zarr input, or of a TIFF with pixel sizes
-    (``described``: :func:`~fftconv._ome.source_metadata`'s of ``source``).
+    (``described``: :func:`~fftconv._io.ome.source_metadata`'s of ``source``).
 
     A ``.zarr`` output is then an OME-Zarr image, a ``.tif`` one an
     OME-TIFF, with the coarser levels that follow the level read in the input.
     None (and a line saying why, where the input had some) for a plain output.
     """
-    from fftconv._io import output_format
-    from fftconv._ome import ngff_order, output_metadata, window_shift
-    from fftconv._tiff_scale import ome_tiff_letters
+    from fftconv._io.images import output_format
+    from fftconv._io.ome import ngff_order, output_metadata, window_shift
+    from fftconv._io.tiff_scale import ome_tiff_letters
 
     suffix = output_format(output)
     if described is None or suffix == ".npy":
@@ -202,7 +202,7 @@ def _ome_kind(ome: dict | None, output) -> str:
     """What the closing line says of an OME output, as ``(OME-Zarr 0.5, 3 levels)``."""
     if not ome:
         return ""
-    from fftconv._io import output_format
+    from fftconv._io.images import output_format
 
     kind = f"OME-Zarr {ome['version']}" if output_format(output) == ".zarr" else "OME-TIFF"
     levels = len(ome["datasets"])
@@ -211,10 +211,10 @@ def _ome_kind(ome: dict | None, output) -> str:
 
 def cmd_convolve(args: argparse.Namespace) -> int:
     import fftconv
-    from fftconv._file_axes import axis_names, default_axes
-    from fftconv._io import check_output, open_image, write_image
-    from fftconv._kernel_spec import parse_kernel
-    from fftconv._ome import source_metadata
+    from fftconv._io.file_axes import axis_names, default_axes
+    from fftconv._io.images import check_output, open_image, write_image
+    from fftconv._io.kernel_spec import parse_kernel
+    from fftconv._io.ome import source_metadata
 
     # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
     output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
@@ -259,7 +259,7 @@ def cmd_convolve(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from fftconv._calibrate import calibrate
+    from fftconv._planning.rates import calibrate
 
     backends = args.backend or None
     threads = [int(t) for t in args.threads.split(",")] if args.threads else None
@@ -319,7 +319,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import dask.array as da
 
     import fftconv
-    from fftconv._io import open_image, write_image
+    from fftconv._io.images import open_image, write_image
 
     _limit_malloc_arenas()
     n, k, chunk = args.size, args.kernel, args.chunks

@@ -18,7 +18,7 @@ import itertools
 
 import numpy as np
 
-from fftconv._protocol import CONTRACT_VERSION, REQUIRED_METHODS, Capabilities
+from fftconv._registry.protocol import CONTRACT_VERSION, REQUIRED_METHODS, Capabilities
 
 _CASES = [((16,), (0,), (16,)), ((15,), (0,), (20,)), ((6, 10), (0, 1), (8, 12)),
           ((4, 6, 5), (1, 2), (6, 5)), ((5, 7), (1,), (7,)), ((7, 9, 3), (0, 1), (9, 9))]

@@ -25,7 +25,7 @@ def _isolated_config(tmp_path_factory, monkeypatch):
 def _no_kept_routes():
     """Each test plans its own calls: a route kept by an earlier test would skip what a
     later one patches (a planner rate, a method) for the same shapes and kernel."""
-    from fftconv._routes import CALLS
+    from fftconv._planning.routes import CALLS
 
     CALLS.clear()
 
@@ -36,7 +36,7 @@ def _blocks_follow_chunks(monkeypatch):
     halo: the tests' small images would be one block each, and the tiling would go
     untested.  Tests of the merge set their own."""
     try:
-        from fftconv import _dask
+        from fftconv._tiling import dask as _dask
     except ImportError:  # no dask installed: nothing tiles
         return
     monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 1)

@@ -158,7 +158,7 @@ def test_float32_stays_float32_end_to_end(rng, monkeypatch):
     """Every array in and out of every transform is single precision for float32 work."""
     seen = set()
     for name in fftconv.available_backends():
-        backend = fftconv._registry.load_backend(name)
+        backend = fftconv._registry.discovery.load_backend(name)
         for fn in ("rfftn", "irfftn", "fftn", "ifftn"):
             original = getattr(backend, fn)
 
@@ -204,7 +204,7 @@ def test_opencv_border_path(rng, monkeypatch, boundary, kshape, dtype):
     k = random(rng, kshape, dtype)
     got = fftconv.convolve(x, k, "same", boundary=boundary, axes=(0, 1), method="direct")
     assert taken and direct.opencv_same(
-        fftconv._request.build_request(x, k, "same", boundary, 0.0, (0, 1), "direct",
+        fftconv._core.request.build_request(x, k, "same", boundary, 0.0, (0, 1), "direct",
                                        "propagate", None, flip=False)) is not None
     assert_matches(got, reference(x, k, "same", boundary, axes=(0, 1)), dtype)
 
@@ -227,7 +227,7 @@ def test_opencv_borders_take_kernels_longer_than_the_image(rng, boundary, shape,
     k = random(rng, kshape, dtype)
     if len(kshape) < len(shape):
         k = k.reshape([kshape[axes.index(ax)] if ax in axes else 1 for ax in range(len(shape))])
-    request = fftconv._request.build_request(x, k, "same", boundary, 0.0, axes, "direct",
+    request = fftconv._core.request.build_request(x, k, "same", boundary, 0.0, axes, "direct",
                                              "propagate", None, flip=False)
     got = direct.opencv_same(request)
     assert got is not None
@@ -255,7 +255,7 @@ def test_a_kept_opencv_route_takes_any_image_of_its_shape(rng, shape, kshape, ax
 
 
 def test_request_replace_changes_only_what_it_names():
-    request = fftconv._request.build_request(np.ones((4, 5)), np.ones((3,)), "full", "wrap",
+    request = fftconv._core.request.build_request(np.ones((4, 5)), np.ones((3,)), "full", "wrap",
                                              0.0, 1, "auto", "propagate", None, flip=False)
     changed = request.replace(mode="same", cval=2.0)
     assert (changed.mode, changed.cval, request.mode, request.cval) == ("same", 2.0, "full", 0.0)

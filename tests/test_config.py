@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fftconv
-from fftconv import _config
+from fftconv._core import settings as _config
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_context_does_not_leak_between_threads():
 
 def test_context_reaches_our_worker_threads(monkeypatch, rng):
     """Settings made with ``with`` apply inside fftconv's own thread pools."""
-    backend = fftconv._registry.load_backend("pyfftw")
+    backend = fftconv._registry.discovery.load_backend("pyfftw")
     efforts = set()
     original = backend._settings
 

@@ -240,7 +240,7 @@ def test_shapes_only_callers_never_allocate_the_image():
 
 
 def test_settings_are_fixed_when_the_graph_is_built(rng, monkeypatch):
-    backend = fftconv._registry.load_backend("numpy")
+    backend = fftconv._registry.discovery.load_backend("numpy")
     used = []
     original = backend.rfftn
     monkeypatch.setattr(backend, "rfftn", lambda *a, **kw: used.append(1) or original(*a, **kw))
@@ -253,7 +253,7 @@ def test_settings_are_fixed_when_the_graph_is_built(rng, monkeypatch):
 
 
 def test_vjp_settings_are_fixed_when_the_graph_is_built(rng):
-    from fftconv import _lazy_adjoint
+    from fftconv._ops import lazy_adjoint as _lazy_adjoint
 
     x = da.from_array(random(rng, (60, 60), "float64"), chunks=30)
     with fftconv.set_backend("numpy"), fftconv.config.set(planner_effort="patient"):
@@ -264,7 +264,7 @@ def test_vjp_settings_are_fixed_when_the_graph_is_built(rng):
     assert all(task[-1]["backend"] == "numpy" and task[-1]["planner_effort"] == "patient"
                and task[-1]["workers"] == 1 for task in parts)
     blocks = [task for task in dict(grads[0].__dask_graph__()).values()
-              if isinstance(task, tuple) and task and task[0] is fftconv._dask._block]
+              if isinstance(task, tuple) and task and task[0] is fftconv._tiling.dask._block]
     assert blocks and all(task[-1]["backend"] == "numpy" for task in blocks)  # the image's
 
 
@@ -272,7 +272,7 @@ def test_tile_auto_picks_fast_lengths(rng):
     x = random(rng, (300, 70), "float32")
     k = random(rng, (31, 5), "float32")
     lazy = fftconv.convolve(da.from_array(x, chunks=(97, 70)), k, tile="auto")
-    backend = fftconv._registry.load_backend(fftconv.get_backend())
+    backend = fftconv._registry.discovery.load_backend(fftconv.get_backend())
     for n in lazy.chunks[0][:-1]:
         assert backend.next_fast_len(n + 30, True) == n + 30
     assert_matches(lazy.compute(), reference(x, k), "float32")
@@ -334,7 +334,7 @@ def test_a_block_never_returns_its_reused_tile(rng, monkeypatch):
     tile (a fresh one per block cost page faults: 8192² in 1024² chunks ⊛ a 17² Gaussian,
     485 → 336 ms).  A route that handed back a view of that tile would see it overwritten
     by the next block: the block copies such a result out."""
-    from fftconv import _api
+    from fftconv._ops import api as _api
 
     x = random(rng, (40, 36), "float64")
     image = da.from_array(x, chunks=(10, 12))
@@ -350,7 +350,7 @@ def test_small_chunks_merge_into_blocks(rng, monkeypatch):
     """Blocks of small chunks are merged to ~BLOCK_ELEMENTS pixels; the output keeps the
     input's chunks.  A block per chunk: a 4096² zarr image in 64² chunks ⊛ 101² took
     33.5 s; merged into 1024² blocks, 13.2 s (mostly zarr's small reads and writes)."""
-    from fftconv import _dask
+    from fftconv._tiling import dask as _dask
 
     monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 24 * 24)
     x = random(rng, (70, 50, 3), "float64")
@@ -372,7 +372,7 @@ def test_long_chunks_are_not_merged_along_their_short_axis(rng, monkeypatch):
     """A stack whose chunks already hold BLOCK_ELEMENTS pixels keeps its blocks: before,
     every axis was merged to BLOCK_ELEMENTS ** (1 / 3) on its own, and 2048² planes in
     chunks of 16 became blocks of 112 planes (1.8 GiB of float32 each)."""
-    from fftconv import _dask
+    from fftconv._tiling import dask as _dask
 
     monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 10**3)
     x = random(rng, (24, 30, 20), "float64")
@@ -388,7 +388,7 @@ def test_long_chunks_are_not_merged_along_their_short_axis(rng, monkeypatch):
 def test_blocks_grow_along_a_long_halo(rng, monkeypatch):
     """A stack a plane a chunk ⊛ a kernel 5 planes deep: blocks of 8 planes, not a plane
     each reading 5 (at 64 × 1024² ⊛ 9 × 17 × 17, 3.5-3.6 s against 2.0-2.1 s)."""
-    from fftconv import _dask
+    from fftconv._tiling import dask as _dask
 
     monkeypatch.setattr(_dask, "MOST_BLOCK_ELEMENTS", 8 * 30 * 20)
     x = random(rng, (24, 30, 20), "float64")
@@ -538,8 +538,8 @@ def test_axis_pieces_copy_the_extension(n, chunk, pad, boundary, data):
     """The pieces of any range of an extension (wider than the image too) are its values:
     views into the chunks inline (index arrays where the extension turns more often than at
     the image's two edges), copies in the strip tasks."""
-    from fftconv._boundary import source_index
-    from fftconv._dask import _constant, _cut, _view, axis_pieces
+    from fftconv._core.boundary import source_index
+    from fftconv._tiling.dask import _constant, _cut, _view, axis_pieces
 
     x = np.arange(n) + 10.0
     bounds = [*range(0, n, chunk), n]
@@ -601,7 +601,7 @@ def test_image_smaller_than_the_kernel_in_small_chunks(rng, boundary):
 def test_any_window_of_the_full_convolution(rng):
     """The adjoints ask _dask.convolve for windows no mode gives, some starting past the
     kernel's reach (their blocks read from the wrong rows before)."""
-    from fftconv import _dask
+    from fftconv._tiling import dask as _dask
 
     x = random(rng, (30, 11), "float64")
     k = random(rng, (5, 3), "float64")
@@ -661,7 +661,7 @@ def test_computed_inputs_are_never_recomputed_for_halos(rng):
 
 
 def test_pieces_join_into_the_padded_transform_shape(rng):
-    from fftconv._dask import _join_into, _join_starts
+    from fftconv._tiling.dask import _join_into, _join_starts
 
     # nested one level per axis, as the graph builds them
     parts = [[[random(rng, (a, b, 3), "float32")] for b in (4, 1, 6)] for a in (2, 5)]
@@ -783,7 +783,7 @@ def test_estimate_kernel_tiled_builds_without_computing_and_checks_early(rng):
 def test_estimate_kernel_tiled_holds_few_chunks(rng, tmp_path):
     """Each pass reads a store-read image as the kernel gradient does: strips from a second
     read, so a pass holds ~6 chunks (16-20 without)."""
-    from fftconv import _lazy_estimate
+    from fftconv._ops import lazy_estimate as _lazy_estimate
 
     x = rng.random((192, 192))
     k = rng.random((5, 5))
@@ -822,7 +822,7 @@ def test_estimate_kernel_passes_run_on_as_many_threads_as_cores(rng, monkeypatch
     cores + 4 threads per pass: 0.7 GiB at 8192² instead of 0.36."""
     import threading
 
-    from fftconv import _lazy_estimate
+    from fftconv._ops import lazy_estimate as _lazy_estimate
 
     threads = set()
     part = _lazy_estimate._normal_part
@@ -840,7 +840,7 @@ def test_estimate_kernel_passes_run_on_as_many_threads_as_cores(rng, monkeypatch
 def test_estimate_kernel_fit_is_lazy_and_solved_once_with_the_kernel(rng, monkeypatch):
     """A Delayed fit beside the kernel array was optimized apart from it: computing
     both ran the whole solve twice, at once."""
-    from fftconv import _lazy_estimate
+    from fftconv._ops import lazy_estimate as _lazy_estimate
 
     solves = []
     solve = _lazy_estimate._solve
@@ -876,7 +876,7 @@ def test_estimate_kernel_tiled_complex_image_warns_once(rng):
 
 def test_estimate_kernel_iteration_checks_the_true_residual(rng):
     """The recursion's residual drifts from the true one; convergence is the true one's."""
-    from fftconv import _lazy_estimate
+    from fftconv._ops import lazy_estimate as _lazy_estimate
 
     a = rng.standard_normal((40, 6)) @ np.diag([1, 1, 1, 1, 1e-2, 1e-3])
     b = rng.standard_normal(40)
@@ -931,7 +931,7 @@ def test_vjp_kernel_grad_keeps_nan_local_and_caches_no_block_spectra(rng):
     """NaN blocks take the planned route (an FFT would spread NaN over every lag); the
     others never hash and cache a cotangent block's spectrum as a kernel's (the planned
     route did: up to 128 MiB of them kept after the run)."""
-    from fftconv._spectra import SHARED
+    from fftconv._methods.spectra import SHARED
 
     x = random(rng, (40, 36), "float64")
     x[0, 5] = np.nan  # on the first row: only some lags of its blocks see it
@@ -954,7 +954,8 @@ def test_vjp_kernel_grad_keeps_nan_local_and_caches_no_block_spectra(rng):
 def test_estimate_kernel_merges_small_chunks_into_blocks(rng, monkeypatch):
     """Each pass pays every block's tasks and its neighbours' second reads: 8192² in 256²
     chunks took 8.6-11.5 s a pass, merged into 1024² blocks 5.5-8.3."""
-    from fftconv import _dask, _lazy_estimate
+    from fftconv._ops import lazy_estimate as _lazy_estimate
+    from fftconv._tiling import dask as _dask
 
     monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 24 * 24)
     x = rng.random((70, 50))

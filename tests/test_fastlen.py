@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fftconv._fastlen import LengthCosts, cheapest_length, next_smooth, smooth_between
+from fftconv._registry.fastlen import LengthCosts, cheapest_length, next_smooth, smooth_between
 
 PRIMES = (2, 3, 5, 7)
 

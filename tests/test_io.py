@@ -11,9 +11,9 @@ from conftest import ome_image, ome_tiff_pixels, ome_transforms, random
 from reference import assert_matches, reference
 
 import fftconv
-from fftconv._file_axes import axis_names, default_axes
-from fftconv._io import on_a_grid
-from fftconv._ome import source_metadata
+from fftconv._io.file_axes import axis_names, default_axes
+from fftconv._io.images import on_a_grid
+from fftconv._io.ome import source_metadata
 
 da = pytest.importorskip("dask.array")
 zarr = pytest.importorskip("zarr")
@@ -386,7 +386,7 @@ def test_an_ome_zarr_output(tmp_path, rng, version):
 def test_an_ome_tiff_output(tmp_path, rng, name):
     """ome= on a TIFF writes OME-TIFF pixel sizes, which fftconv, tifffile and OME-XML read
     (before: ValueError, no way to keep them)."""
-    from fftconv._ome import source_metadata
+    from fftconv._io.ome import source_metadata
 
     x = random(rng, (2, 40, 30), "float32")
     entry = _entry()

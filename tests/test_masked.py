@@ -1,4 +1,4 @@
-"""NumPy masked arrays: masked pixels are missing values, never read (fftconv._masked)."""
+"""NumPy masked arrays: masked pixels are missing values, never read (fftconv._core.masks)."""
 
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def test_interpolate_all_missing_window_is_nan():
 def test_has_nonfinite_finds_every_kind_in_every_layout(rng, dtype, layout):
     """The quick total (a dot product, or a sum) never hides a NaN or an infinity, and a
     total that overflows on finite values does not make them non-finite."""
-    from fftconv._nonfinite import has_nonfinite
+    from fftconv._core.nonfinite import has_nonfinite
 
     def laid_out(a):
         return {"contiguous": a, "strided": a[:, ::2], "fortran": np.asfortranarray(a)}[layout]

@@ -1,4 +1,4 @@
-"""fftconv._ome: an OME-Zarr input's axes and scale, carried to the convolved output."""
+"""fftconv._io.ome: an OME-Zarr input's axes and scale, carried to the convolved output."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from conftest import OME_CYX as CYX
 from conftest import ome_image
 from conftest import ome_transforms as _scale
 
-from fftconv._ome import output_metadata, pixel_sizes, source_metadata, window_shift
+from fftconv._io.ome import output_metadata, pixel_sizes, source_metadata, window_shift
 
 zarr = pytest.importorskip("zarr")
 

@@ -12,8 +12,9 @@ from conftest import random
 from reference import assert_matches, reference
 
 import fftconv
-from fftconv import _autotune, _calibrate
-from fftconv._planner import Rates, lambertw_m1, optimal_block
+from fftconv._planning import autotune as _autotune
+from fftconv._planning import rates as _calibrate
+from fftconv._planning.planner import Rates, lambertw_m1, optimal_block
 
 
 def test_lambert_w_branch():
@@ -24,7 +25,7 @@ def test_lambert_w_branch():
 
 @pytest.mark.parametrize("k", [2, 17, 255, 1025])
 def test_blocks_are_fast_lengths(k):
-    from fftconv._fastlen import next_smooth
+    from fftconv._registry.fastlen import next_smooth
 
     block, length = optimal_block(k, 10**6, next_smooth)
     assert next_smooth(length) == length and block == length - k + 1 and block > 0
@@ -39,7 +40,7 @@ def test_plan_is_shape_only_and_explains(shape, kshape):
     assert plan.method in text.splitlines()[0] and len(text.splitlines()) == 4
     for c in plan.candidates:
         if c.fft_shape:
-            assert all(fftconv._registry.load_backend("scipy").next_fast_len(n, True) == n
+            assert all(fftconv._registry.discovery.load_backend("scipy").next_fast_len(n, True) == n
                        for n in c.fft_shape)
 
 
@@ -154,7 +155,7 @@ def test_autotune_measures_once_per_signature(rng, monkeypatch):
     x = random(rng, (120, 110), "float32")
     k = random(rng, (15, 15), "float32")
     runs = []
-    from fftconv import _api
+    from fftconv._ops import api as _api
 
     original = _api.run_plan
 
@@ -175,7 +176,7 @@ def test_autotune_measures_once_per_signature(rng, monkeypatch):
 def test_small_transforms_run_on_one_thread(rng, monkeypatch):
     """Threads cost a small transform more than they save (scipy.fft, 2 threads: 45 µs on
     48² against 15 µs on one); a batch of small ones, or a large one, still shares them."""
-    backend = fftconv._registry.load_backend("scipy")
+    backend = fftconv._registry.discovery.load_backend("scipy")
     asked = []
     original = backend.rfftn
 
@@ -204,5 +205,5 @@ def test_a_plan_pickles_with_its_backend_by_name(backend):
 
     plan = fftconv.plan((512, 512), (31, 31), backend=backend)
     back = pickle.loads(pickle.dumps(plan))
-    assert back.backend is fftconv._registry.load_backend(backend)
+    assert back.backend is fftconv._registry.discovery.load_backend(backend)
     assert back.explain() == plan.explain() and back.candidates == plan.candidates

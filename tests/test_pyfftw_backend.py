@@ -11,8 +11,8 @@ from conftest import random
 from reference import assert_matches, reference
 
 import fftconv
-from fftconv import _registry
-from fftconv._fastlen import next_smooth
+from fftconv._registry import discovery as _registry
+from fftconv._registry.fastlen import next_smooth
 
 pyfftw_ = pytest.importorskip("fftconv.backends.pyfftw_")
 pytest.importorskip("pyfftw")
@@ -157,7 +157,7 @@ def test_a_convolvers_backend_sees_the_settings_it_was_made_with(tmp_path, rng):
 
 
 def test_settings_in_a_call_answer_get_and_yield_to_set():
-    from fftconv import _config
+    from fftconv._core import settings as _config
 
     outer = _config.resolve(workers=3)
     with _config.in_effect(outer):

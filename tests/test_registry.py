@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import fftconv
-from fftconv import _registry
+from fftconv._registry import discovery as _registry
 from fftconv.testing import check_backend
 
 GOOD = '''
 import numpy as np
-from fftconv._protocol import CONTRACT_VERSION, Capabilities
+from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
 
 class Backend:
     name = "{name}"
@@ -153,7 +153,7 @@ def test_third_party_into_methods_run_the_dask_strips(plugins, rng, monkeypatch)
     pytest.importorskip("dask.array")
     import dask.array as da
 
-    from fftconv import _dask
+    from fftconv._tiling import dask as _dask
 
     plugins("into-fft", "into", GOOD.format(name="into", priority=-5) + INTO.format(scale=""))
     backend = _registry.load_backend("into")

@@ -10,9 +10,9 @@ from conftest import child_finishes, random
 from reference import assert_matches, reference
 
 import fftconv
+from fftconv._core.request import build_request
+from fftconv._core.structure import analyze
 from fftconv._methods import structured
-from fftconv._request import build_request
-from fftconv._structure import analyze
 
 MODES = ["full", "same", "valid"]
 BOUNDARIES = ["constant", "reflect", "mirror", "nearest", "wrap"]
@@ -142,7 +142,7 @@ def test_batched_kernels_are_not_structured(rng, ran):
 def test_convolver_equals_convolve_and_transforms_kernel_once(rng, method, monkeypatch):
     k = random(rng, (9, 7), "float32")
     conv = fftconv.Convolver(k, boundary="wrap", method=method, backend="scipy")
-    backend = fftconv._registry.load_backend("scipy")
+    backend = fftconv._registry.discovery.load_backend("scipy")
     kernel_transforms = []
     original = backend.rfftn
 
@@ -174,7 +174,7 @@ def test_convolver_validates_early_and_copies_the_kernel(rng):
 @pytest.fixture
 def plans(monkeypatch):
     """How many times the planner was asked (every route starts from one)."""
-    from fftconv import _api
+    from fftconv._ops import api as _api
 
     calls = []
     original = _api.plan_request
@@ -286,7 +286,9 @@ def test_a_forked_child_plans_while_the_parent_held_the_planning_locks():
     import os
     import warnings
 
-    from fftconv import _autotune, _registry, _routes
+    from fftconv._planning import autotune as _autotune
+    from fftconv._planning import routes as _routes
+    from fftconv._registry import discovery as _registry
 
     fftconv.convolve(np.ones((8, 8)), np.ones((3, 3)))  # the backend is loaded
     locks = [_routes.CALLS._lock, structured._lock, _autotune._lock, _registry._lock]
@@ -330,7 +332,8 @@ def test_small_images_take_the_one_pass_route(rng):
     """Each pass of a separable kernel has a fixed cost: on a 60×57 image a 9×8 Gaussian's
     two passes took 118 µs against 71 for one 2-D pass, yet they were chosen.  A 15²
     Gaussian on 256² still takes them (220 µs against 650 by FFT)."""
-    from fftconv import _api, _config
+    from fftconv._core import settings as _config
+    from fftconv._ops import api as _api
 
     def route(shape, k):
         request = build_request(np.zeros(shape, np.float32), k, "same", "constant", 0.0,
@@ -387,7 +390,7 @@ def test_convolver_pickles_for_worker_processes(rng):
 
 
 def test_shared_spectrum_cache_is_bounded_and_opt_out(rng):
-    from fftconv._spectra import SHARED
+    from fftconv._methods.spectra import SHARED
 
     SHARED.clear()
     x = random(rng, (300, 300), "float32")
@@ -402,7 +405,7 @@ def test_shared_spectrum_cache_is_bounded_and_opt_out(rng):
 
 def test_low_rank_pricing_plans_one_term_not_every_term(rng, monkeypatch):
     """A rank-r kernel is priced from one term's passes (it once planned all 2r of them)."""
-    from fftconv import _api
+    from fftconv._ops import api as _api
 
     yy, xx = np.mgrid[-20:21, -20:21]
     disk = (yy**2 + xx**2 <= 400).astype(np.float64)  # symmetric: low rank, rank ~ 10
@@ -418,7 +421,7 @@ def test_data_like_kernels_skip_the_svd(rng, monkeypatch):
     """A kernel that is data (the adjoint's or estimate_kernel's block) is not priced as
     low rank when two terms already cost more than the plain route: a 256² one paid
     13 ms of SVD plus 1.7 s of trial ranks per call, 7 s a pass under dask's threads."""
-    from fftconv import _structure
+    from fftconv._core import structure as _structure
 
     calls = []
     svd = np.linalg.svd
@@ -432,7 +435,7 @@ def test_data_like_kernels_skip_the_svd(rng, monkeypatch):
 
 
 def test_low_rank_tries_only_the_ranks_the_singular_values_allow(rng, monkeypatch):
-    from fftconv import _structure
+    from fftconv._core import structure as _structure
 
     u, v = rng.standard_normal((2, 3, 64))
     k = sum(np.outer(u[r], v[r]) for r in range(3))

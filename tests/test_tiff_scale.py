@@ -1,13 +1,13 @@
-"""fftconv._tiff_scale: a TIFF's pixel sizes (OME-TIFF, ImageJ) as an NGFF entry, and back."""
+"""fftconv._io.tiff_scale: a TIFF's pixel sizes (OME-TIFF, ImageJ) as an NGFF entry, and back."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fftconv._ome import source_metadata
-from fftconv._pyramid import shape_ratio
-from fftconv._tiff_scale import ome_tiff_letters, ome_tiff_metadata, tiff_source
+from fftconv._io.ome import source_metadata
+from fftconv._io.pyramid import shape_ratio
+from fftconv._io.tiff_scale import ome_tiff_letters, ome_tiff_metadata, tiff_source
 
 tifffile = pytest.importorskip("tifffile")
 

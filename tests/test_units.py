@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fftconv._io import InputError
-from fftconv._kernel_spec import NamedKernel, load_kernel, parse_kernel
-from fftconv._units import SI, convert, unit_name
+from fftconv._io.images import InputError
+from fftconv._io.kernel_spec import NamedKernel, load_kernel, parse_kernel
+from fftconv._io.units import SI, convert, unit_name
 
 # The units NGFF 0.4 and 0.5 allow for an axis (UDUNITS-2's names).
 NGFF_LENGTHS = """angstrom attometer centimeter decimeter exameter femtometer foot gigameter

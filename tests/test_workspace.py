@@ -13,8 +13,9 @@ from conftest import child_finishes, random
 from reference import assert_matches, reference
 
 import fftconv
-from fftconv import _dask, _workspace
-from fftconv._registry import load_backend
+from fftconv._registry.discovery import load_backend
+from fftconv._tiling import dask as _dask
+from fftconv._tiling import workspace as _workspace
 
 da = pytest.importorskip("dask.array")
 
@@ -232,7 +233,7 @@ def test_method_auto_tiles_run_what_the_in_memory_engine_runs(rng, monkeypatch, 
     A disk is planned as a plain FFT; a separable kernel takes the structured
     path (two 1-D passes), which never pads the tile to an FFT shape.
     """
-    from fftconv._kernel_spec import load_kernel
+    from fftconv._io.kernel_spec import load_kernel
 
     calls = _spy(monkeypatch)
     x = random(rng, (128, 192), "float32")  # six tiles of one shape, planned alike
@@ -288,7 +289,7 @@ def _gone(store, seconds=5.0) -> bool:
 
 def test_idle_buffers_and_kernel_caches_are_dropped_after_a_computation(
         rng, into_backend, quick_idle):
-    from fftconv import _dask
+    from fftconv._tiling import dask as _dask
 
     x = random(rng, (64, 60), "float32")
     k = random(rng, (7, 7), "float32")
@@ -345,7 +346,7 @@ def _idle(make):
 
 
 def _spectra(make):
-    from fftconv._spectra import SpectrumCache
+    from fftconv._methods.spectra import SpectrumCache
 
     return SpectrumCache(entries=2).get, ("key",), lambda: np.full(4, make())
 
@@ -442,7 +443,7 @@ def test_a_failure_while_keeping_the_value_releases_the_waiting_threads(quick_id
 def test_a_forked_child_uses_a_spectrum_cache_held_at_fork_time():
     """Forked while a thread held a Convolver's cache lock, or was computing a spectrum in
     it, the child computed nothing: it waited for ever on the parent's lock or thread."""
-    from fftconv._spectra import SpectrumCache
+    from fftconv._methods.spectra import SpectrumCache
 
     cache = SpectrumCache(entries=2)
     cache.get(("kept",), lambda: np.ones(3))

@@ -1,4 +1,4 @@
-"""Whole zarr chunks read and written without zarr's copies (fftconv._zarr_direct), and the
+"""Whole zarr chunks read and written without zarr's copies (fftconv._io.zarr_direct), and the
 Dask path's and write_image's use of them: every read equals zarr's own, and every write
 leaves the bytes zarr would, in every layout the module takes."""
 
@@ -16,7 +16,7 @@ numcodecs = pytest.importorskip("numcodecs")
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
-from fftconv import _zarr_direct  # noqa: E402
+from fftconv._io import zarr_direct as _zarr_direct  # noqa: E402
 
 COMPRESSORS = {
     3: {"none": None, "zstd": lambda: zarr.codecs.ZstdCodec(checksum=True),

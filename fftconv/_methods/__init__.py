@@ -1,4 +1,4 @@
-"""Executors: each runs one :class:`~fftconv._planner.Plan` on in-memory arrays."""
+"""Executors: each runs one :class:`~fftconv._planning.planner.Plan` on in-memory arrays."""
 
 from __future__ import annotations
 

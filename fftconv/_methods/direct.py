@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fftconv._boundary import full_pad_width
-from fftconv._methods._transform import window_slices
-from fftconv._problem import LinearProblem
-from fftconv._threads import run_all
+from fftconv._core.boundary import full_pad_width
+from fftconv._core.problem import LinearProblem
+from fftconv._infra.threads import run_all
+from fftconv._methods.transform import window_slices
 
 STRIPE_ELEMENTS = 1 << 16
 # A cv::Mat's rows and columns are C ints.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fftconv._methods._transform import Transform, window_slices
-from fftconv._problem import LinearProblem
+from fftconv._core.problem import LinearProblem
+from fftconv._methods.transform import Transform, window_slices
 
 
 def run(problem: LinearProblem, plan) -> np.ndarray:

@@ -19,9 +19,9 @@ import itertools
 
 import numpy as np
 
-from fftconv._methods._transform import Transform, window_slices
-from fftconv._problem import LinearProblem
-from fftconv._threads import run_all
+from fftconv._core.problem import LinearProblem
+from fftconv._infra.threads import run_all
+from fftconv._methods.transform import Transform, window_slices
 
 
 def tile_starts(windows, block_shape):

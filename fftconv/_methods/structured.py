@@ -1,4 +1,4 @@
-"""Run a structured kernel (see :mod:`fftconv._structure`) when it is estimated cheaper."""
+"""Run a structured kernel (see :mod:`fftconv._core.structure`) when it is estimated cheaper."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fftconv._forks import module_lock
-from fftconv._shapes import output_window
-from fftconv._spectra import kernel_digest
-from fftconv._structure import (
+from fftconv._core.shapes import output_window
+from fftconv._core.structure import (
     GENERAL,
     Structure,
     analyze,
@@ -21,6 +19,8 @@ from fftconv._structure import (
     may_be_low_rank,
     pass_cvals,
 )
+from fftconv._infra.forks import module_lock
+from fftconv._methods.spectra import kernel_digest
 
 # The SVD of a kernel up to this area costs well under a millisecond: no pricing first.
 CHEAP_SVD_AREA = 64 * 64
@@ -45,7 +45,7 @@ def structure_of(kernel: np.ndarray, axes: tuple[int, ...],
 
     The SVD runs only if ``worth_svd()`` says a low-rank route could pay for it;
     until it has run, the cheap tests' answer is kept on its own.  ``digest``
-    is the kernel's :func:`~fftconv._spectra.kernel_digest`, when known.
+    is the kernel's :func:`~fftconv._methods.spectra.kernel_digest`, when known.
     """
     digest = digest or kernel_digest(kernel)
     if digest is None:
@@ -97,8 +97,8 @@ def _passes_cost(request, factors, plan_request, settings) -> float:
 def rates(request, settings, threads: int | None = None):
     """The cost model's rates for this request's dtype and the settings' backend and
     threads (``threads``: ``settings.threads()``, when the caller has it already)."""
-    from fftconv._calibrate import rates_for
-    from fftconv._registry import load_backend
+    from fftconv._planning.rates import rates_for
+    from fftconv._registry.discovery import load_backend
 
     threads = settings.threads() if threads is None else threads
     return rates_for(load_backend(settings.backend).name, request.dtype, threads)
@@ -131,7 +131,7 @@ def choose(request, settings, plan_request: Callable) -> Choice | None:
 
 def _choice_key(request, settings, digest: str) -> tuple:
     """Everything :func:`_priced` depends on, but the kernel's values (``digest``)."""
-    from fftconv._registry import load_backend
+    from fftconv._registry.discovery import load_backend
 
     backend, threads = load_backend(settings.backend), settings.threads()
     return (digest, request.kernel.shape, request.kernel.dtype.str, request.axes,
@@ -182,7 +182,7 @@ def _term_shaped(request) -> tuple[np.ndarray, ...]:
 def run(choice: Choice, request, compute_plain: Callable) -> np.ndarray:
     structure = choice.structure
     if structure.kind == "box":
-        from fftconv._window import box_sum
+        from fftconv._ops.window import box_sum
 
         return box_sum(request, structure.value)
     out = None

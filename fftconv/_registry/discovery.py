@@ -1,0 +1,275 @@
+"""Backend discovery through the ``fftconv.backends`` entry-point group.
+
+Discovery happens on first use and is cached (:func:`refresh_backends` clears
+it).  Availability is decided without importing the FFT library
+(``importlib.util.find_spec`` on the plugin's ``requires``).  A plugin that
+breaks is skipped with a warning in automatic selection and raises an error
+carrying its cause when asked for by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+import importlib.util
+import warnings
+from typing import Any
+
+from fftconv._infra.forks import module_lock
+from fftconv._registry.protocol import CONTRACT_VERSION, REQUIRED_METHODS, FFTBackend
+
+GROUP = "fftconv.backends"
+KNOWN_HINTS = {
+    "numpy": "pip install numpy",
+    "scipy": "pip install 'fftconv[scipy]'",
+    "pyfftw": "pip install 'fftconv[pyfftw]'",
+}
+
+
+class BackendError(ValueError):
+    """A backend asked for by name cannot be used (unknown, not installed or broken).
+
+    The message lists the installed backends (unknown name), the install command
+    (not installed) or the original error, which is also the ``__cause__`` (broken).
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> try:
+    ...     fftconv.convolve(np.ones(8), np.ones(3), backend="nonesuch")
+    ... except fftconv.BackendError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    backend='nonesuch' is not one of the registered backends ... (available: ...)
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendInfo:
+    """One registered backend and its status: ``available``, ``not installed`` or ``broken``."""
+
+    name: str
+    value: str
+    distribution: str
+    status: str = "available"
+    detail: str = ""
+    version: str = ""
+    capabilities: Any = None
+    priority: int = 0
+
+
+@functools.cache
+def _distribution_name(ep: importlib.metadata.EntryPoint) -> str:
+    # Reading a distribution's name parses its METADATA file: do it once per entry point.
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else ""
+
+
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """One entry point per name; between duplicates fftconv's own wins, then the first by
+    distribution name and value, so the choice never depends on discovery order."""
+    chosen: dict[str, importlib.metadata.EntryPoint] = {}
+    eps = importlib.metadata.entry_points(group=GROUP)
+    ranked = sorted(eps, key=lambda ep: (ep.name, _distribution_name(ep) != "fftconv",
+                                         _distribution_name(ep), ep.value))
+    for ep in ranked:
+        if ep.name in chosen:
+            if chosen[ep.name].value != ep.value:
+                warnings.warn(
+                    f"fftconv backend {ep.name!r} is registered twice: using "
+                    f"{chosen[ep.name].value} ({_distribution_name(chosen[ep.name]) or '?'}), "
+                    f"ignoring {ep.value} ({_distribution_name(ep) or '?'})",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            continue
+        chosen[ep.name] = ep
+    return chosen
+
+
+_instances: dict[str, Any] = {}
+_auto_choice: list[Any] = []
+_failures: dict[str, BackendInfo] = {}
+_lock = module_lock(globals())
+
+
+def refresh_backends() -> None:
+    """Forget discovered backends, so newly installed plugins are found (used by tests too).
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> fftconv.refresh_backends()          # e.g. after ``pip install`` of a plugin
+    >>> "numpy" in fftconv.available_backends()
+    True
+    """
+    with _lock:
+        _entry_points.cache_clear()
+        _distribution_name.cache_clear()
+        _auto_choice.clear()
+        _instances.clear()
+        _failures.clear()
+
+
+def _missing_requirement(obj: Any) -> str | None:
+    for module in getattr(obj, "requires", ()):
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except (ImportError, ValueError):
+            return module
+    return None
+
+
+def conformance_problem(backend: Any) -> str | None:
+    """Why ``backend`` does not meet the contract, or None if it does (structural check)."""
+    missing = [m for m in REQUIRED_METHODS if not callable(getattr(backend, m, None))]
+    if missing:
+        return f"missing methods {', '.join(missing)}"
+    version = getattr(backend, "contract_version", None)
+    if version != CONTRACT_VERSION:
+        return f"implements contract version {version!r}, fftconv needs {CONTRACT_VERSION}"
+    if not isinstance(backend, FFTBackend):
+        return "missing attributes of the FFTBackend protocol (name, version, capabilities, ...)"
+    return None
+
+
+def _load(name: str, ep: importlib.metadata.EntryPoint) -> tuple[Any, BackendInfo]:
+    info = BackendInfo(name, ep.value, _distribution_name(ep))
+    try:
+        factory = ep.load()
+    except Exception as err:  # a plugin's import may fail in any way
+        return None, dataclasses.replace(info, status="broken",
+                                         detail=f"import failed: {type(err).__name__}: {err}")
+    missing = _missing_requirement(factory)
+    if missing:
+        hint = getattr(factory, "install_hint", "") or KNOWN_HINTS.get(name, "")
+        return None, dataclasses.replace(
+            info, status="not installed",
+            detail=f"needs {missing!r}" + (f"; install with: {hint}" if hint else ""))
+    try:
+        backend = factory() if callable(factory) else factory
+    except Exception as err:
+        return None, dataclasses.replace(info, status="broken",
+                                         detail=f"could not start: {type(err).__name__}: {err}")
+    problem = conformance_problem(backend)
+    if problem:
+        return None, dataclasses.replace(info, status="broken", detail=f"non-conforming: {problem}")
+    return backend, dataclasses.replace(
+        info, version=str(backend.version), capabilities=backend.capabilities,
+        priority=int(getattr(backend, "priority", 0)))
+
+
+def _get_or_load(name: str) -> tuple[Any, BackendInfo | None]:
+    with _lock:
+        if name in _instances:
+            return _instances[name], None
+        if name in _failures:
+            return None, _failures[name]
+        ep = _entry_points().get(name)
+        if ep is None:
+            return None, None
+        backend, info = _load(name, ep)
+        if backend is None:
+            _failures[name] = info
+        else:
+            _instances[name] = backend
+        return backend, info
+
+
+def backend_infos() -> list[BackendInfo]:
+    """Every registered backend with its status (loads each available one)."""
+    infos = []
+    for name in sorted(_entry_points()):
+        backend, info = _get_or_load(name)
+        if backend is not None:
+            info = BackendInfo(name, _entry_points()[name].value,
+                               _distribution_name(_entry_points()[name]),
+                               version=str(backend.version), capabilities=backend.capabilities,
+                               priority=int(getattr(backend, "priority", 0)))
+        infos.append(info)  # type: ignore[arg-type]
+    return infos
+
+
+def available_backends() -> list[str]:
+    """Names of the registered backends that can run here, fastest first.
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> "numpy" in fftconv.available_backends()
+    True
+    """
+    infos = [i for i in backend_infos() if i.status == "available"]
+    return [i.name for i in sorted(infos, key=lambda i: (-i.priority, i.name))]
+
+
+def _auto() -> Any:
+    """The available backend of highest ``priority``; decided once until :func:`refresh_backends`.
+
+    Ranked on the entry points' class attributes, so only the winner is
+    instantiated (importing pyFFTW imports dask too, when it is installed).
+    """
+    if _auto_choice:
+        return _auto_choice[0]
+    ranked = []
+    for name, ep in _entry_points().items():
+        try:
+            factory = ep.load()
+        except Exception as err:
+            warnings.warn(f"fftconv backend {name!r} is broken and was skipped: import failed: "
+                          f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=4)
+            continue
+        if _missing_requirement(factory) is None:
+            ranked.append((-int(getattr(factory, "priority", 0)), name))
+    for _, name in sorted(ranked):
+        backend, info = _get_or_load(name)
+        if backend is not None:
+            _auto_choice[:] = [backend]
+            return backend
+        warnings.warn(f"fftconv backend {name!r} is broken and was skipped: {info.detail}",
+                      RuntimeWarning, stacklevel=4)
+    raise BackendError(f"no FFT backend can run here; install one: {KNOWN_HINTS['scipy']}")
+
+
+def load_backend(name: str) -> Any:
+    """The backend instance for ``name`` (``"auto"``: the fastest available)."""
+    if name == "auto":
+        return _auto()
+    backend, info = _get_or_load(name)
+    if backend is not None:
+        return backend
+    if info is None:
+        known = sorted(_entry_points())
+        hint = f"; install it with: {KNOWN_HINTS[name]}" if name in KNOWN_HINTS else ""
+        raise BackendError(
+            f"backend={name!r} is not one of the registered backends "
+            f"{', '.join(map(repr, known)) or '(none)'} (available: "
+            f"{', '.join(map(repr, available_backends())) or 'none'}){hint}"
+        )
+    raise BackendError(f"backend={name!r} is {info.status}: {info.detail}")
+
+
+def registered_name(backend: Any) -> str:
+    """The name ``backend`` was loaded under, so that :func:`load_backend` finds it again."""
+    with _lock:
+        for name, instance in _instances.items():
+            if instance is backend:
+                return name
+    return str(backend.name)
+
+
+def get_backend() -> str:
+    """The name of the FFT backend in effect here (configuration resolved, ``auto`` chosen).
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> with fftconv.set_backend("numpy"):
+    ...     fftconv.get_backend()
+    'numpy'
+    """
+    from fftconv._core.settings import resolve
+
+    return str(load_backend(resolve().backend).name)
