@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from fftconv._registry.fastlen import next_smooth
-from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
+from fftconv.backends import CONTRACT_VERSION, Capabilities, next_smooth
 
 
 class NumpyBackend:

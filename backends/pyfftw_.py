@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import platform
@@ -32,9 +31,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from fftconv.backends import CONTRACT_VERSION, Cache, Capabilities, LengthCosts, cheapest_length
 
-from fftconv._registry.fastlen import LengthCosts, cheapest_length
-from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
+from fftconv import config
 
 EFFORT_FLAGS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE",
                 "patient": "FFTW_PATIENT", "exhaustive": "FFTW_EXHAUSTIVE"}
@@ -53,13 +52,15 @@ FFTW_LENGTH_COSTS = LengthCosts(((2, 0.010), (3, 0.023), (5, 0.014), (7, 0.031))
 _planner_lock = threading.Lock()
 
 
+def _plan_bytes(plan) -> int:
+    return plan.nbytes
+
+
 class WisdomWarning(RuntimeWarning):
     """FFTW wisdom could not be loaded or saved (planning still works, only slower)."""
 
 
 def _wisdom_file(explicit: str | None) -> Path:
-    from fftconv import config
-
     if explicit:
         return Path(explicit)
     return config.user_cache_dir() / "fftw-wisdom.json"
@@ -162,17 +163,16 @@ class PyFFTWBackend:
 
         self._pyfftw = pyfftw
         self.version = pyfftw.__version__
-        self.capabilities = Capabilities(threads=True)
-        self._plans: collections.OrderedDict = collections.OrderedDict()
-        self._cache_lock = threading.Lock()
+        self.capabilities = Capabilities(threads=True, real_into=True)
+        # Keyed by the calling thread too: FFTW plans must not run from two threads at once.
+        self._plans = Cache("pyFFTW plans", entries=PLAN_CACHE_SIZE, max_bytes=PLAN_CACHE_BYTES,
+                            sizeof=_plan_bytes, max_item_bytes=PLAN_BUFFER_LIMIT)
         self._wisdom_loaded_from: Path | None = None
         self._measured: set[tuple] = set()
 
     # -- planning -----------------------------------------------------------------------
 
     def _settings(self) -> tuple[str, float | None, Path]:
-        from fftconv import config
-
         # One resolution for all three: every transform asks (a small convolution spent
         # a third of its time resolving settings, three times per transform).
         effort, time_limit, path = config.get("planner_effort", "planner_time_limit",
@@ -192,25 +192,17 @@ class PyFFTWBackend:
         in_shape, out_shape = _shapes(kind, x.shape, s, axes)
         signature = (kind, in_shape, out_shape, x.dtype.str, tuple(axes), workers, effort)
         key = (*signature, threading.get_ident())
-        with self._cache_lock:
-            plan = self._plans.get(key)
-            if plan is not None:
-                self._plans.move_to_end(key)
-                return plan
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
         plan = self._build(kind, x, s, axes, workers, effort, time_limit, wisdom)
         if effort != "estimate" and signature not in self._measured:
             self._measured.add(signature)
             save_wisdom(self._pyfftw, wisdom)
-        if plan.nbytes > PLAN_BUFFER_LIMIT:
-            # Too large to cache: rebuilt from wisdom on every call instead (planning is
-            # under a millisecond once measured; fresh buffers cost their page faults).
-            return plan
-        with self._cache_lock:
-            self._plans[key] = plan
-            while len(self._plans) > PLAN_CACHE_SIZE or (
-                    len(self._plans) > 1
-                    and sum(p.nbytes for p in self._plans.values()) > PLAN_CACHE_BYTES):
-                self._plans.popitem(last=False)
+        # A plan over PLAN_BUFFER_LIMIT is not kept: rebuilt from wisdom on every call
+        # instead (planning is under a millisecond once measured; fresh buffers cost
+        # their page faults).
+        self._plans.put(key, plan)
         return plan
 
     def _build(self, kind, x, s, axes, workers, effort, time_limit, wisdom) -> _Plan:

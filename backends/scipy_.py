@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
+from fftconv.backends import CONTRACT_VERSION, Capabilities
 
 
 def _pocketfft_with_out():
@@ -45,9 +45,10 @@ class ScipyBackend:
 
         self._fft = scipy.fft
         self.version = scipy.__version__
-        self.capabilities = Capabilities(threads=True)
         self._pocketfft = _pocketfft_with_out()
-        if self._pocketfft is not None:  # the optional methods exist only when they work
+        works = self._pocketfft is not None
+        self.capabilities = Capabilities(threads=True, real_into=works, complex_into=works)
+        if works:  # the optional methods exist only when they work
             self.rfftn_into = self._rfftn_into
             self.irfftn_into = self._irfftn_into
             self.fftn_into = self._fftn_into

@@ -94,7 +94,7 @@ def make_image(path: Path, size: int, chunks: int) -> None:
 def _target(like, path: str):
     import zarr
 
-    from fftconv._io.images import output_codec
+    from fftconv._io import output_codec
 
     return zarr.create_array(path, shape=like.shape, chunks=like.chunksize, dtype=like.dtype,
                              compressors=output_codec())

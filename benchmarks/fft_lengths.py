@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fftconv._planning.rates import _median_time
+from fftconv._ops.calibrate import median_time
 from fftconv._registry.fastlen import LengthCosts, cheapest_length, next_smooth, smooth_between
 
 RESULTS = Path(__file__).parent / "results"
@@ -63,7 +63,7 @@ def per_element_ns(n: int) -> float:
         inverse()
 
     repeats = max(3, min(25, 2**24 // (n * n)))
-    return 1e9 * _median_time(run, repeats) / (n * n)
+    return 1e9 * median_time(run, repeats) / (n * n)
 
 
 def _features(m: int) -> list[float]:

@@ -16,7 +16,7 @@ import numpy as np
 
 import fftconv
 from benchmarks.run import write_report
-from fftconv._planning.rates import _median_time as median_time
+from fftconv._ops.calibrate import median_time
 
 
 def template_rows(n, t, rng):

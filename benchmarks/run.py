@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.peers import CONTENDERS, PEERS, applies
-from fftconv._planning.rates import _times
+from fftconv._ops.calibrate import times
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -44,7 +44,7 @@ def data(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def timings(name: str, n: int, k: int, repeats: int) -> list[float]:
     image, kernel = data(n, k)
-    return _times(CONTENDERS[name](image, kernel), repeats)
+    return times(CONTENDERS[name](image, kernel), repeats)
 
 
 def peak_memory(name: str, n: int, k: int) -> float:

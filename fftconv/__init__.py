@@ -6,19 +6,21 @@ scipy nor pyfftw nor dask: all of that happens on first use.
 
 from fftconv._core import settings as config
 from fftconv._core.settings import set_backend
-from fftconv._io.images import open_image, write_image
-from fftconv._ops.adjoint import convolve_vjp, correlate_vjp
-from fftconv._ops.api import convolve, correlate, plan
-from fftconv._ops.convolver import Convolver
-from fftconv._ops.estimate import KernelFit, estimate_kernel
-from fftconv._ops.template import match_template
-from fftconv._ops.window import window_sum
-from fftconv._registry.discovery import (
-    BackendError,
-    available_backends,
-    get_backend,
-    refresh_backends,
+from fftconv._infra.cache import clear_caches
+from fftconv._io import open_image, write_image
+from fftconv._ops import (
+    Convolver,
+    KernelFit,
+    convolve,
+    convolve_vjp,
+    correlate,
+    correlate_vjp,
+    estimate_kernel,
+    match_template,
+    plan,
+    window_sum,
 )
+from fftconv._registry import BackendError, available_backends, get_backend, refresh_backends
 
 __version__ = "0.1.0"
 
@@ -27,6 +29,7 @@ __all__ = [
     "Convolver",
     "KernelFit",
     "available_backends",
+    "clear_caches",
     "config",
     "convolve",
     "convolve_vjp",

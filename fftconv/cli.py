@@ -12,9 +12,17 @@ import warnings
 
 import numpy as np
 
+import fftconv
 from fftconv._core.request import METHOD_NAMES, NAN_POLICIES
-from fftconv._core.settings import HALO_READS
-from fftconv._core.shapes import BOUNDARIES, MODES
+from fftconv._core.settings import HALO_READS, resolve
+from fftconv._core.shapes import BOUNDARIES, MODES, normalize_axes
+from fftconv._io import check_output, open_image, output_format, write_image
+from fftconv._io.file_axes import axis_names, default_axes
+from fftconv._io.kernel_spec import NamedKernel, check_sampling, parse_kernel
+from fftconv._io.ome import ngff_order, output_metadata, pixel_sizes, source_metadata, window_shift
+from fftconv._io.tiff_scale import ome_tiff_letters
+from fftconv._ops.calibrate import calibrate
+from fftconv._registry.discovery import backend_infos, get_backend
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -47,8 +55,6 @@ def _axes(text: str) -> tuple[int, ...]:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    from fftconv._core.settings import resolve
-    from fftconv._registry.discovery import backend_infos
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,14 +67,12 @@ def cmd_backends(args: argparse.Namespace) -> int:
             "native: " + ", ".join(sorted(str(d) for d in caps.native_dtypes)) if caps else "")
         print(f"{info.name:<10} {info.status:<14} {info.version:<10} {threads:<8} {detail}")
     print(f"\nin effect: {resolve().backend}", end="")
-    from fftconv._registry.discovery import get_backend
 
     print(f" -> {get_backend()}")
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    import fftconv
 
     plan = fftconv.plan(args.image, args.kernel, dtype=args.dtype, mode=args.mode,
                         boundary=args.boundary, method=args.method, backend=args.backend,
@@ -131,8 +135,6 @@ def _image_pixels(described, image_ndim: int, kernel_ndim: int, axes) -> list | 
     """The input's pixel (``described``: :func:`~fftconv._io.ome.source_metadata`'s) along
     each kernel axis: kernel axis i is image axis i, or ``axes[i]`` for a kernel of
     fewer dimensions.  None where the input states no pixel sizes."""
-    from fftconv._core.shapes import normalize_axes
-    from fftconv._io.ome import pixel_sizes
 
     sizes = pixel_sizes(described, image_ndim)
     if sizes is None:
@@ -150,8 +152,6 @@ def _kernel_array(found, spec: str, described, image_ndim: int, axes) -> np.ndar
     axis each applies to, and a line says how many.  A kernel file that states
     its pixel sizes (an OME-Zarr, an OME or ImageJ TIFF) must state the input's.
     """
-    from fftconv._io.kernel_spec import NamedKernel, check_sampling
-    from fftconv._io.ome import pixel_sizes, source_metadata
 
     if not isinstance(found, NamedKernel):
         own = pixel_sizes(source_metadata(spec), found.ndim)
@@ -177,9 +177,6 @@ def _ome_output(source, described, output, image_shape, kernel, axes, mode,
     OME-TIFF, with the coarser levels that follow the level read in the input.
     None (and a line saying why, where the input had some) for a plain output.
     """
-    from fftconv._io.images import output_format
-    from fftconv._io.ome import ngff_order, output_metadata, window_shift
-    from fftconv._io.tiff_scale import ome_tiff_letters
 
     suffix = output_format(output)
     if described is None or suffix == ".npy":
@@ -202,7 +199,6 @@ def _ome_kind(ome: dict | None, output) -> str:
     """What the closing line says of an OME output, as ``(OME-Zarr 0.5, 3 levels)``."""
     if not ome:
         return ""
-    from fftconv._io.images import output_format
 
     kind = f"OME-Zarr {ome['version']}" if output_format(output) == ".zarr" else "OME-TIFF"
     levels = len(ome["datasets"])
@@ -210,11 +206,6 @@ def _ome_kind(ome: dict | None, output) -> str:
 
 
 def cmd_convolve(args: argparse.Namespace) -> int:
-    import fftconv
-    from fftconv._io.file_axes import axis_names, default_axes
-    from fftconv._io.images import check_output, open_image, write_image
-    from fftconv._io.kernel_spec import parse_kernel
-    from fftconv._io.ome import source_metadata
 
     # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
     output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
@@ -259,7 +250,6 @@ def cmd_convolve(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from fftconv._planning.rates import calibrate
 
     backends = args.backend or None
     threads = [int(t) for t in args.threads.split(",")] if args.threads else None
@@ -318,8 +308,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     import dask.array as da
 
-    import fftconv
-    from fftconv._io.images import open_image, write_image
 
     _limit_malloc_arenas()
     n, k, chunk = args.size, args.kernel, args.chunks
@@ -378,7 +366,6 @@ def _write_preview(path: str, image: np.ndarray, out: np.ndarray) -> None:
 
 class _Parser(argparse.ArgumentParser):
     """Bad options: one line on stderr and exit status 2 (no usage block)."""
-
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
 

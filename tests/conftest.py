@@ -36,11 +36,11 @@ def _blocks_follow_chunks(monkeypatch):
     halo: the tests' small images would be one block each, and the tiling would go
     untested.  Tests of the merge set their own."""
     try:
-        from fftconv._tiling import dask as _dask
+        from fftconv._tiling import chunks as _chunks
     except ImportError:  # no dask installed: nothing tiles
         return
-    monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 1)
-    monkeypatch.setattr(_dask, "MOST_BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(_chunks, "MOST_BLOCK_ELEMENTS", 1)
 
 
 @pytest.fixture

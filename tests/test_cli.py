@@ -71,12 +71,12 @@ def test_an_array_of_a_zarr_group_to_another_of_the_same_group(files):
 @pytest.mark.parametrize("halo_reads", ["reread", "hold"])
 def test_halo_reads(files, monkeypatch, halo_reads):
     """``--halo-reads`` reaches the graph: a second read of the store's chunks, or none."""
-    import fftconv._tiling.dask
+    import fftconv._tiling.graph
 
     folder, x = files
     built = []
-    real = fftconv._tiling.dask.block_pieces
-    monkeypatch.setattr(fftconv._tiling.dask, "block_pieces",
+    real = fftconv._tiling.graph.block_pieces
+    monkeypatch.setattr(fftconv._tiling.graph, "block_pieces",
                         lambda x, *a, **kw: built.append(real(x, *a, **kw)) or built[-1])
     argv = ["convolve", str(folder / "in.zarr"), str(folder / "k.npy"), str(folder / "o.npy"),
             "--halo-reads", halo_reads, "--boundary", "reflect"]
@@ -242,7 +242,7 @@ def test_lazy_inputs_pickle_without_their_data(tmp_path, rng, source, reader):
     TIFF was one zarr chunk, read whole for each block (6-7 s against 0.7 s)."""
     import pickle
 
-    from fftconv._io.images import open_image
+    from fftconv._io import open_image
 
     x = random(rng, (512, 512), "float32")  # 1 MiB
     if source.endswith(".npy"):
@@ -623,7 +623,7 @@ def test_killed_worker_is_retried_and_result_complete(tmp_path, rng):
 
 
 def test_zarr_inputs_keep_their_own_chunks_when_large_enough(tmp_path):
-    from fftconv._io.images import open_image
+    from fftconv._io import open_image
 
     big = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(4096, 1024),
                           chunks=(1024, 1024), dtype="float32")  # 4 MiB chunks

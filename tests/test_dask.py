@@ -264,7 +264,8 @@ def test_vjp_settings_are_fixed_when_the_graph_is_built(rng):
     assert all(task[-1]["backend"] == "numpy" and task[-1]["planner_effort"] == "patient"
                and task[-1]["workers"] == 1 for task in parts)
     blocks = [task for task in dict(grads[0].__dask_graph__()).values()
-              if isinstance(task, tuple) and task and task[0] is fftconv._tiling.dask._block]
+              if isinstance(task, tuple) and task
+              and task[0] is fftconv._tiling.blocks.convolve_block]
     assert blocks and all(task[-1]["backend"] == "numpy" for task in blocks)  # the image's
 
 
@@ -334,14 +335,14 @@ def test_a_block_never_returns_its_reused_tile(rng, monkeypatch):
     tile (a fresh one per block cost page faults: 8192² in 1024² chunks ⊛ a 17² Gaussian,
     485 → 336 ms).  A route that handed back a view of that tile would see it overwritten
     by the next block: the block copies such a result out."""
-    from fftconv._ops import api as _api
+    from fftconv._tiling import blocks as _blocks
 
     x = random(rng, (40, 36), "float64")
     image = da.from_array(x, chunks=(10, 12))
     expected = fftconv.convolve(x, np.ones((3, 3)), method="direct")
     assert_matches(fftconv.convolve(image, np.ones((3, 3)), method="direct").compute(
         scheduler="sync"), expected, "float64")
-    monkeypatch.setattr(_api, "run_request", lambda request, *a, **k: request.image[1:-1, 1:-1])
+    monkeypatch.setattr(_blocks, "run_request", lambda request, *a, **k: request.image[1:-1, 1:-1])
     lazy = fftconv.convolve(image, np.ones((3, 3)), method="direct")
     np.testing.assert_array_equal(lazy.compute(scheduler="sync"), x)  # each block its own
 
@@ -350,9 +351,9 @@ def test_small_chunks_merge_into_blocks(rng, monkeypatch):
     """Blocks of small chunks are merged to ~BLOCK_ELEMENTS pixels; the output keeps the
     input's chunks.  A block per chunk: a 4096² zarr image in 64² chunks ⊛ 101² took
     33.5 s; merged into 1024² blocks, 13.2 s (mostly zarr's small reads and writes)."""
-    from fftconv._tiling import dask as _dask
+    from fftconv._tiling import chunks as _chunks
 
-    monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 24 * 24)
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 24 * 24)
     x = random(rng, (70, 50, 3), "float64")
     k = random(rng, (5, 4), "float64")
     image = da.from_array(x, chunks=(8, 10, 1))
@@ -372,9 +373,9 @@ def test_long_chunks_are_not_merged_along_their_short_axis(rng, monkeypatch):
     """A stack whose chunks already hold BLOCK_ELEMENTS pixels keeps its blocks: before,
     every axis was merged to BLOCK_ELEMENTS ** (1 / 3) on its own, and 2048² planes in
     chunks of 16 became blocks of 112 planes (1.8 GiB of float32 each)."""
-    from fftconv._tiling import dask as _dask
+    from fftconv._tiling import chunks as _chunks
 
-    monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 10**3)
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 10**3)
     x = random(rng, (24, 30, 20), "float64")
     k = random(rng, (3, 3, 3), "float64")
     image = da.from_array(x, chunks=(2, 30, 20))  # 1200 pixels a chunk
@@ -388,9 +389,9 @@ def test_long_chunks_are_not_merged_along_their_short_axis(rng, monkeypatch):
 def test_blocks_grow_along_a_long_halo(rng, monkeypatch):
     """A stack a plane a chunk ⊛ a kernel 5 planes deep: blocks of 8 planes, not a plane
     each reading 5 (at 64 × 1024² ⊛ 9 × 17 × 17, 3.5-3.6 s against 2.0-2.1 s)."""
-    from fftconv._tiling import dask as _dask
+    from fftconv._tiling import chunks as _chunks
 
-    monkeypatch.setattr(_dask, "MOST_BLOCK_ELEMENTS", 8 * 30 * 20)
+    monkeypatch.setattr(_chunks, "MOST_BLOCK_ELEMENTS", 8 * 30 * 20)
     x = random(rng, (24, 30, 20), "float64")
     k = random(rng, (5, 3, 3), "float64")
     image = da.from_array(x, chunks=(1, 30, 20))
@@ -539,7 +540,7 @@ def test_axis_pieces_copy_the_extension(n, chunk, pad, boundary, data):
     views into the chunks inline (index arrays where the extension turns more often than at
     the image's two edges), copies in the strip tasks."""
     from fftconv._core.boundary import source_index
-    from fftconv._tiling.dask import _constant, _cut, _view, axis_pieces
+    from fftconv._tiling.pieces import axis_pieces, chunk_cut, chunk_view, constant_piece
 
     x = np.arange(n) + 10.0
     bounds = [*range(0, n, chunk), n]
@@ -549,10 +550,10 @@ def test_axis_pieces_copy_the_extension(n, chunk, pad, boundary, data):
     parts = []
     for c, selector, length in axis_pieces(src[lo:hi], np.diff(bounds)):
         if c is None:
-            parts.append(_constant((length,), -1.0, x.dtype))
+            parts.append(constant_piece((length,), -1.0, x.dtype))
             continue
         chunk_values = x[bounds[c]:bounds[c + 1]]
-        view, copy = _view(chunk_values, (selector,)), _cut(chunk_values, (selector,))
+        view, copy = chunk_view(chunk_values, (selector,)), chunk_cut(chunk_values, (selector,))
         assert view.shape == copy.shape == (length,)
         assert np.shares_memory(view, chunk_values) == (not isinstance(selector, np.ndarray))
         assert not np.shares_memory(copy, chunk_values)
@@ -601,7 +602,7 @@ def test_image_smaller_than_the_kernel_in_small_chunks(rng, boundary):
 def test_any_window_of_the_full_convolution(rng):
     """The adjoints ask _dask.convolve for windows no mode gives, some starting past the
     kernel's reach (their blocks read from the wrong rows before)."""
-    from fftconv._tiling import dask as _dask
+    from fftconv._tiling import tiled as _dask
 
     x = random(rng, (30, 11), "float64")
     k = random(rng, (5, 3), "float64")
@@ -661,12 +662,12 @@ def test_computed_inputs_are_never_recomputed_for_halos(rng):
 
 
 def test_pieces_join_into_the_padded_transform_shape(rng):
-    from fftconv._tiling.dask import _join_into, _join_starts
+    from fftconv._tiling.join import join_into, join_starts
 
     # nested one level per axis, as the graph builds them
     parts = [[[random(rng, (a, b, 3), "float32")] for b in (4, 1, 6)] for a in (2, 5)]
-    starts = _join_starts(parts)
-    joined = _join_into(parts, starts, np.full((9, 12, 3), np.nan, np.float32))
+    starts = join_starts(parts)
+    joined = join_into(parts, starts, np.full((9, 12, 3), np.nan, np.float32))
     expected = np.zeros((9, 12, 3), np.float32)
     expected[:7, :11] = np.block(parts)
     assert np.array_equal(joined, expected)
@@ -955,9 +956,9 @@ def test_estimate_kernel_merges_small_chunks_into_blocks(rng, monkeypatch):
     """Each pass pays every block's tasks and its neighbours' second reads: 8192² in 256²
     chunks took 8.6-11.5 s a pass, merged into 1024² blocks 5.5-8.3."""
     from fftconv._ops import lazy_estimate as _lazy_estimate
-    from fftconv._tiling import dask as _dask
+    from fftconv._tiling import chunks as _chunks
 
-    monkeypatch.setattr(_dask, "BLOCK_ELEMENTS", 24 * 24)
+    monkeypatch.setattr(_chunks, "BLOCK_ELEMENTS", 24 * 24)
     x = rng.random((70, 50))
     k = rng.random((5, 4))
     y = fftconv.convolve(x, k, boundary="reflect")

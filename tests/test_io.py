@@ -11,8 +11,8 @@ from conftest import ome_image, ome_tiff_pixels, ome_transforms, random
 from reference import assert_matches, reference
 
 import fftconv
+from fftconv._io import on_a_grid
 from fftconv._io.file_axes import axis_names, default_axes
-from fftconv._io.images import on_a_grid
 from fftconv._io.ome import source_metadata
 
 da = pytest.importorskip("dask.array")

@@ -23,7 +23,7 @@ def sums_engine(request, monkeypatch):
     if request.param == "opencv":
         pytest.importorskip("cv2")
     else:
-        monkeypatch.setattr("fftconv._ops.window.opencv_installed", lambda: False)
+        monkeypatch.setattr("fftconv._methods.box.opencv_installed", lambda: False)
     return request.param
 
 

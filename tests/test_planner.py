@@ -12,8 +12,9 @@ from conftest import random
 from reference import assert_matches, reference
 
 import fftconv
+from fftconv._ops import calibrate as _calibrate
 from fftconv._planning import autotune as _autotune
-from fftconv._planning import rates as _calibrate
+from fftconv._planning import rates as _rates
 from fftconv._planning.planner import Rates, lambertw_m1, optimal_block
 
 
@@ -114,31 +115,31 @@ def test_memory_estimate_bounds_the_measured_peak(rng):
 
 
 def test_calibration_round_trip_and_use(tmp_path, monkeypatch):
-    monkeypatch.setattr(_calibrate, "calibration_path", lambda: tmp_path / "cal.json")
-    _calibrate._loaded.clear()
+    monkeypatch.setattr(_rates, "calibration_path", lambda: tmp_path / "cal.json")
+    _rates._loaded.clear()
     custom = Rates(fft=1e-6)
-    _calibrate.save({_calibrate._key("scipy", "float32", 2): custom})
-    assert _calibrate.rates_for("scipy", np.float32, 2) == custom
-    assert _calibrate.rates_for("scipy", np.float32, 7) == custom  # nearest thread count
-    assert _calibrate.rates_for("numpy", np.float32, 2) == Rates()
+    _rates.save({_rates.entry_key("scipy", "float32", 2): custom})
+    assert _rates.rates_for("scipy", np.float32, 2) == custom
+    assert _rates.rates_for("scipy", np.float32, 7) == custom  # nearest thread count
+    assert _rates.rates_for("numpy", np.float32, 2) == Rates()
     with fftconv.config.set(workers=2):  # a slow FFT makes the planner avoid it
         assert fftconv.plan((2048, 2048), (31, 31), backend="scipy").method == "direct"
 
 
 def test_corrupt_calibration_is_reported_and_ignored(tmp_path, monkeypatch):
     path = tmp_path / "cal.json"
-    monkeypatch.setattr(_calibrate, "calibration_path", lambda: path)
-    _calibrate._loaded.clear()
+    monkeypatch.setattr(_rates, "calibration_path", lambda: path)
+    _rates._loaded.clear()
     path.write_text(json.dumps({"format": 1, "entries": {"scipy|<f4|2": {"fft": "fast"}}}))
-    with pytest.warns(_calibrate.CalibrationWarning, match="unusable"):
-        assert _calibrate.rates_for("scipy", np.float32, 2) == Rates()
+    with pytest.warns(_rates.CalibrationWarning, match="unusable"):
+        assert _rates.rates_for("scipy", np.float32, 2) == Rates()
     path.write_text("{")
-    with pytest.warns(_calibrate.CalibrationWarning):
+    with pytest.warns(_rates.CalibrationWarning):
         fftconv.plan((64, 64), (3, 3))
 
 
 def test_calibrate_measures_quickly(tmp_path, monkeypatch):
-    monkeypatch.setattr(_calibrate, "calibration_path", lambda: tmp_path / "cal.json")
+    monkeypatch.setattr(_rates, "calibration_path", lambda: tmp_path / "cal.json")
     monkeypatch.setattr(_calibrate, "measure", lambda b, d, n: Rates(fft=2e-9))
     path = _calibrate.calibrate(backends=["numpy"], dtypes=("float32",), threads=[1],
                                 report=lambda line: None)
@@ -155,15 +156,15 @@ def test_autotune_measures_once_per_signature(rng, monkeypatch):
     x = random(rng, (120, 110), "float32")
     k = random(rng, (15, 15), "float32")
     runs = []
-    from fftconv._ops import api as _api
+    from fftconv._planning import engine as _engine
 
-    original = _api.run_plan
+    original = _engine.run_plan
 
     def counted(request, plan, settings, spectra):
         runs.append(plan.method)
         return original(request, plan, settings, spectra)
 
-    monkeypatch.setattr(_api, "run_plan", counted)
+    monkeypatch.setattr(_engine, "run_plan", counted)
     with fftconv.config.set(autotune=True):
         first = fftconv.convolve(x, k)
         measured = len(runs)

@@ -15,7 +15,7 @@ from fftconv.testing import check_backend
 
 GOOD = '''
 import numpy as np
-from fftconv._registry.protocol import CONTRACT_VERSION, Capabilities
+from fftconv.backends import CONTRACT_VERSION, Capabilities
 
 class Backend:
     name = "{name}"
@@ -148,21 +148,25 @@ INTO = '''
 '''
 
 
+DECLARING = GOOD.replace("capabilities = Capabilities()",
+                         "capabilities = Capabilities(real_into=True, complex_into=True)")
+
+
 def test_third_party_into_methods_run_the_dask_strips(plugins, rng, monkeypatch):
     """A plugin's optional ``*_into`` methods serve the Dask path as the built-ins' do."""
     pytest.importorskip("dask.array")
     import dask.array as da
 
-    from fftconv._tiling import dask as _dask
+    from fftconv._tiling import blocks as _blocks
 
-    plugins("into-fft", "into", GOOD.format(name="into", priority=-5) + INTO.format(scale=""))
+    plugins("into-fft", "into", DECLARING.format(name="into", priority=-5) + INTO.format(scale=""))
     backend = _registry.load_backend("into")
     check_backend(backend)
     strips = []
-    original = _dask._convolve_by_rows
-    monkeypatch.setattr(_dask, "_convolve_by_rows",
+    original = _blocks.convolve_by_rows
+    monkeypatch.setattr(_blocks, "convolve_by_rows",
                         lambda *a, **k: strips.append(1) or original(*a, **k))
-    monkeypatch.setattr(_dask, "ROW_BYTES", 256)  # several strips per tile
+    monkeypatch.setattr(_blocks, "ROW_BYTES", 256)  # several strips per tile
     x, k = rng.uniform(size=(40, 36)), rng.uniform(size=(7, 6))
     got = fftconv.convolve(da.from_array(x, chunks=(15, 20)), k, boundary="reflect",
                            method="fft", backend="into").compute(scheduler="sync")
@@ -172,6 +176,79 @@ def test_third_party_into_methods_run_the_dask_strips(plugins, rng, monkeypatch)
 
 
 def test_conformance_catches_a_wrong_optional_method(plugins):
-    plugins("off-fft", "off", GOOD.format(name="off", priority=-5) + INTO.format(scale=" * 2"))
+    plugins("off-fft", "off", DECLARING.format(name="off", priority=-5) + INTO.format(scale=" * 2"))
     with pytest.raises(AssertionError, match="ifftn_into"):
         check_backend(_registry.load_backend("off"))
+
+
+def test_the_plugin_contract_is_public():
+    """Plugin authors import the contract from ``fftconv.backends``, not a private module."""
+    import fftconv.backends as fb
+
+    from fftconv._registry import protocol
+
+    assert fb.FFTBackend is protocol.FFTBackend and fb.Capabilities is protocol.Capabilities
+    assert fb.CONTRACT_VERSION == protocol.CONTRACT_VERSION and fb.CONTRACT is protocol
+    for name in ("numpy", "scipy", "pyfftw"):
+        assert isinstance(_registry.load_backend(name), fb.FFTBackend)
+
+
+def test_declared_optional_methods_it_lacks_make_a_plugin_broken(plugins):
+    source = GOOD.replace("capabilities = Capabilities()",
+                          "capabilities = Capabilities(real_into=True)")
+    plugins("liar-fft", "liar", source.format(name="liar", priority=-5))
+    info = {i.name: i for i in _registry.backend_infos()}["liar"]
+    assert info.status == "broken" and "rfftn_into" in info.detail
+    with pytest.raises(fftconv.BackendError, match="rfftn_into"):
+        fftconv.convolve(np.ones(8), np.ones(3), backend="liar")
+
+
+def test_undeclared_optional_methods_are_never_called(plugins, rng):
+    """The Dask path asked ``hasattr`` whether a backend writes into given arrays; it reads
+    the backend's declared capabilities instead."""
+    da = pytest.importorskip("dask.array")
+    source = GOOD + textwrap.indent(textwrap.dedent('''
+        def rfftn_into(self, x, out, axes, workers=1): raise AssertionError("undeclared")
+        def irfftn_into(self, x, out, axes, workers=1): raise AssertionError("undeclared")
+        def fftn_into(self, x, out, axes, workers=1): raise AssertionError("undeclared")
+        def ifftn_into(self, x, out, axes, workers=1): raise AssertionError("undeclared")
+    '''), "    ")
+    plugins("quiet-fft", "quiet", source.format(name="quiet", priority=-5))
+    x, k = rng.uniform(size=(40, 40)), rng.uniform(size=(7, 7))
+    got = fftconv.convolve(da.from_array(x, chunks=20), k, method="fft", backend="quiet")
+    np.testing.assert_allclose(got.compute(), fftconv.convolve(x, k, method="direct"),
+                               atol=1e-12)
+
+
+def test_a_backend_object_is_accepted_where_a_name_is(rng):
+    from fftconv.backends.numpy_ import NumpyBackend
+
+    mine = NumpyBackend()
+    x, k = rng.uniform(size=(30, 30)), rng.uniform(size=(9, 9))
+    expected = fftconv.convolve(x, k, method="direct")
+    np.testing.assert_allclose(fftconv.convolve(x, k, method="fft", backend=mine), expected,
+                               atol=1e-12)
+    assert fftconv.plan(x.shape, k.shape, method="fft", backend=mine).backend is mine
+    with fftconv.config.set(backend=mine):
+        assert fftconv.config.get("backend") is mine and fftconv.get_backend() == "numpy"
+        np.testing.assert_allclose(fftconv.Convolver(k, method="fft")(x), expected, atol=1e-12)
+
+
+def test_a_backend_object_that_breaks_the_contract_is_refused():
+    class Half:
+        def rfftn(self, x, s, axes, workers=1):
+            return np.fft.rfftn(x, s=s, axes=axes)
+
+    with pytest.raises(fftconv.BackendError, match="does not meet the backend contract"):
+        fftconv.convolve(np.ones(8), np.ones(3), backend=Half())
+    with pytest.raises(ValueError, match="not a backend name"):
+        fftconv.convolve(np.ones(8), np.ones(3), backend=3)
+
+
+def test_a_plan_with_an_unregistered_backend_object_pickles():
+    import pickle
+
+    from fftconv.backends.numpy_ import NumpyBackend
+
+    plan = fftconv.plan((64, 64), (9, 9), method="fft", backend=NumpyBackend())
+    assert pickle.loads(pickle.dumps(plan)).backend.name == "numpy"

@@ -13,6 +13,8 @@ import fftconv
 from fftconv._core.request import build_request
 from fftconv._core.structure import analyze
 from fftconv._methods import structured
+from fftconv._planning import engine as _engine
+from fftconv._planning import structured as pricing
 
 MODES = ["full", "same", "valid"]
 BOUNDARIES = ["constant", "reflect", "mirror", "nearest", "wrap"]
@@ -30,9 +32,9 @@ def ran(monkeypatch):
     kinds = []
     original = structured.run
 
-    def spy(choice, request, compute_plain):
-        kinds.append(choice.structure.kind)
-        return original(choice, request, compute_plain)
+    def spy(structure, request, compute_general):
+        kinds.append(structure.kind)
+        return original(structure, request, compute_general)
 
     monkeypatch.setattr(structured, "run", spy)
     return kinds
@@ -42,8 +44,8 @@ def cheaper(monkeypatch, **rates):
     """Make the cost model's ``rates`` (``extra_pass``: a pass, ``box``: running sums) what the
     test needs, so a small image takes the route under test.  The rates are part of
     what a choice is kept by, so no other test sees a choice made here."""
-    original = structured.rates
-    monkeypatch.setattr(structured, "rates",
+    original = pricing.rates
+    monkeypatch.setattr(pricing, "rates",
                         lambda *a, **kw: dataclasses.replace(original(*a, **kw), **rates))
 
 
@@ -174,16 +176,14 @@ def test_convolver_validates_early_and_copies_the_kernel(rng):
 @pytest.fixture
 def plans(monkeypatch):
     """How many times the planner was asked (every route starts from one)."""
-    from fftconv._ops import api as _api
-
     calls = []
-    original = _api.plan_request
+    original = _engine.plan_request
 
     def spy(request, settings, spectra=None):
         calls.append(request.image.shape)
         return original(request, settings, spectra)
 
-    monkeypatch.setattr(_api, "plan_request", spy)
+    monkeypatch.setattr(_engine, "plan_request", spy)
     return calls
 
 
@@ -291,7 +291,8 @@ def test_a_forked_child_plans_while_the_parent_held_the_planning_locks():
     from fftconv._registry import discovery as _registry
 
     fftconv.convolve(np.ones((8, 8)), np.ones((3, 3)))  # the backend is loaded
-    locks = [_routes.CALLS._lock, structured._lock, _autotune._lock, _registry._lock]
+    locks = [_routes.CALLS._routes._lock, pricing._structures._lock, pricing._choices._lock,
+             _autotune._winners._lock, _registry._lock]
     with contextlib.ExitStack() as held, warnings.catch_warnings():
         for lock in locks:
             held.enter_context(lock)
@@ -317,7 +318,7 @@ def test_a_forked_child_calls_a_convolver_whose_routes_the_parent_held():
 
     convolver = fftconv.Convolver(gaussian(5, 1.0))
     convolver(np.ones((9, 7)))  # the route is kept
-    with convolver._routes._lock, warnings.catch_warnings():
+    with convolver._routes._routes._lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
         pid = os.fork()
         if pid == 0:
@@ -333,12 +334,11 @@ def test_small_images_take_the_one_pass_route(rng):
     two passes took 118 µs against 71 for one 2-D pass, yet they were chosen.  A 15²
     Gaussian on 256² still takes them (220 µs against 650 by FFT)."""
     from fftconv._core import settings as _config
-    from fftconv._ops import api as _api
 
     def route(shape, k):
         request = build_request(np.zeros(shape, np.float32), k, "same", "constant", 0.0,
                                 None, "auto", "propagate", None, flip=False)
-        choice = structured.choose(request, _config.resolve(), _api.plan_request)
+        choice = pricing.choose(request, _config.resolve(), _engine.plan_request)
         return choice.structure.kind if choice else "plain"
 
     assert route((64, 64), gaussian(9, 2.0, "float32")) == "plain"
@@ -405,13 +405,11 @@ def test_shared_spectrum_cache_is_bounded_and_opt_out(rng):
 
 def test_low_rank_pricing_plans_one_term_not_every_term(rng, monkeypatch):
     """A rank-r kernel is priced from one term's passes (it once planned all 2r of them)."""
-    from fftconv._ops import api as _api
-
     yy, xx = np.mgrid[-20:21, -20:21]
     disk = (yy**2 + xx**2 <= 400).astype(np.float64)  # symmetric: low rank, rank ~ 10
     calls = []
-    original = _api.plan_request
-    monkeypatch.setattr(_api, "plan_request", lambda *a: calls.append(1) or original(*a))
+    original = _engine.plan_request
+    monkeypatch.setattr(_engine, "plan_request", lambda *a: calls.append(1) or original(*a))
     x = random(rng, (300, 300), "float64")
     fftconv.convolve(x, disk)
     assert len(calls) <= 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fftconv._io.images import InputError
+from fftconv._io import InputError
 from fftconv._io.kernel_spec import NamedKernel, load_kernel, parse_kernel
 from fftconv._io.units import SI, convert, unit_name
 

@@ -13,8 +13,9 @@ from conftest import child_finishes, random
 from reference import assert_matches, reference
 
 import fftconv
+from fftconv._infra.cache import Cache
 from fftconv._registry.discovery import load_backend
-from fftconv._tiling import dask as _dask
+from fftconv._tiling import blocks as _blocks
 from fftconv._tiling import workspace as _workspace
 
 da = pytest.importorskip("dask.array")
@@ -106,17 +107,17 @@ def test_complex_into_methods_match_scipy_fft(rng, shape, axes, dtype, in_place)
     assert back.dtype == np.dtype(dtype)
 
 
-def _spy(monkeypatch, names=("_convolve_in_place", "_convolve_by_rows")) -> list:
+def _spy(monkeypatch, names=("convolve_in_place", "convolve_by_rows")) -> list:
     """The tiles convolved in this thread's reused buffers (whole, or a strip at a time)."""
     calls = []
     for name in names:
-        original = getattr(_dask, name)
+        original = getattr(_blocks, name)
 
         def counted(*args, _original=original, **kwargs):
             calls.append(threading.get_ident())
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(_dask, name, counted)
+        monkeypatch.setattr(_blocks, name, counted)
     return calls
 
 
@@ -124,7 +125,7 @@ def _spy(monkeypatch, names=("_convolve_in_place", "_convolve_by_rows")) -> list
 def strips(request, monkeypatch):
     """Tiles transformed in one strip of rows, or in strips of a few rows each."""
     if request.param == "strips":
-        monkeypatch.setattr(_dask, "ROW_BYTES", 200)
+        monkeypatch.setattr(_blocks, "ROW_BYTES", 200)
     return request.param
 
 
@@ -177,14 +178,14 @@ def test_a_2d_tile_keeps_no_buffer_of_the_whole_tile(rng, monkeypatch):
     backend = load_backend("scipy")
     if not hasattr(backend, "fftn_into"):
         pytest.skip("this scipy's pocketfft binding has no out=")
-    monkeypatch.setattr(_dask, "ROW_BYTES", 1 << 18)  # strips of ~100 rows of these tiles
+    monkeypatch.setattr(_blocks, "ROW_BYTES", 1 << 18)  # strips of ~100 rows of these tiles
     x = random(rng, (1200, 1000), "float32")
     k = random(rng, (31, 31), "float32")
     _workspace._buffers.clear()
     got = fftconv.convolve(da.from_array(x, chunks=600), k, boundary="reflect",
                            method="fft", backend="scipy").compute(scheduler="sync")
     assert_matches(got, reference(x, k, "same", "reflect"), "float32")
-    (real, spectrum), = [value for value, _ in _workspace._buffers._items.values()]
+    (real, spectrum), = _workspace._buffers.values()
     assert real.shape[1] >= 600 + 30 and spectrum.shape[0] >= 600 + 30  # a padded tile's
     assert real.shape[0] < spectrum.shape[0] / 2  # rows: a strip, not the whole tile
     _workspace._buffers.clear()
@@ -194,8 +195,8 @@ def test_several_fft_threads_per_task_transform_whole_tiles(rng, monkeypatch):
     """Strips are one call each: with threads per call they cost more than they save."""
     if not hasattr(load_backend("scipy"), "fftn_into"):
         pytest.skip("this scipy's pocketfft binding has no out=")
-    whole = _spy(monkeypatch, ["_convolve_in_place"])
-    strips = _spy(monkeypatch, ["_convolve_by_rows"])
+    whole = _spy(monkeypatch, ["convolve_in_place"])
+    strips = _spy(monkeypatch, ["convolve_by_rows"])
     x = random(rng, (60, 50), "float32")
     k = random(rng, (7, 7), "float32")
     for workers in (1, 2):
@@ -275,7 +276,10 @@ def test_buffers_are_reused_per_thread_and_replaced_per_shape():
 @pytest.fixture
 def quick_idle(monkeypatch):
     """Idle time cut to 50 ms, so the sweep can be watched."""
-    monkeypatch.setattr(_workspace, "IDLE_SECONDS", 0.05)
+    from fftconv._tiling import blocks as _blocks
+
+    for cache in (_workspace._buffers, _blocks._caches):
+        monkeypatch.setattr(cache, "idle_seconds", 0.05)
     yield
     _workspace._buffers.clear()
 
@@ -289,7 +293,7 @@ def _gone(store, seconds=5.0) -> bool:
 
 def test_idle_buffers_and_kernel_caches_are_dropped_after_a_computation(
         rng, into_backend, quick_idle):
-    from fftconv._tiling import dask as _dask
+    from fftconv._tiling import blocks as _blocks
 
     x = random(rng, (64, 60), "float32")
     k = random(rng, (7, 7), "float32")
@@ -297,42 +301,41 @@ def test_idle_buffers_and_kernel_caches_are_dropped_after_a_computation(
                             backend=into_backend.name)
     got = lazy.compute(scheduler="threads")
     assert_matches(got, reference(x, k, "same", "reflect"), "float32")
-    assert _gone(_workspace._buffers) and _gone(_dask._caches)
+    assert _gone(_workspace._buffers) and _gone(_blocks._caches)
 
 
 def test_a_value_in_use_is_kept_and_the_oldest_goes_over_the_limit(monkeypatch):
-    monkeypatch.setattr(_workspace, "IDLE_SECONDS", 0.3)
-    store = _workspace.Idle(limit=2)
-    a = store.get("a", object)
+    store = Cache("test store", entries=2, idle_seconds=0.3)
+    a = store.get_or_make("a", object)
     for _ in range(8):  # used every 0.1 s: never idle for 0.3 s
         time.sleep(0.1)
-        assert store.get("a", object) is a
-    store.get("b", object)
-    store.get("a", object)
-    store.get("c", object)  # "b" is the least recently used
+        assert store.get_or_make("a", object) is a
+    store.get_or_make("b", object)
+    store.get_or_make("a", object)
+    store.get_or_make("c", object)  # "b" is the least recently used
     assert set(store._items) == {"a", "c"}
     assert _gone(store)
 
 
 def test_a_misfit_is_replaced(quick_idle):
-    store = _workspace.Idle()
-    assert store.get("k", lambda: [1]) == [1]
-    assert store.get("k", lambda: [2], fits=lambda value: value == [2]) == [2]
-    assert store.get("k", lambda: [3], fits=lambda value: value == [2]) == [2]
+    store = Cache("test store", idle_seconds=0.05)
+    assert store.get_or_make("k", lambda: [1]) == [1]
+    assert store.get_or_make("k", lambda: [2], fits=lambda value: value == [2]) == [2]
+    assert store.get_or_make("k", lambda: [3], fits=lambda value: value == [2]) == [2]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_sweeps_on_its_own(quick_idle):
-    store = _workspace.Idle()
-    store.get("k", object)
+    store = Cache("test store", idle_seconds=0.05)
+    store.get_or_make("k", object)
     assert store._running.claim("r") is None  # a parent's thread is making "r"
     with store._lock, warnings.catch_warnings():  # held at fork time: not in the child
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
         pid = os.fork()
         if pid == 0:  # the child: no timer thread came along, the lock is fresh
             try:
-                store.get("j", object)
-                store.get("r", object)  # made here: the thread making it did not come along
+                store.get_or_make("j", object)
+                store.get_or_make("r", object)  # made here: the thread making it did not come along
                 os._exit(0 if _gone(store) else 1)
             finally:
                 os._exit(2)
@@ -342,13 +345,13 @@ def test_a_forked_child_sweeps_on_its_own(quick_idle):
 
 
 def _idle(make):
-    return _workspace.Idle().get, "key", make
+    return Cache("test store", idle_seconds=0.05).get_or_make, "key", make
 
 
 def _spectra(make):
     from fftconv._methods.spectra import SpectrumCache
 
-    return SpectrumCache(entries=2).get, ("key",), lambda: np.full(4, make())
+    return SpectrumCache(entries=2).get_or_make, ("key",), lambda: np.full(4, make())
 
 
 def _together(get, key, threads=8):
@@ -411,7 +414,7 @@ def test_a_failure_while_keeping_the_value_releases_the_waiting_threads(quick_id
                                                                          monkeypatch):
     """The value made, keeping it fails (no timer thread could start, say): the key is
     finished anyway, and the waiting threads get a value instead of waiting for ever."""
-    store = _workspace.Idle()
+    store = Cache("test store", idle_seconds=0.05)
     schedule, failures = store._schedule, []
 
     def fail_once(delay=None):
@@ -430,7 +433,7 @@ def test_a_failure_while_keeping_the_value_releases_the_waiting_threads(quick_id
 
     def get(key):
         try:
-            return store.get(key, make)
+            return store.get_or_make(key, make)
         except RuntimeError as err:
             return err
 
@@ -446,15 +449,15 @@ def test_a_forked_child_uses_a_spectrum_cache_held_at_fork_time():
     from fftconv._methods.spectra import SpectrumCache
 
     cache = SpectrumCache(entries=2)
-    cache.get(("kept",), lambda: np.ones(3))
+    cache.get_or_make(("kept",), lambda: np.ones(3))
     assert cache._running.claim(("making",)) is None  # a parent's thread is computing it
     with cache._lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: fork + threads
         pid = os.fork()
         if pid == 0:
             try:
-                ok = cache.get(("making",), lambda: np.zeros(2)).shape == (2,) and \
-                    cache.get(("kept",), lambda: np.zeros(9)).shape == (3,)
+                ok = cache.get_or_make(("making",), lambda: np.zeros(2)).shape == (2,) and \
+                    cache.get_or_make(("kept",), lambda: np.zeros(9)).shape == (3,)
                 os._exit(0 if ok else 1)
             finally:
                 os._exit(2)

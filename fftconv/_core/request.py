@@ -19,7 +19,9 @@ from fftconv._core.shapes import (
     output_window,
 )
 
-METHOD_NAMES = ("auto", "direct", "fft", "overlap-add")
+# The general methods, named once: the planner prices them, the executors run them.
+GENERAL_METHODS = ("direct", "fft", "overlap-add")
+METHOD_NAMES = ("auto", *GENERAL_METHODS)
 NAN_POLICIES = ("propagate", "raise", "interpolate")
 _BAD_KINDS = {"O": "object", "U": "string", "S": "bytes", "M": "datetime",
               "m": "timedelta", "V": "structured"}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import functools
 import os
 import re
 import sys
@@ -33,6 +32,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from fftconv._infra.cache import Cache, memoized
+
 PLANNER_EFFORTS = ("estimate", "measure", "patient", "exhaustive")
 HALO_READS = ("reread", "hold")
 CONFIG_ENV = "FFTCONV_CONFIG"
@@ -42,7 +43,7 @@ CONFIG_ENV = "FFTCONV_CONFIG"
 class Settings:
     """The settings in effect for one call (see :func:`fftconv.config.get`)."""
 
-    backend: str = "auto"
+    backend: Any = "auto"  # a registered name, "auto", or a backend object
     workers: int = -1
     planner_effort: str = "measure"
     planner_time_limit: float | None = 10.0
@@ -62,7 +63,7 @@ def resolve_workers(workers: int) -> int:
     return workers if workers > 0 else max(1, cores() + 1 + workers)
 
 
-@functools.cache
+@memoized("core count", entries=1)
 def cores() -> int:
     """The machine's cores, counted once: ``os.cpu_count`` took 7 µs, twice a call."""
     return os.cpu_count() or 1
@@ -113,10 +114,14 @@ def _parse_choice(allowed: tuple[str, ...]) -> Callable[[object], str]:
     return parse
 
 
-def _parse_name(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} is not a backend name (a string, or 'auto')")
-    return value.strip()
+def _parse_backend(value: object) -> Any:
+    """A backend's name, or a backend object (checked against the contract when loaded)."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if not isinstance(value, str) and callable(getattr(value, "rfftn", None)):
+        return value
+    raise ValueError(f"{value!r} is not a backend name (a string, or 'auto') nor a backend "
+                     "object (see fftconv.backends.FFTBackend)")
 
 
 def _parse_seconds(value: object) -> float | None:
@@ -163,7 +168,7 @@ def _parse_count(value: object) -> int:
 
 
 PARSERS: Mapping[str, Callable[[object], Any]] = MappingProxyType({
-    "backend": _parse_name,
+    "backend": _parse_backend,
     "workers": _parse_workers,
     "planner_effort": _parse_choice(PLANNER_EFFORTS),
     "planner_time_limit": _parse_seconds,
@@ -219,29 +224,29 @@ def _dir_environment() -> tuple[str | None, ...]:
     return tuple(os.environ.get(name) for name in _DIR_ENVIRONMENT)
 
 
-@functools.lru_cache(maxsize=16)
+@memoized("user directories", entries=16)
 def _user_dir(kind: str, environment: tuple[str | None, ...]) -> Path:
     import platformdirs
 
     return Path(getattr(platformdirs, f"user_{kind}_dir")("fftconv"))
 
 
-@functools.lru_cache(maxsize=16)
+@memoized("user files", entries=16)
 def _user_file(kind: str, name: str, environment: tuple[str | None, ...]) -> Path:
     return _user_dir(kind, environment) / name
 
 
-_file_cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+_file_cache = Cache("config files", entries=8)
 
 
-def read_if_changed(cache: dict, path: Path, stat: os.stat_result, parse: Callable[[], Any]):
+def read_if_changed(cache: Cache, path: Path, stat: os.stat_result, parse: Callable[[], Any]):
     """``parse()`` of the file at ``path``, cached until its mtime or size changes."""
     stamp = (stat.st_mtime_ns, stat.st_size)
     cached = cache.get(str(path))
     if cached and cached[0] == stamp:
         return cached[1]
     value = parse()
-    cache[str(path)] = (stamp, value)
+    cache.put(str(path), (stamp, value))
     return value
 
 

@@ -14,7 +14,7 @@ buffers, parsed files) is a :class:`Cache`.  Each one
   outlives it (a Dask worker);
 * gets a fresh lock in a forked child (:mod:`.forks`): a child forked while a
   parent's thread held it would otherwise wait for ever;
-* is registered, weakly, so that :func:`clear_all` (``fftconv.clear_caches``)
+* is registered, weakly, so that :func:`clear_caches` (``fftconv.clear_caches``)
   empties every cache in the process.
 
 Examples
@@ -25,7 +25,7 @@ Examples
 >>> squares.put(4, 16); squares.put(5, 25)  # 3 is the least recently used: it goes
 >>> squares.get(3), squares.get(5), len(squares)
 (None, 25, 2)
->>> clear_all(); len(squares)
+>>> clear_caches(); len(squares)
 0
 """
 
@@ -49,7 +49,7 @@ def _no_size(value: Any) -> int:
 
 
 class Cache:
-    """A bounded, thread-safe, fork-safe LRU map, emptied by :func:`clear_all`.
+    """A bounded, thread-safe, fork-safe LRU map, emptied by :func:`clear_caches`.
 
     Parameters
     ----------
@@ -65,17 +65,22 @@ class Cache:
         A value larger than this is returned but not kept.
     idle_seconds : float, optional
         Values unused this long are dropped.
+    on_drop : callable, optional
+        Called (under the lock) with each value that leaves the cache, to
+        release what it holds (a file handle).
     """
 
     def __init__(self, name: str, *, entries: int | None = None, max_bytes: int | None = None,
                  sizeof: Callable[[Any], int] = _no_size, max_item_bytes: int | None = None,
-                 idle_seconds: float | None = None) -> None:
+                 idle_seconds: float | None = None,
+                 on_drop: Callable[[Any], None] | None = None) -> None:
         self.name = name
         self.entries = entries
         self.max_bytes = max_bytes
         self.max_item_bytes = max_item_bytes
         self.idle_seconds = idle_seconds
         self._sizeof = sizeof
+        self._on_drop = on_drop
         # key -> [value, bytes, last use]; in LRU order (least recently used first)
         self._items: collections.OrderedDict[Hashable, list] = collections.OrderedDict()
         self._bytes = 0
@@ -95,6 +100,11 @@ class Cache:
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._items
+
+    def values(self) -> list:
+        """The values kept now, least recently used first (a snapshot)."""
+        with self._lock:
+            return [entry[0] for entry in self._items.values()]
 
     @property
     def nbytes(self) -> int:
@@ -129,6 +139,13 @@ class Cache:
         return once.get(self._running, self._lock, key, found, make,
                         functools.partial(self._keep, key), fits or _always)
 
+    def resize(self, entries: int | None) -> None:
+        """Bound the cache at ``entries`` values from now on (the least recently used go)."""
+        with self._lock:
+            self.entries = entries
+            while self._items and entries is not None and len(self._items) > max(entries, 0):
+                self._drop(next(iter(self._items)))
+
     def pop(self, key: Hashable) -> None:
         """Forget ``key`` (nothing when it is not kept)."""
         with self._lock:
@@ -136,8 +153,8 @@ class Cache:
 
     def clear(self) -> None:
         with self._lock:
-            self._items.clear()
-            self._bytes = 0
+            for key in list(self._items):
+                self._drop(key)
 
     def _found(self, key: Hashable) -> Any:
         entry = self._items.get(key)
@@ -155,7 +172,7 @@ class Cache:
         size = self._sizeof(value)
         if self.max_item_bytes is not None and size > self.max_item_bytes:
             return
-        self._drop(key)
+        self._drop(key, keeping=value)
         self._items[key] = [value, size, time.monotonic()]
         self._bytes += size
         while self._items and (
@@ -165,10 +182,13 @@ class Cache:
         if self.idle_seconds is not None:
             self._schedule()
 
-    def _drop(self, key: Hashable) -> None:
+    def _drop(self, key: Hashable, keeping: Any = once.MISSING) -> None:
+        """Forget ``key`` (lock held); its value is released unless it is ``keeping``."""
         entry = self._items.pop(key, None)
         if entry is not None:
             self._bytes -= entry[1]
+            if self._on_drop is not None and entry[0] is not keeping:
+                self._on_drop(entry[0])
 
     def _schedule(self, delay: float | None = None) -> None:
         """Start the idle sweep unless one is pending (lock held)."""
@@ -226,7 +246,24 @@ def caches() -> list[Cache]:
     return sorted(_ALL, key=lambda cache: cache.name)
 
 
-def clear_all() -> None:
-    """Empty every cache in this process."""
+def clear_caches() -> None:
+    """Empty every cache fftconv keeps in this process.
+
+    Routes planned for repeated calls, kernel spectra (a Convolver's too),
+    kernel structures, planner estimates, autotune winners, FFT plans, the
+    Dask path's per-thread buffers and the parsed calibration and config
+    files: the next calls compute them again.  Nothing else changes: the
+    settings, the calibration on disk and the backends found stay (see
+    ``fftconv.refresh_backends`` to look for backends again).
+
+    Examples
+    --------
+    >>> import numpy as np, fftconv
+    >>> _ = fftconv.convolve(np.ones((64, 64)), np.ones((9, 9)))
+    >>> fftconv.clear_caches()
+    >>> from fftconv._planning import CALLS
+    >>> len(CALLS)
+    0
+    """
     for cache in list(_ALL):
         cache.clear()

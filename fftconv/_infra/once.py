@@ -5,9 +5,8 @@ task asks for the same kernel spectrum.  Without this each thread would
 compute it, and a 32-thread worker would hold 32 copies for a moment (20 MiB
 each at a 2250² tile) and do the transform 32 times.
 
-The caches using it (:class:`fftconv._methods.spectra.SpectrumCache`,
-:class:`fftconv._tiling.workspace.Idle`) each keep a :class:`Running` and call
-:func:`get` with their own lock, lookup and store.
+Every :class:`~fftconv._infra.cache.Cache` keeps a :class:`Running` and calls
+:func:`get` with its own lock, lookup and store (``Cache.get_or_make``).
 
 Examples
 --------

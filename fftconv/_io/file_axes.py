@@ -20,7 +20,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fftconv._io.images import InputError, _format
+from fftconv._io.formats import InputError, file_format
 from fftconv._io.ome import source_metadata
 
 SPACE_NAMES = frozenset("xyz")
@@ -32,7 +32,7 @@ def axis_names(path: str | os.PathLike, ndim: int) -> tuple[tuple[str, bool], ..
     Metadata that does not give exactly ``ndim`` axes is not trusted (None).
     """
     path = Path(path)
-    kind = _format(path, "input")
+    kind = file_format(path, "input")
     try:
         axes = _zarr_axes(path) if kind == ".zarr" else _tiff_axes(path) if kind == ".tif" \
             else None
@@ -87,7 +87,7 @@ def default_axes(named: tuple[tuple[str, bool], ...] | None, image_ndim: int,
 
     They are the space axes of ``named`` (:func:`axis_names`), when it has as
     many as the kernel has dimensions.  Otherwise
-    :class:`~fftconv._io.images.InputError`, naming the axes the file states, if any:
+    :class:`~fftconv._io.formats.InputError`, naming the axes the file states, if any:
     the choice is the user's (``--axes``).
     """
     wanted = f"kernel has {kernel_ndim} dimensions, the image {image_ndim}"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fftconv._io.images import FORMATS, InputError, open_file
+from fftconv._io.formats import FORMATS, InputError
+from fftconv._io.read import open_file
 from fftconv._io.units import convert, unit_name
 
 KERNEL_SPEC = re.compile(r"^(gaussian|disk|box):(\w+)=(.*)$")
@@ -202,7 +203,7 @@ def check_sampling(spec: str, kernel: Sequence[PixelSize] | None,
     >>> check_sampling("psf.tif", nm, [("y", 0.1, "micrometer")] * 2)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    fftconv._io.images.InputError: kernel 'psf.tif' has pixels of 65 nanometer along y, ...
+    fftconv._io.formats.InputError: kernel 'psf.tif' has pixels of 65 nanometer along y, ...
     """
     for (name, size, unit), (_, image_size, image_unit) in zip(kernel or (), image or ()):
         if unit is None or image_unit is None:

@@ -21,8 +21,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fftconv._io.images import _format, multiscale
+from fftconv._core.shapes import align_kernel, normalize_axes, output_window
+from fftconv._io.formats import file_format
 from fftconv._io.pyramid import first_empty, whole_ratios
+from fftconv._io.read import multiscale
 from fftconv._io.tiff_scale import AXIS_TYPES, tiff_source
 
 
@@ -38,7 +40,7 @@ def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     import zarr
 
     path = Path(path)
-    kind = _format(path, "input")
+    kind = file_format(path, "input")
     if kind == ".tif":
         return tiff_source(path)
     if kind != ".zarr":
@@ -197,8 +199,6 @@ def window_shift(image_shape: Sequence[int], kernel, axes, mode: str) -> list[in
 
     ``kernel`` and ``axes`` as :func:`fftconv.convolve` takes them.
     """
-    from fftconv._core.shapes import align_kernel, normalize_axes, output_window
-
     ndim = len(image_shape)
     convolved = normalize_axes(axes, ndim, kernel.ndim)
     lengths = align_kernel(kernel, convolved, ndim).shape

@@ -3,7 +3,7 @@
 zarr reads a chunk by decoding it into a buffer of its own and copying that
 into the array it returns; at 2048² float32 (zstd) the copy and its page
 faults take a third of the read (30-37 ms against 20-28 ms), and the Dask
-path reads every chunk twice (see :func:`fftconv._tiling.dask._reread`).  Writing
+path reads every chunk twice (see :func:`fftconv._tiling.graph.reread`).  Writing
 one, it copies the block into a chunk buffer before encoding (66 ms against
 49 ms for blosc-zstd and the file write).  A chunk whose layout is plain —
 stored C order in native byte order, one of zarr's own compressors or none,

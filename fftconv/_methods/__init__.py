@@ -1,4 +1,12 @@
-"""Executors: each runs one :class:`~fftconv._planning.planner.Plan` on in-memory arrays."""
+"""Executors: each runs one :class:`~fftconv._planning.planner.Plan` on in-memory arrays.
+
+:mod:`.direct` (OpenCV or NumPy), :mod:`.fft` (one transform of the padded
+shape) and :mod:`.overlap` (overlap-add blocks) are the general methods,
+named once in :data:`fftconv._core.request.GENERAL_METHODS` and run through
+:data:`RUNNERS`; :mod:`.structured` runs a structured kernel's passes and
+:mod:`.box` window sums.  :mod:`.transform` wraps a backend's transforms and
+:mod:`.spectra` keeps kernel spectra.  Methods know nothing of planning.
+"""
 
 from __future__ import annotations
 

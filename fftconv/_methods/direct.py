@@ -16,7 +16,6 @@ with the flipped kernel:
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import math
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import numpy as np
 
 from fftconv._core.boundary import full_pad_width
 from fftconv._core.problem import LinearProblem
+from fftconv._infra.cache import memoized
 from fftconv._infra.threads import run_all
 from fftconv._methods.transform import window_slices
 
@@ -48,7 +48,7 @@ def run(problem: LinearProblem, plan) -> np.ndarray:
     return _shift_and_add(problem, data, flipped, plan.threads)
 
 
-@functools.lru_cache(maxsize=1)
+@memoized("OpenCV installed", entries=1)
 def opencv_installed() -> bool:
     return importlib.util.find_spec("cv2") is not None
 

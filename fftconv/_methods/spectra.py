@@ -8,15 +8,11 @@ holds a spectrum larger than a quarter of its byte budget.
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import threading
-from collections.abc import Callable
 
 import numpy as np
 
-from fftconv._infra import forks as _forks
-from fftconv._infra import once as _once
+from fftconv._infra.cache import Cache
 
 CACHE_BYTES = 128 * 2**20
 HASH_LIMIT = 1 << 22  # kernels above this many elements are not hashed (not cached)
@@ -34,58 +30,24 @@ def transform_key(transform) -> tuple:
             transform.real, transform.dtype.str)
 
 
-class SpectrumCache:
-    """An LRU map from (kernel, transform) to the kernel's spectrum."""
-
-    def __init__(self, entries: int, max_bytes: int | None = CACHE_BYTES) -> None:
-        self.entries = entries
-        self.max_bytes = max_bytes
-        self._items: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
-        self._after_fork()
-        _forks.renewed(self)
-
-    def _after_fork(self) -> None:
-        # A forked child inherits the lock as it was, and keys being made by threads it
-        # does not have: waiting on either would block it for ever.
-        self._lock = threading.Lock()
-        self._running = _once.Running()
-
-    def get(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """The spectrum under ``key``, computed once when missing.
-
-        Threads asking while another computes it wait for that one
-        (:mod:`fftconv._infra.once`); the spectrum is read-only, as they share it.
-        """
-        def found():  # under the lock
-            spectrum = self._items.get(key)
-            if spectrum is None:
-                return _once.MISSING
-            self._items.move_to_end(key)
-            return spectrum
-
-        return _once.get(self._running, self._lock, key, found, compute, self._keep(key))
-
-    def _keep(self, key: tuple) -> Callable[[np.ndarray], None]:
-        def keep(spectrum: np.ndarray) -> None:  # under the lock
-            spectrum.flags.writeable = False  # shared: nobody may change it in place
-            if self.entries <= 0 or (self.max_bytes and spectrum.nbytes * 4 > self.max_bytes):
-                return
-            self._items[key] = spectrum
-            while len(self._items) > self.entries or (
-                    self.max_bytes and sum(s.nbytes for s in self._items.values())
-                    > self.max_bytes):
-                self._items.popitem(last=False)
-        return keep
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
+def _nbytes(spectrum: np.ndarray) -> int:
+    return spectrum.nbytes
 
 
-SHARED = SpectrumCache(entries=8)
+class SpectrumCache(Cache):
+    """A :class:`~fftconv._infra.cache.Cache` of kernel spectra, by (kernel, transform).
+
+    Bounded in entries and in bytes; a spectrum over a quarter of the byte
+    budget is computed but not kept.  Spectra are read-only: threads share them.
+    """
+
+    def __init__(self, entries: int, max_bytes: int | None = CACHE_BYTES,
+                 name: str = "kernel spectra") -> None:
+        super().__init__(name, entries=entries, max_bytes=max_bytes, sizeof=_nbytes,
+                         max_item_bytes=None if max_bytes is None else max_bytes // 4)
+
+
+SHARED = SpectrumCache(entries=8, name="shared kernel spectra")
 
 
 def spectrum_for(cache: SpectrumCache | None, transform, kernel: np.ndarray) -> np.ndarray:
@@ -96,4 +58,10 @@ def spectrum_for(cache: SpectrumCache | None, transform, kernel: np.ndarray) -> 
     if digest is None:
         return transform.forward(kernel)
     key = (digest, kernel.shape, kernel.dtype.str, *transform_key(transform))
-    return cache.get(key, lambda: transform.forward(kernel))
+
+    def forward() -> np.ndarray:
+        spectrum = transform.forward(kernel)
+        spectrum.flags.writeable = False  # shared: nobody may change it in place
+        return spectrum
+
+    return cache.get_or_make(key, forward)

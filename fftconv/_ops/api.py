@@ -1,164 +1,24 @@
-"""convolve / correlate: validate, resolve settings once, plan, run, crop."""
+"""convolve / correlate / plan: validate, resolve settings once, hand over.
+
+An in-memory call goes to the planning layer's engine (through the routes
+kept per call, :data:`fftconv._planning.CALLS`); a dask array goes to the
+halo tiling (:mod:`fftconv._tiling`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable
 
 import numpy as np
 
-from fftconv._core import nonfinite as _nonfinite
+from fftconv import _tiling
 from fftconv._core import settings as _config
+from fftconv._core.lazy import as_dask_array, is_dask_array
 from fftconv._core.masks import refuse_masked, remask, unmask
-from fftconv._core.problem import LinearProblem, linear_problem, within_reach
-from fftconv._core.request import Request, build_request
-from fftconv._core.shapes import BOUNDARIES, check_choice, extension, stand_in
-from fftconv._methods import RUNNERS
-from fftconv._methods import direct as direct_method
-from fftconv._methods import structured as _structured
-from fftconv._methods.spectra import SHARED, SpectrumCache
-from fftconv._planning import autotune as _autotune
-from fftconv._planning.planner import Plan, Planner
-from fftconv._registry.discovery import load_backend
-
-
-def _is_dask(value: object) -> bool:
-    return type(value).__module__.split(".")[0] == "dask"
-
-
-def as_lazy(value):
-    """``value`` as a dask array: itself, or an in-memory array in dask's default chunks.
-
-    For a call whose other argument is lazy: a dask array in, a lazy one out (SPEC §2).
-    """
-    if _is_dask(value):
-        return value
-    import dask.array as da
-
-    return da.from_array(np.asarray(value))
-
-
-def make_planner(settings: _config.Settings, kernel_ready: bool = False) -> Planner:
-    return Planner(load_backend(settings.backend), settings.threads(), settings.memory_limit,
-                   kernel_ready=kernel_ready)
-
-
-def shape_problem(request: Request) -> LinearProblem:
-    """The request's LinearProblem with zero-stride stand-ins for the data (nothing allocated)."""
-    shape = list(request.image.shape)
-    windows = request.windows
-    if request.boundary != "constant":
-        moved = []
-        for ax, (a, b) in zip(request.axes, request.windows):
-            left, right = extension(shape[ax], request.kernel.shape[ax], (a, b))
-            shape[ax] += left + right
-            moved.append((a + left, b + left))
-        windows = tuple(moved)
-    y = np.broadcast_to(np.zeros((), dtype=request.image.dtype), shape)
-    return within_reach(LinearProblem(y, request.kernel, request.axes, windows))
-
-
-def plan_request(request: Request, settings: _config.Settings,
-                 spectra: SpectrumCache | None = None) -> Plan:
-    # Plans depend on shapes only: plan on stand-ins, so a direct 'same' call can go
-    # straight to OpenCV's own borders without building the extended image first.
-    planner = make_planner(settings, kernel_ready=spectra is not None)
-    return planner.plan(shape_problem(request), request.method)
-
-
-def default_spectra(settings: _config.Settings) -> SpectrumCache | None:
-    if settings.spectrum_cache <= 0:
-        return None
-    SHARED.entries = settings.spectrum_cache
-    return SHARED
-
-
-def compute(request: Request, settings: _config.Settings,
-            spectra: SpectrumCache | None = None) -> np.ndarray:
-    """Run a request whose inputs are finite (structured kernels first, when cheaper)."""
-    return route(request, settings, spectra)(request)
-
-
-def route(request: Request, settings: _config.Settings, spectra: SpectrumCache | None = None,
-          passes: Callable[[Request], np.ndarray] | None = None
-          ) -> Callable[[Request], np.ndarray]:
-    """How :func:`compute` runs ``request``, decided now: a function of the request.
-
-    It runs any request like this one (same kernel object, options, image
-    shape and dtype; other image values) without planning again.  A
-    structured kernel's passes go through ``passes`` (by default planned each
-    time, as :func:`compute_plain`).
-    """
-    if request.method == "auto":
-        structured = _structured.choose(request, settings, plan_request)
-        if structured is not None:
-            if passes is None:
-                passes = functools.partial(compute_plain, settings=settings, spectra=spectra)
-            return functools.partial(_structured.run, structured, compute_plain=passes)
-    return plain_route(request, settings, spectra)
-
-
-def plain_route(request: Request, settings: _config.Settings,
-                spectra: SpectrumCache | None = None) -> Callable[[Request], np.ndarray]:
-    """:func:`route` among the three general methods only."""
-    plan = plan_request(request, settings, spectra)
-    if request.method == "auto" and settings.autotune:
-        plan = _autotune.best(request, plan, settings, spectra, run_plan)
-    if plan.method == "direct":
-        # 'same' on OpenCV's own borders, straight from the image, when it can.
-        opencv = direct_method.opencv_same_route(request)
-        if opencv is not None:
-            return opencv
-    return functools.partial(run_plan, plan=plan, settings=settings, spectra=spectra)
-
-
-def compute_plain(request: Request, settings: _config.Settings,
-                  spectra: SpectrumCache | None = None) -> np.ndarray:
-    """Run a request with one of the three general methods."""
-    return plain_route(request, settings, spectra)(request)
-
-
-def static_plan(request: Request, settings: _config.Settings,
-                spectra: SpectrumCache | None = None) -> Plan | None:
-    """The general-method plan :func:`compute` will run for ``request``, known from shapes.
-
-    None when the choice waits for the data or the clock: a structured kernel
-    path (``method="auto"``) or autotuning.  For callers that prepare buffers
-    for the plan (:mod:`fftconv._tiling.dask`) and must agree with :func:`compute`.
-    """
-    if request.method == "auto" and (
-            settings.autotune or _structured.choose(request, settings, plan_request) is not None):
-        return None
-    return plan_request(request, settings, spectra)
-
-
-def run_plan(request: Request, plan: Plan, settings: _config.Settings,
-             spectra: SpectrumCache | None) -> np.ndarray:
-    """Run one general method on the request's real data."""
-    problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
-                             request.boundary, request.cval)
-    plan = dataclasses.replace(plan, spectra=spectra if spectra is not None
-                               else default_spectra(settings))
-    out = RUNNERS[plan.method](problem, plan)
-    if problem.offset is not None:
-        out += problem.offset
-    return out
-
-
-def run_request(request: Request, settings: _config.Settings,
-                spectra: SpectrumCache | None = None,
-                finite: Callable[[Request], np.ndarray] | None = None) -> np.ndarray:
-    """Apply ``nan_policy`` around ``finite``, by default :func:`compute`."""
-    if finite is None:
-        finite = functools.partial(compute, settings=settings, spectra=spectra)
-    with _config.in_effect(settings):
-        if request.nan_policy == "raise":
-            _nonfinite.check_raise(request)
-            return finite(request)
-        if request.nan_policy == "interpolate":
-            return _nonfinite.interpolate(request, finite)
-        return _nonfinite.propagate(request, finite)
+from fftconv._core.request import build_request
+from fftconv._core.shapes import BOUNDARIES, check_choice, stand_in
+from fftconv._planning import CALLS, plan_request, run_request
+from fftconv._planning.planner import Plan
 
 
 def plan(image_shape, kernel_shape, *, dtype=None, mode="same", boundary="constant",
@@ -219,18 +79,14 @@ def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, worker
 
 def _unmasked_dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
                        nan_policy, dtype, *, flip: bool, tile=None):
-    if _is_dask(image) or _is_dask(kernel):
-        from fftconv._tiling import dask as _dask
-
-        return _dask.convolve(as_lazy(image), kernel, mode, boundary, cval, axes, method, backend,
-                              workers, nan_policy, dtype, flip=flip, tile=tile)
+    if is_dask_array(image) or is_dask_array(kernel):
+        return _tiling.convolve(as_dask_array(image), kernel, mode, boundary, cval, axes, method,
+                                backend, workers, nan_policy, dtype, flip=flip, tile=tile)
     if tile is not None:
         raise ValueError(f"tile={tile!r} applies to dask arrays only (the image is in memory)")
     request = build_request(image, kernel, mode, boundary, cval, axes, method, nan_policy,
                             dtype, flip=flip)
     settings = _config.resolve(backend=backend, workers=workers)
-    from fftconv._planning.routes import CALLS
-
     return run_request(request, settings, finite=functools.partial(CALLS.run, settings=settings))
 
 
@@ -259,9 +115,10 @@ def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=
         dimensions is applied to every slice along the others.
     method : {'auto', 'direct', 'fft', 'overlap-add'}
         ``'auto'`` lets the planner pick the fastest estimate.
-    backend : str, optional
-        A registered FFT backend (``fftconv.available_backends()``); default from
-        the configuration.
+    backend : str or backend object, optional
+        A registered FFT backend (``fftconv.available_backends()``), or a backend
+        object meeting ``fftconv.backends.FFTBackend``; default from the
+        configuration.
     workers : int, optional
         Threads for this call; negative counts back from all cores.
     nan_policy : {'propagate', 'raise', 'interpolate'}

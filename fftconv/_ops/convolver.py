@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fftconv import _tiling
 from fftconv._core import settings as _config
+from fftconv._core.lazy import is_dask_array
 from fftconv._core.masks import remask, unmask
 from fftconv._core.request import (
     METHOD_NAMES,
@@ -15,9 +17,9 @@ from fftconv._core.request import (
     build_request,
 )
 from fftconv._core.shapes import BOUNDARIES, MODES, check_choice, stand_in
+from fftconv._infra.cache import Cache
 from fftconv._methods.spectra import SpectrumCache
-from fftconv._ops.api import _is_dask, plan_request, run_request
-from fftconv._planning.routes import Routes
+from fftconv._planning import Routes, plan_request, run_request
 
 
 class Convolver:
@@ -75,7 +77,7 @@ class Convolver:
     def _start_caches(self, max_spectra: int) -> None:
         self._spectra = SpectrumCache(entries=max_spectra, max_bytes=None)
         self._routes = Routes(self.settings, self._spectra)
-        self._templates: dict[tuple, Request] = {}
+        self._templates = Cache("Convolver requests", entries=self._routes.entries)
 
     def __getstate__(self) -> dict:
         # The caches (and their locks) stay here: a copy in another process, such as a
@@ -103,9 +105,7 @@ class Convolver:
         template = self._templates.get(key)
         if template is None:
             template = self._request(stand_in("image", image.shape, image.dtype))
-            if len(self._templates) >= self._routes.entries:
-                self._templates.clear()
-            self._templates[key] = template
+            self._templates.put(key, template)
         return template.replace(image=at_dtype(image, template.dtype))
 
     def __call__(self, image):
@@ -116,10 +116,8 @@ class Convolver:
         made on the first call and kept.
         """
         image, masked = unmask(image)
-        if _is_dask(image):
-            from fftconv._tiling import dask as _dask
-
-            out = _dask.apply_convolver(self, image)
+        if is_dask_array(image):
+            out = _tiling.apply_convolver(self, image)
         else:
             out = run_request(self._request_for(image), self.settings, self._spectra,
                               finite=self._routes)

@@ -11,35 +11,18 @@ which runs the same iteration out of core.
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
 import numpy as np
 
+from fftconv._core.lazy import is_dask_array
 from fftconv._core.masks import refuse_masked
-from fftconv._ops.adjoint import Transposes
-from fftconv._ops.api import _is_dask, convolve
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelFit:
-    """How well the estimated kernel explains the output (``full_output=True``).
-
-    Examples
-    --------
-    >>> import numpy as np, fftconv
-    >>> rng = np.random.default_rng(0)
-    >>> image, kernel = rng.random((64, 64)), rng.random((5, 5))
-    >>> output = fftconv.convolve(image, kernel)
-    >>> k, fit = fftconv.estimate_kernel(image, output, (5, 5), full_output=True)
-    >>> bool(np.allclose(k, kernel)), fit.converged, fit.relative_residual < 1e-9
-    (True, True, True)
-    """
-
-    residual: float  # ‖(conv(image, k) − output)[mask]‖
-    relative_residual: float  # residual / ‖output[mask]‖
-    iterations: int
-    converged: bool
+from fftconv._ops.api import convolve
+from fftconv._ops.kernel_fit import (
+    KernelFit,
+    check_mask,
+    default_maxiter,
+    reported,
+    transposes,
+)
 
 
 def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="constant",
@@ -97,7 +80,7 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
     refuse_masked(output, "output", "mark the known pixels with mask= instead "
                   "(mask=~np.ma.getmaskarray(output))")
     refuse_masked(mask, "mask")
-    if any(_is_dask(a) for a in (image, output, mask)):
+    if any(is_dask_array(a) for a in (image, output, mask)):
         from fftconv._ops import lazy_estimate as _lazy_estimate
 
         return _lazy_estimate.estimate(image, output, kernel_shape, mode, boundary, mask,
@@ -123,44 +106,6 @@ def estimate_kernel(image, output, kernel_shape, mode="same", *, boundary="const
     norm = float(np.linalg.norm(target * weight)) or 1.0
     fit = KernelFit(residual, residual / norm, iterations, converged)
     return (k, fit) if full_output else k
-
-
-def transposes(image, out_shape, kernel_shape, mode: str, boundary: str,
-               regularization: float) -> Transposes:
-    """The forward call's transposes, after checking the shapes and the regularization.
-
-    ``image`` may be a zero-stride stand-in: only the in-memory solve reads it.
-    """
-    shape = tuple(int(n) for n in kernel_shape)
-    if len(shape) != image.ndim or min(shape) < 1:
-        raise ValueError(f"kernel_shape={shape} needs {image.ndim} positive lengths")
-    if regularization < 0:
-        raise ValueError(f"regularization={regularization} must be >= 0")
-    ops = Transposes(image, np.zeros(shape), mode, boundary, None, flip=False)
-    if tuple(out_shape) != ops.out_shape:
-        raise ValueError(f"output has shape {tuple(out_shape)}; mode={mode!r} gives "
-                         f"{ops.out_shape}")
-    return ops
-
-
-def check_mask(shape, out_shape) -> None:
-    if tuple(shape) != tuple(out_shape):
-        raise ValueError(f"mask has shape {tuple(shape)}; the output has {tuple(out_shape)}")
-
-
-def default_maxiter(kernel_shape) -> int:
-    return max(50, 2 * math.prod(kernel_shape))
-
-
-def reported(callback, iteration: int, k: np.ndarray, gamma: float, gamma0: float) -> bool:
-    """Tell ``callback`` of an iteration; False when it asks to stop (StopIteration)."""
-    if callback is None:
-        return True
-    try:
-        callback(iteration, k.copy(), math.sqrt(gamma / gamma0))
-    except StopIteration:
-        return False
-    return True
 
 
 def _cgls(forward, transpose, b, shape, lam, tol, maxiter, callback=None):

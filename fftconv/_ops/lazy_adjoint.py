@@ -4,7 +4,7 @@ The same two transposes as :mod:`fftconv._ops.adjoint`, built from dask pieces:
 
 * w.r.t. the image: the full convolution of the zero-padded cotangent with the
   flipped kernel, made of windows of the cotangent's own full convolution
-  (the halo tiling of :mod:`fftconv._tiling.dask`, straight from the cotangent's
+  (the halo tiling of :mod:`fftconv._tiling`, straight from the cotangent's
   chunks); folding the boundary extension back touches only the pixels an
   extended value copied (within the kernel's reach of an edge, the opposite
   edge for ``wrap``), so it is a small matrix product on those rows;
@@ -24,33 +24,37 @@ import numpy as np
 
 from fftconv._core import settings as _config
 from fftconv._core.boundary import source_index
+from fftconv._core.lazy import as_dask_array, is_dask_array
 from fftconv._core.nonfinite import has_nonfinite
 from fftconv._methods.transform import Transform, window_slices
-from fftconv._ops.adjoint import Transposes, _to_kernel_layout, _unbroadcast
-from fftconv._ops.api import _is_dask, as_lazy, convolve
+from fftconv._ops.api import convolve
+from fftconv._ops.transposes import Transposes, to_kernel_layout, unbroadcast
 from fftconv._registry.discovery import load_backend
-from fftconv._tiling.dask import (
+from fftconv._tiling import (
     Repeat,
-    _by_rows,
-    _join_starts,
-    _leaves,
-    _reread,
-    _spans,
     axis_pieces,
     block_pieces,
     check_known_chunks,
+    chunk_spans,
     converts_in_blocks,
     forward_by_rows,
     frozen_settings,
+    join_starts,
+    leaves,
     plans_of,
+    reread,
+    transforms_by_rows,
     whole_short_axes,
+)
+from fftconv._tiling import (
+    convolve as tiled_convolve,
 )
 
 
 def vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
     """``(grad_image, grad_kernel)`` as lazy dask arrays; the kernel is brought into memory."""
-    kernel = np.asarray(kernel.compute() if _is_dask(kernel) else kernel)
-    image = as_lazy(image)
+    kernel = np.asarray(kernel.compute() if is_dask_array(kernel) else kernel)
+    image = as_dask_array(image)
     check_known_chunks(image)
     stand_in = np.broadcast_to(np.zeros((), dtype=image.dtype), image.shape)
     t = Transposes(stand_in, kernel, mode, boundary, axes, flip=flip)
@@ -62,18 +66,18 @@ def vjp(image, kernel, cotangent, mode, boundary, axes, *, flip: bool):
     grad_k = _kernel_transpose(image, cot, t)
     if flip:  # correlate used conj(flip(kernel)): take the flip back (transpose, no conj)
         grad_k = da.flip(grad_k, axis=t.axes)
-    return grad_image, _to_kernel_layout(grad_k, kernel, t.axes, axes)
+    return grad_image, to_kernel_layout(grad_k, kernel, t.axes, axes)
 
 
 def _cotangent(cotangent, t: Transposes, image) -> da.Array:
     """The cotangent as a dask array of the work dtype, checked against the result's shape."""
-    if _is_dask(cotangent):
+    if is_dask_array(cotangent):
         check_known_chunks(cotangent, "cotangent")
     shape = tuple(int(n) for n in np.shape(cotangent))
     if shape != t.out_shape:
         raise ValueError(f"cotangent has shape {shape}; the forward result has "
                          f"shape {t.out_shape}")
-    if _is_dask(cotangent):
+    if is_dask_array(cotangent):
         return cotangent.astype(t.request.dtype)
     chunks = tuple(min(n, c) for n, c in zip(t.out_shape, image.chunksize))
     return da.from_array(np.asarray(cotangent, dtype=t.request.dtype), chunks=chunks)
@@ -86,7 +90,7 @@ def _image_transpose(cot: da.Array, t: Transposes, image_chunks) -> da.Array:
     ``s`` zeros) is that of the cotangent shifted by ``s``: zeros, then windows
     of the cotangent's own full convolution.  Each piece is convolved straight
     from the cotangent, whose chunks its blocks follow (so a store-read
-    cotangent is read as :func:`fftconv._tiling.dask.convolve` reads any image, with
+    cotangent is read as :func:`fftconv._tiling.convolve` reads any image, with
     its memory bound), and the middle window lands on the image's rows.
     """
     r = t.request
@@ -94,7 +98,7 @@ def _image_transpose(cot: da.Array, t: Transposes, image_chunks) -> da.Array:
     crop = _full_crop(t)
     # The edge pieces read the cotangent's edge chunks on their own: sharing the middle
     # piece's reads would keep each of those chunks until both had run.
-    edge_source = _reread(cot, "fftconv-edge-read-")
+    edge_source = reread(cot, "fftconv-edge-read-")
     edge_source = cot if edge_source is None else edge_source
     per_axis, middle = [], []
     for ax in range(cot.ndim):
@@ -126,7 +130,7 @@ def _image_transpose(cot: da.Array, t: Transposes, image_chunks) -> da.Array:
     folded = da.block(nested())
     for ax, pad in zip(t.axes, t.pads):
         folded = _fold_axis(folded, ax, pad, r.boundary)
-    grad = _unbroadcast(folded, r.image.shape)
+    grad = unbroadcast(folded, r.image.shape)
     if grad.shape == r.image.shape and grad.chunks != image_chunks:
         grad = grad.rechunk(image_chunks)  # valid and full: the last chunks differ
     return grad
@@ -138,10 +142,8 @@ def _width(window) -> int:
 
 def _full_windows(cot: da.Array, kernel: np.ndarray, axes, windows) -> da.Array:
     """The ``[start, stop)`` windows (per axis in ``axes``) of ``cot``'s full convolution."""
-    from fftconv._tiling.dask import convolve as tiled
-
-    return tiled(cot, kernel, "full", "constant", 0.0, axes, "auto", None, None, "propagate",
-                 None, flip=False, windows=windows)
+    return tiled_convolve(cot, kernel, "full", "constant", 0.0, axes, "auto", None, None,
+                          "propagate", None, flip=False, windows=windows)
 
 
 def _full_crop(t: Transposes) -> tuple[slice, ...]:
@@ -195,7 +197,7 @@ class KernelBlocks:
     """Per block of an output chunking, the extended image's region a kernel-sized sum reads.
 
     The region is the block's window of the full result plus the kernel's
-    reach; its pieces come from :func:`fftconv._tiling.dask.block_pieces`, as
+    reach; its pieces come from :func:`fftconv._tiling.block_pieces`, as
     convolve's blocks get theirs: a chunk whole only to the block that takes
     most of it, small strips to the others, cut from a second read when the
     image is a plain store read (so no chunk waits in memory for its
@@ -223,7 +225,7 @@ class KernelBlocks:
                 return axis_pieces(sources[ax][lo:hi], image.chunks[ax])
             if image.shape[ax] != t.full_shape[ax]:  # an image broadcast along a batch axis
                 return [(0, Repeat(0, hi - lo), hi - lo)]
-            return _spans(image.chunks[ax], lo, hi)
+            return chunk_spans(image.chunks[ax], lo, hi)
 
         pieces = block_pieces(image, plans_of(out_chunks, along),
                               "fftconv-kernel-halo-" + self.token)
@@ -263,7 +265,7 @@ def _kernel_transpose(image: da.Array, cot: da.Array, t: Transposes) -> da.Array
     parts = da.Array(graph, name, blocks.chunks,
                      meta=np.empty((0,) * len(blocks.chunks), r.dtype))
     grad = parts.sum(axis=blocks.summed)
-    return da.flip(_unbroadcast(grad, r.kernel.shape), axis=t.axes)
+    return da.flip(unbroadcast(grad, r.kernel.shape), axis=t.axes)
 
 
 def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...], summed: tuple[int, ...],
@@ -279,7 +281,7 @@ def _kernel_part(pieces, cot: np.ndarray, axes: tuple[int, ...], summed: tuple[i
     that planned route, which keeps NaN local.
     """
     with _config.set(**settings):
-        if any(has_nonfinite(leaf) for _, leaf in _leaves(pieces)) or has_nonfinite(cot):
+        if any(has_nonfinite(leaf) for _, leaf in leaves(pieces)) or has_nonfinite(cot):
             region = np.block(pieces).astype(cot.dtype, copy=False)
             part = convolve(region, np.flip(cot, axis=axes), "valid", axes=axes)
         else:
@@ -295,10 +297,10 @@ def region_spectrum(pieces, axes: tuple[int, ...], dtype
 
     When the backend runs complex passes in place, the pieces are joined and
     transformed a strip of rows at a time into this thread's spectrum buffer
-    (:func:`fftconv._tiling.dask.forward_by_rows`), never joined whole; the spectrum
+    (:func:`fftconv._tiling.forward_by_rows`), never joined whole; the spectrum
     is then that buffer, for the caller to use up before the thread's next task.
     """
-    starts = _join_starts(pieces)
+    starts = join_starts(pieces)
     shape = tuple(int(s[-1]) for s in starts)
     settings = _config.resolve()
     backend = load_backend(settings.backend)
@@ -306,7 +308,7 @@ def region_spectrum(pieces, axes: tuple[int, ...], dtype
     real = dtype.kind != "c"
     transform = Transform(backend, [backend.next_fast_len(shape[ax], real) for ax in axes],
                           axes, real, dtype, settings.threads())
-    if real and _by_rows(transform):
+    if real and transforms_by_rows(transform):
         padded = list(shape)
         for ax, n in zip(axes, transform.shape):
             padded[ax] = n
@@ -329,7 +331,7 @@ def correlation_lags(transform: Transform, spectrum: np.ndarray, r: np.ndarray,
     spectrum = transform.multiply(spectrum, np.conj(flipped, out=flipped))
     del flipped  # a region's worth of memory, before the inverse passes
     backend, workers, axes = transform.backend, transform.workers, transform.axes
-    in_place = getattr(backend, "ifftn_into", None)
+    in_place = backend.ifftn_into if backend.capabilities.complex_into else None
     for ax, n in zip(axes, transform.shape):
         if transform.real and ax == axes[-1]:
             spectrum = backend.irfftn(spectrum, (n,), (ax,), workers)

@@ -33,18 +33,18 @@ import dask.array as da
 import numpy as np
 
 from fftconv._core import settings as _config
+from fftconv._core.lazy import as_dask_array, is_dask_array
 from fftconv._methods.spectra import spectrum_for
 from fftconv._methods.transform import window_slices
-from fftconv._ops.api import _is_dask, as_lazy
-from fftconv._ops.estimate import KernelFit, check_mask, default_maxiter, reported, transposes
+from fftconv._ops.kernel_fit import KernelFit, check_mask, default_maxiter, reported, transposes
 from fftconv._ops.lazy_adjoint import KernelBlocks, correlation_lags, region_spectrum
-from fftconv._tiling.dask import (
-    _out_chunks,
-    _worker_cache,
+from fftconv._tiling import (
     check_known_chunks,
     converts_in_blocks,
     frozen_settings,
     merged,
+    output_chunks,
+    worker_spectra,
 )
 
 
@@ -57,21 +57,21 @@ class _Problem:
     """
 
     def __init__(self, image, output, kernel_shape, mode, boundary, mask) -> None:
-        image = _real(as_lazy(image), "image")
+        image = _real(as_dask_array(image), "image")
         output = _real(output, "output")
         check_known_chunks(image)
         for name, value in (("output", output), ("mask", mask)):
-            if _is_dask(value):
+            if is_dask_array(value):
                 check_known_chunks(value, name)
         stand_in = np.broadcast_to(np.zeros((), dtype=np.float64), image.shape)
         self.ops = transposes(stand_in, np.shape(output), kernel_shape, mode, boundary, 0.0)
         out_shape = self.ops.out_shape
         if mask is not None:
             check_mask(np.shape(mask), out_shape)
-        if _is_dask(output):
+        if is_dask_array(output):
             chunks = output.chunks
         else:
-            chunks = tuple(_out_chunks(c, n) for c, n in zip(image.chunks, out_shape))
+            chunks = tuple(output_chunks(c, n) for c, n in zip(image.chunks, out_shape))
         chunks = merged(chunks)
         self.target = _blocks_of(output, chunks, np.float64)
         self.weight = None if mask is None else _blocks_of(mask, chunks, bool)
@@ -100,7 +100,7 @@ def _real(value, name: str):
 
 def _blocks_of(value, chunks, dtype) -> da.Array:
     """``value`` as a dask array of ``dtype`` chunked like the output's blocks."""
-    if _is_dask(value):
+    if is_dask_array(value):
         return value.astype(dtype).rechunk(chunks)
     return da.from_array(np.asarray(value, dtype=dtype), chunks=chunks)
 
@@ -303,7 +303,7 @@ def _normal_part(pieces, kernel: np.ndarray, weight, target, summed: tuple[int, 
         transform, spectrum, region = region_spectrum(pieces, tuple(range(kernel.ndim)),
                                                       np.float64)
         if kernel.any():
-            kernel_spectrum = spectrum_for(_worker_cache("fftconv-estimate"), transform,
+            kernel_spectrum = spectrum_for(worker_spectra("fftconv-estimate"), transform,
                                            kernel)
             valid = window_slices(kernel.ndim, transform.axes, [m - 1 for m in kernel.shape],
                                   region)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from fftconv import _tiling
+from fftconv._core.lazy import as_dask_array, is_dask_array
 from fftconv._core.masks import refuse_masked
 from fftconv._core.request import as_array, result_dtype
-from fftconv._core.shapes import BOUNDARIES, check_choice
-from fftconv._ops.api import _is_dask, as_lazy, correlate
-from fftconv._ops.window import window_moments
+from fftconv._core.shapes import BOUNDARIES, check_choice, output_window
+from fftconv._methods.box import window_moments
+from fftconv._ops.api import correlate
 
 
 def _window_moments(image, template_shape, mode, boundary, weights):
@@ -28,8 +30,6 @@ def _window_moments(image, template_shape, mode, boundary, weights):
 
 
 def _out_shape(image_shape, template_shape, mode):
-    from fftconv._core.shapes import output_window
-
     return tuple(b - a for a, b in (output_window(n, k, mode)
                                     for n, k in zip(image_shape, template_shape)))
 
@@ -72,12 +72,10 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     refuse_masked(template, "template", "mark the pixels to match with mask= instead "
                   "(mask=~np.ma.getmaskarray(template))")
     refuse_masked(mask, "mask")
-    lazy = _is_dask(image) or _is_dask(template)
+    lazy = is_dask_array(image) or is_dask_array(template)
     if lazy:  # the template is small: it is computed now, as a dask kernel is
-        from fftconv._tiling.dask import check_known_chunks
-
-        image = as_lazy(image)
-        check_known_chunks(image)
+        image = as_dask_array(image)
+        _tiling.check_known_chunks(image)
     else:
         image = as_array(image, "image")
     template = as_array(template, "template")

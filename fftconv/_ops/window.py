@@ -1,131 +1,20 @@
-"""window_sum: the sum over every window, by running sums, in time independent of its size.
+"""window_sum: the sum over every window, in time independent of its size.
 
-Sums accumulate in float64 (complex128): sliding sums along leading axes,
-prefix sums of the data minus its mean along the last, or OpenCV's box
-filters for two axes when it is installed.  Data with a large offset stays
-exact to SPEC §1.3.
+Validation and the hand-off: in memory the sums run in
+:mod:`fftconv._methods.box` (float64 running sums, exact to SPEC §1.3); a
+dask array is tiled with halos as :func:`fftconv.convolve` tiles it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fftconv._core import nonfinite as _nonfinite
+from fftconv import _tiling
 from fftconv._core import settings as _config
+from fftconv._core.lazy import is_dask_array
 from fftconv._core.masks import remask, unmask
-from fftconv._core.problem import linear_problem
-from fftconv._core.request import build_request
 from fftconv._core.shapes import normalize_axes
-from fftconv._methods.direct import data_window, opencv_installed
-from fftconv._ops.api import _is_dask
-
-
-def running_sum(x: np.ndarray, k: int, axis: int) -> np.ndarray:
-    """``out[i] = x[i : i + k].sum()`` along ``axis`` (length ``n - k + 1``), in float64.
-
-    Along a leading axis with wide rows, a sliding sum: each output row is the
-    previous one plus the exact float64 difference of the row entering and
-    the row leaving, so no prefix array is written and every add is
-    contiguous (4× faster than prefix sums at 4096²).  Along the last axis
-    (or narrow rows) prefix sums of the data minus its (rounded) axis mean.
-    Either way the rounding grows like ``sqrt(n)`` float64 ulps of the sums,
-    far below SPEC §1.3 however large the data's offset, and integer-valued
-    data sums exactly.
-    """
-    n = x.shape[axis]
-    if axis != x.ndim - 1 and x.size // max(n, 1) >= 256:
-        return _sliding_sum(x, k, axis)
-    return _prefix_sum(x, k, axis)
-
-
-def _sliding_sum(x: np.ndarray, k: int, axis: int) -> np.ndarray:
-    acc = np.result_type(x.dtype, np.float64)
-    rows = np.moveaxis(x, axis, 0)
-    out = np.empty((rows.shape[0] - k + 1, *rows.shape[1:]), dtype=acc)
-    np.sum(rows[:k], axis=0, dtype=acc, out=out[0])
-    change = np.empty(rows.shape[1:], dtype=acc)
-    for i in range(1, out.shape[0]):
-        # float32 rows subtract exactly in float64; float64 rows round once.
-        np.subtract(rows[i + k - 1], rows[i - 1], out=change, dtype=acc)
-        np.add(out[i - 1], change, out=out[i])
-    return np.moveaxis(out, 0, axis)
-
-
-def _prefix_sum(x: np.ndarray, k: int, axis: int) -> np.ndarray:
-    acc = np.result_type(x.dtype, np.float64)
-    n = x.shape[axis]
-    mean = x.mean(axis=axis, keepdims=True, dtype=acc)
-    mean = _coarse(mean.real) + 1j * _coarse(mean.imag) if acc.kind == "c" else _coarse(mean)
-    prefix = np.subtract(x, mean, dtype=acc)
-    # Only the last axis, or a leading axis of narrow rows, comes here (wide rows
-    # slide): np.cumsum is contiguous there, or its stride costs less than a row loop.
-    np.cumsum(prefix, axis=axis, out=prefix)
-
-    def part(start, stop):
-        index = [slice(None)] * x.ndim
-        index[axis] = slice(start, stop)
-        return tuple(index)
-
-    out = np.empty(prefix[part(k - 1, None)].shape, dtype=acc)
-    out[part(0, 1)] = prefix[part(k - 1, k)]
-    np.subtract(prefix[part(k, None)], prefix[part(0, n - k)], out=out[part(1, None)])
-    out += k * mean
-    return out
-
-
-def _coarse(value: np.ndarray) -> np.ndarray:
-    """``value`` rounded to 20 significant bits.
-
-    Centring by it removes an offset as well as the exact mean does, and
-    integer-valued data minus it, and every prefix sum of that, stay exactly
-    representable: window sums of counts come out as exact integers.
-    """
-    mantissa, exponent = np.frexp(value)
-    return np.ldexp(np.round(mantissa * 2.0**20), exponent - 20)
-
-
-def valid_sums(data: np.ndarray, axes: tuple[int, ...], lengths: tuple[int, ...],
-               *, square: bool = False) -> np.ndarray:
-    """Float64 sums of ``data`` (or ``data**2``) over every full window along ``axes``.
-
-    Two axes of real float data go to OpenCV's box filters when it is
-    installed: one pass over the data, sliding sums in double, exact on
-    integer-valued data; the result may then be a cropped view.  Otherwise
-    one running sum per axis.
-    """
-    fast = _opencv_sums(data, axes, lengths, square)
-    if fast is not None:
-        return fast
-    out = np.square(data, dtype=np.result_type(data.dtype, np.float64)) if square else data
-    for ax, k in zip(axes, lengths):
-        out = running_sum(out, k, ax)
-    return out
-
-
-def _opencv_sums(data, axes, lengths, square):
-    if (len(axes) != 2 or data.dtype not in (np.float32, np.float64)
-            or not opencv_installed() or 0 in data.shape):
-        return None
-    import cv2
-
-    src = np.moveaxis(data, axes, (-2, -1))
-    k0, k1 = lengths
-    rows, cols = src.shape[-2] - k0 + 1, src.shape[-1] - k1 + 1
-    box = cv2.sqrBoxFilter if square else cv2.boxFilter
-
-    def plane(a):
-        # anchor (0, 0): dst[i, j] = sum of src[i : i + k0, j : j + k1]
-        full = box(np.ascontiguousarray(a), cv2.CV_64F, (k1, k0), normalize=False,
-                   anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-        return full[:rows, :cols]
-
-    if src.ndim == 2:
-        out = plane(src)
-    else:
-        out = np.empty((*src.shape[:-2], rows, cols), dtype=np.float64)
-        for index in np.ndindex(*src.shape[:-2]):
-            out[index] = plane(src[index])
-    return np.moveaxis(out, (-2, -1), axes)
+from fftconv._methods.box import window_sums
 
 
 def _sizes(size, axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -173,7 +62,7 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
 
 
 def _window_sum(array, size, mode, boundary, cval, axes, dtype):
-    lazy = _is_dask(array)
+    lazy = is_dask_array(array)
     if not lazy:
         array = np.asarray(array)
     ndim = array.ndim
@@ -184,42 +73,6 @@ def _window_sum(array, size, mode, boundary, cval, axes, dtype):
         shape[ax] = s
     kernel = np.broadcast_to(np.ones((), dtype=np.float32), shape)
     if lazy:  # SPEC §2: the halo tiling of convolve, window sums per tile
-        from fftconv._tiling import dask as _dask
-
-        return _dask.convolve(array, kernel, mode, boundary, cval, axes, "direct", None, None,
-                              "propagate", dtype, flip=False, block=_dask.window_block)
-    request = build_request(array, kernel, mode, boundary, cval, axes, "direct", "propagate",
-                            dtype, flip=False)
+        return _tiling.window_sums(array, kernel, mode, boundary, cval, axes, dtype)
     _config.resolve()  # a malformed configuration is reported here too
-    return _nonfinite.propagate(request, box_sum)
-
-
-def window_moments(image: np.ndarray, shape: tuple[int, ...], mode: str,
-                   boundary: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(Σx, Σx²)`` over every ``shape`` window of a finite real ``image``, in float64.
-
-    The windows extend the image by ``boundary`` (``cval`` 0) exactly as
-    :func:`window_sum` does; the boundary extension is made once for both.
-    """
-    kernel = np.broadcast_to(np.ones((), dtype=np.float32), shape)
-    request = build_request(image, kernel, mode, boundary, 0.0, None, "direct", "propagate",
-                            None, flip=False)
-    problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
-                             request.boundary, 0.0)
-    data = data_window(problem)
-    lengths = problem.kernel_lengths
-    return (valid_sums(data, problem.axes, lengths),
-            valid_sums(data, problem.axes, lengths, square=True))
-
-
-def box_sum(request, value=1.0) -> np.ndarray:
-    """``convolve(image, value * ones(kernel.shape))`` for a finite request, by running sums."""
-    problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
-                             request.boundary, request.cval)
-    out = valid_sums(data_window(problem), problem.axes, problem.kernel_lengths)
-    if value != 1.0:
-        out *= value
-    out = out.astype(request.dtype)
-    if problem.offset is not None:
-        out += problem.offset
-    return out
+    return window_sums(array, kernel, mode, boundary, cval, axes, dtype)

@@ -1,8 +1,10 @@
 """Opt-in measured planning (setting ``autotune``), like cuDNN's benchmark mode.
 
-The first call with a new signature runs every candidate whose estimate is
-within 8× of the best, keeps the fastest, and returns that run's result;
-later calls with the same signature use the winner without measuring.
+The first call with a new signature times every candidate whose estimate is
+within 8× of the best and keeps the fastest; that call then runs the winner
+(the trials' results are discarded).  Later calls with the same signature use
+the winner without measuring.  Winners are kept in a bounded
+:class:`~fftconv._infra.cache.Cache` (``fftconv.clear_caches()`` forgets them).
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from fftconv._infra.forks import module_lock
+from fftconv._infra.cache import Cache
 
 WITHIN = 8.0
-_winners: dict[tuple, str] = {}
-_lock = module_lock(globals())
+_winners = Cache("autotune winners", entries=1024)
 
 
 def _signature(request, plan) -> tuple:
@@ -27,8 +28,7 @@ def _signature(request, plan) -> tuple:
 def best(request, plan, settings, spectra, run_plan: Callable):
     """The plan to use: measured once per signature, remembered after."""
     key = _signature(request, plan)
-    with _lock:
-        winner = _winners.get(key)
+    winner = _winners.get(key)
     if winner is not None:
         return _with_method(plan, winner)
     fastest = min(c.seconds for c in plan.candidates)
@@ -41,8 +41,7 @@ def best(request, plan, settings, spectra, run_plan: Callable):
         run_plan(request, trial, settings, spectra)
         timings[candidate.method] = time.perf_counter() - start
     winner = min(timings, key=timings.get)
-    with _lock:
-        _winners[key] = winner
+    _winners.put(key, winner)
     measured = ", ".join(f"{m} {t * 1e3:.1f} ms" for m, t in timings.items())
     return dataclasses.replace(_with_method(plan, winner), reason=f"measured: {measured}")
 
@@ -54,5 +53,4 @@ def _with_method(plan, method: str):
 
 
 def forget() -> None:
-    with _lock:
-        _winners.clear()
+    _winners.clear()

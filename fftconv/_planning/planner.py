@@ -10,14 +10,14 @@ Costs are first-principles counts times per-operation rates:
   fast length), shrunk until the working memory fits ``memory_limit``, plus a
   fixed cost per tile (a twentieth of it for a 1-D signal's batched tiles).
 
-The rates are defaults measured on a 2-core x86-64 machine; calibration per
-machine is a later step.  The chosen method is the fastest candidate whose
-working memory fits the limit (else the one needing least memory).
+The rates (:mod:`fftconv._planning.rates`) are this machine's when ``fftconv
+calibrate`` has measured them, else defaults measured on a 2-core x86-64
+machine.  The chosen method is the fastest candidate whose working memory fits
+the limit (else the one needing least memory).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 import math
@@ -28,47 +28,19 @@ import numpy as np
 
 from fftconv._core.problem import LinearProblem
 from fftconv._core.shapes import circular_length
+from fftconv._infra.cache import Cache
 from fftconv._methods import direct as direct_method
 from fftconv._methods.overlap import line_batch, tile_bytes
 from fftconv._methods.spectra import spectrum_for
+from fftconv._planning.rates import Rates, rates_for
+from fftconv._registry import load_backend, registered_name
 
-METHODS = ("direct", "fft", "overlap-add")
-_CANDIDATE_CACHE_SIZE = 512
 DEFAULT_TILE_BUDGET = 16 * 2**20
 # A 1-D signal's tiles run in batches (overlap._run_lines): each costs its two copies,
 # a few µs, not a call of its own.
 LINE_TILE_SHARE = 0.05
 # Estimates are pure functions of a problem's signature: computed once per signature.
-_CANDIDATES: collections.OrderedDict[tuple, tuple[Candidate, ...]] = collections.OrderedDict()
-
-
-@dataclasses.dataclass(frozen=True)
-class Rates:
-    """Seconds per unit of work, single thread.
-
-    The defaults were measured on a 2-core VM.  ``fftconv calibrate`` measures
-    this machine's ``fft``, ``tile``, ``direct_numpy``, ``opencv_*`` and
-    ``box``; the fixed costs ``fft_call``, ``numpy_tap`` and ``extra_pass`` keep
-    their defaults.
-    """
-
-    fft: float = 9.0e-10  # per n·log2(n) of one real transform, its copies included
-    # Fixed cost of one FFT-method call beyond a direct one's: spectrum lookup, padded
-    # buffers, the backend's calls (measured 115-320 µs on 8²-32² images).
-    fft_call: float = 1.5e-4
-    tile: float = 1.0e-4  # fixed cost of one overlap tile (Python, slicing, plan lookup)
-    direct_numpy: float = 1.0e-9  # per tap·output
-    # Fixed cost of one tap on one stripe of the NumPy loop: a slice and two NumPy calls
-    # (a 50² image ⊛ 15² took 1.7 ms, 5× its arithmetic).
-    numpy_tap: float = 5.0e-6
-    opencv_pass: float = 1.2e-9  # per output, whatever the kernel (OpenCV's threads included)
-    opencv_tap: float = 4.1e-11  # per tap·output on top of that
-    product: float = 1.5e-9  # per complex element of the spectrum product
-    box: float = 6.0e-9  # window sums per output per axis (OpenCV ~4e-9, numpy ~9e-9)
-    # One more pass of a structured kernel: its request, route, checks and copies; not
-    # calibrated (a Convolver's pass, measured: 64² ⊛ 7² separable took 2 × 30 µs more).
-    extra_pass: float = 3.0e-5
-    thread_efficiency: float = 0.7  # speed-up per extra thread
+_CANDIDATES = Cache("planner estimates", entries=512)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,16 +91,12 @@ class Plan:
     def __reduce__(self):
         # A backend object may hold a module: it travels as the name it was registered
         # under.  The spectrum cache is the sending process's own and stays behind.
-        from fftconv._registry.discovery import registered_name
-
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields.update(backend=registered_name(self.backend), spectra=None)
         return _unpickled_plan, (fields,)
 
 
 def _unpickled_plan(fields: dict) -> Plan:
-    from fftconv._registry.discovery import load_backend
-
     return Plan(**{**fields, "backend": load_backend(fields["backend"])})
 
 
@@ -304,18 +272,9 @@ class Planner:
 
     def plan(self, p: LinearProblem, method: str = "auto") -> Plan:
         if self.fixed_rates is None:
-            from fftconv._planning.rates import rates_for
-
             self.rates = rates_for(self.backend.name, p.dtype, self.threads)
         key = self.signature(p)
-        candidates = _CANDIDATES.get(key)
-        if candidates is None:
-            candidates = self.candidates(p)
-            _CANDIDATES[key] = candidates
-            while len(_CANDIDATES) > _CANDIDATE_CACHE_SIZE:
-                _CANDIDATES.popitem(last=False)
-        else:
-            _CANDIDATES.move_to_end(key)
+        candidates = _CANDIDATES.get_or_make(key, lambda: self.candidates(p))
         by_name = {c.method: c for c in candidates}
         if method != "auto":
             chosen, reason = by_name[method], "forced by method="

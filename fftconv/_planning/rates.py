@@ -1,11 +1,10 @@
-"""Calibration: measure the cost model's rates on this machine (``fftconv calibrate``).
+"""The cost model's rates: built-in defaults, or this machine's from ``calibration.json``.
 
-Each rate is found by timing the real code path on a small problem and
-solving the model's (linear) estimate for it, so the rates absorb the
-copies and Python overheads the model does not spell out.  Results are
-stored per (backend, dtype, threads) in ``calibration.json`` in the user
-cache dir; the planner reads them from then on (built-in defaults before,
-and whenever the file is unreadable — which is reported once).
+``fftconv calibrate`` (:mod:`fftconv._ops.calibrate`) measures them and
+:func:`save` stores them per (backend, dtype, threads) in ``calibration.json``
+in the user cache dir; the planner reads them from then on through
+:func:`rates_for` (built-in defaults before, and whenever the file is
+unreadable — which is reported once).
 """
 
 from __future__ import annotations
@@ -14,20 +13,47 @@ import dataclasses
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from fftconv._planning.planner import Rates
+from fftconv._core.settings import read_if_changed, user_cache_file
+from fftconv._infra.cache import Cache
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """Seconds per unit of work, single thread.
+
+    The defaults were measured on a 2-core VM.  ``fftconv calibrate`` measures
+    this machine's ``fft``, ``tile``, ``direct_numpy``, ``opencv_*`` and
+    ``box``; the fixed costs ``fft_call``, ``numpy_tap`` and ``extra_pass`` keep
+    their defaults.
+    """
+
+    fft: float = 9.0e-10  # per n·log2(n) of one real transform, its copies included
+    # Fixed cost of one FFT-method call beyond a direct one's: spectrum lookup, padded
+    # buffers, the backend's calls (measured 115-320 µs on 8²-32² images).
+    fft_call: float = 1.5e-4
+    tile: float = 1.0e-4  # fixed cost of one overlap tile (Python, slicing, plan lookup)
+    direct_numpy: float = 1.0e-9  # per tap·output
+    # Fixed cost of one tap on one stripe of the NumPy loop: a slice and two NumPy calls
+    # (a 50² image ⊛ 15² took 1.7 ms, 5× its arithmetic).
+    numpy_tap: float = 5.0e-6
+    opencv_pass: float = 1.2e-9  # per output, whatever the kernel (OpenCV's threads included)
+    opencv_tap: float = 4.1e-11  # per tap·output on top of that
+    product: float = 1.5e-9  # per complex element of the spectrum product
+    box: float = 6.0e-9  # window sums per output per axis (OpenCV ~4e-9, numpy ~9e-9)
+    # One more pass of a structured kernel: its request, route, checks and copies; not
+    # calibrated (a Convolver's pass, measured: 64² ⊛ 7² separable took 2 × 30 µs more).
+    extra_pass: float = 3.0e-5
+    thread_efficiency: float = 0.7  # speed-up per extra thread
+
 
 FORMAT = 1
-MIN_TILE_SECONDS = 2e-5
-_loaded: dict[str, tuple[tuple[int, int], dict]] = {}
+_loaded = Cache("calibration files", entries=4)
 
 
 class CalibrationWarning(RuntimeWarning):
@@ -35,16 +61,14 @@ class CalibrationWarning(RuntimeWarning):
 
 
 def calibration_path() -> Path:
-    from fftconv._core.settings import user_cache_file
-
     return user_cache_file("calibration.json")
 
 
-def _key(backend: str, dtype, threads: int) -> str:
+def entry_key(backend: str, dtype, threads: int) -> str:
     return f"{backend}|{np.dtype(dtype).str}|{threads}"
 
 
-def _entries() -> dict:
+def stored_rates() -> dict:
     path = calibration_path()
     try:
         stat = path.stat()
@@ -61,8 +85,6 @@ def _entries() -> dict:
                           "run `fftconv calibrate` to rewrite it", CalibrationWarning,
                           stacklevel=6)
             return {}
-
-    from fftconv._core.settings import read_if_changed
 
     return read_if_changed(_loaded, path, stat, parse)
 
@@ -83,10 +105,10 @@ def _rates(values: dict) -> Rates:
 
 def rates_for(backend: str, dtype, threads: int) -> Rates:
     """Calibrated rates for this backend/dtype/threads (nearest thread count), else defaults."""
-    entries = _entries()
+    entries = stored_rates()
     if not entries:
         return Rates()
-    exact = entries.get(_key(backend, dtype, threads))
+    exact = entries.get(entry_key(backend, dtype, threads))
     if exact is not None:
         return exact
     same = [(abs(int(k.split("|")[2]) - threads), k) for k in entries
@@ -95,7 +117,7 @@ def rates_for(backend: str, dtype, threads: int) -> Rates:
 
 
 def save(entries: dict[str, Rates], path: Path | None = None) -> Path:
-    """Write atomically (temporary file + rename)."""
+    """Write atomically (temporary file + rename); the planner reads them from its next plan."""
     path = path or calibration_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": FORMAT, "machine": platform.node(), "processor": platform.processor(),
@@ -104,114 +126,5 @@ def save(entries: dict[str, Rates], path: Path | None = None) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
     os.replace(tmp, path)
-    return path
-
-
-def _times(fn: Callable[[], object], repeats: int = 3) -> list[float]:
-    """Seconds of ``repeats`` calls of ``fn``, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _median_time(fn: Callable[[], object], repeats: int = 3) -> float:
-    return statistics.median(_times(fn, repeats))
-
-
-def _solve(measured: float, estimate: Callable[[float], float]) -> float:
-    """The rate r with estimate(r) == measured, for an estimate linear in r."""
-    at0, at1 = estimate(0.0), estimate(1.0)
-    slope = at1 - at0
-    return max((measured - at0) / slope, 1e-15) if slope > 0 else 1e-15
-
-
-def _estimate(field: str, method: str, image, kernel, backend: str, threads: int,
-              base: Rates, **settings) -> Callable[[float], float]:
-    from fftconv._core import settings as _config
-    from fftconv._core.request import build_request
-    from fftconv._ops.api import make_planner, shape_problem
-
-    request = build_request(image, kernel, "same", "constant", 0.0, None, method, "propagate",
-                            None, flip=False)
-    resolved = _config.resolve(backend=backend, workers=threads)
-    resolved = dataclasses.replace(resolved, **settings)
-
-    def estimate(rate: float) -> float:
-        planner = make_planner(resolved)
-        planner.fixed_rates = planner.rates = dataclasses.replace(base, **{field: rate})
-        return planner.plan(shape_problem(request), method).seconds
-
-    return estimate
-
-
-def measure(backend: str, dtype, threads: int, size: int = 1024) -> Rates:
-    """Rates for one backend, dtype and thread count (a few seconds)."""
-    import fftconv
-
-    rng = np.random.default_rng(0)
-    image = rng.random((size, size)).astype(dtype)
-    rates = Rates()
-    opts = dict(backend=backend, workers=threads)
-
-    small = rng.random((33, 33)).astype(dtype)
-    t = _median_time(lambda: fftconv.convolve(image, small, method="fft", **opts))
-    rates = dataclasses.replace(rates, fft=_solve(t, _estimate(
-        "fft", "fft", image, small, backend, threads, rates)))
-
-    limit = 2 * 2**20
-    with fftconv.config.set(memory_limit=limit):
-        t = _median_time(lambda: fftconv.convolve(image, small, method="overlap-add", **opts))
-    tile = _solve(t, _estimate("tile", "overlap-add", image, small, backend, threads, rates,
-                               memory_limit=limit))
-    # Noise can solve the overhead to ~0, which would make thousands of tiny tiles look free.
-    rates = dataclasses.replace(rates, tile=max(tile, MIN_TILE_SECONDS))
-
-    general = rng.random((15, 15)).astype(dtype)  # above OpenCV's direct area: NumPy engine
-    half = image[: size // 4, : size // 4]
-    t = _median_time(lambda: fftconv.convolve(half, general, method="direct", **opts))
-    rates = dataclasses.replace(rates, direct_numpy=_solve(t, _estimate(
-        "direct_numpy", "direct", half, general, backend, threads, rates)))
-
-    from fftconv._methods.direct import opencv_installed
-
-    if opencv_installed() and np.dtype(dtype).kind == "f":
-        pair = []
-        for k in (1, 7):  # 7x7 stays below OpenCV's direct area for float64 too
-            taps = rng.random((k, k)).astype(dtype)
-            pair.append(_median_time(lambda taps=taps: fftconv.convolve(
-                image, taps, method="direct", boundary="reflect", **opts)) / image.size)
-        per_tap = max((pair[1] - pair[0]) / 48, 1e-13)
-        rates = dataclasses.replace(rates, opencv_tap=per_tap,
-                                    opencv_pass=max(pair[0] - per_tap, 1e-12))
-
-    t = _median_time(lambda: fftconv.window_sum(image, 31))
-    return dataclasses.replace(rates, box=t / (image.size * 2))
-
-
-def calibrate(backends: list[str] | None = None, dtypes=("float32", "float64"),
-              threads: list[int] | None = None, report: Callable[[str], None] = print) -> Path:
-    """Measure every (backend, dtype, threads) and store the rates; returns the file written."""
-    import fftconv
-
-    backends = backends or fftconv.available_backends()
-    from fftconv._core.settings import resolve
-
-    threads = threads or sorted({1, resolve().threads()})
-    entries: dict[str, Rates] = dict(_entries())
-    for backend in backends:
-        for dtype in dtypes:
-            for n in threads:
-                start = time.perf_counter()
-                rates = measure(backend, dtype, n)
-                entries[_key(backend, dtype, n)] = rates
-                report(f"{backend:<8} {dtype:<8} threads={n}: fft {rates.fft:.2e} s/nlogn, "
-                       f"tile {rates.tile * 1e6:.0f} µs, direct {rates.direct_numpy:.2e} s/tap, "
-                       f"opencv {rates.opencv_tap:.2e} s/tap + {rates.opencv_pass:.2e} s, "
-                       f"box {rates.box:.2e} s  ({time.perf_counter() - start:.1f} s)")
-    path = save(entries)
     _loaded.clear()
     return path

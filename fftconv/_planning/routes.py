@@ -2,16 +2,14 @@
 
 Planning a call (settings, calibration rates, the planner's signature, the
 kernel's structure) costs about 0.2 ms: more than convolving a 64² patch
-with a 3×3 kernel.  A :class:`Routes` keeps what :func:`fftconv._ops.api.route`
+with a 3×3 kernel.  A :class:`Routes` keeps what :func:`fftconv._planning.engine.route`
 decided for each request it has seen, so a Convolver applied to many small
 images pays that once per shape.
 """
 
 from __future__ import annotations
 
-import collections
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,20 +17,20 @@ import numpy as np
 
 from fftconv._core import settings as _config
 from fftconv._core.request import Request
-from fftconv._infra import forks as _forks
-from fftconv._methods import structured as _structured
+from fftconv._infra.cache import Cache
 from fftconv._methods.spectra import SpectrumCache, kernel_digest
-from fftconv._ops.api import plain_route, route
+from fftconv._planning import structured
+from fftconv._planning.engine import general_route, route
 from fftconv._registry.discovery import load_backend
 
 
-def route_key(request: Request, plain: bool) -> tuple:
+def route_key(request: Request, general: bool) -> tuple:
     """Everything a route depends on besides the image's values.
 
     The kernel counts by identity: the entry holds the kernel, so no other
     array can take its ``id`` while the entry lives.
     """
-    return (plain, id(request.kernel), *_options(request))
+    return (general, id(request.kernel), *_options(request))
 
 
 def _options(request: Request) -> tuple:
@@ -42,41 +40,28 @@ def _options(request: Request) -> tuple:
 
 
 class _Kept:
-    """A bounded LRU under a lock of its own, which a forked child renews."""
+    """Routes in a bounded :class:`~fftconv._infra.cache.Cache` (locked, fork-safe)."""
 
-    def __init__(self, entries: int) -> None:
-        self.entries = entries
-        self._items: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
-        self._after_fork()
-        _forks.renewed(self)
+    def __init__(self, name: str, entries: int) -> None:
+        self._routes = Cache(name, entries=entries)
 
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
+    @property
+    def entries(self) -> int | None:
+        return self._routes.entries
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._routes)
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._routes.clear()
 
     def _kept(self, key: tuple, make: Callable[[], Any]) -> Any:
-        """The value under ``key``, made (outside the lock) and kept when missing."""
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
-        made = make()
-        with self._lock:
-            self._items[key] = made
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
-        return made
+        """The value under ``key``, made once and kept when missing."""
+        return self._routes.get_or_make(key, make)
 
 
 class Routes(_Kept):
-    """A bounded LRU of routes, called like :func:`fftconv._ops.api.compute`.
+    """A bounded LRU of routes, called like :func:`fftconv._planning.engine.compute`.
 
     Parameters
     ----------
@@ -101,25 +86,25 @@ class Routes(_Kept):
 
     def __init__(self, settings: _config.Settings, spectra: SpectrumCache | None = None,
                  entries: int = 32) -> None:
-        super().__init__(entries)
+        super().__init__("Convolver routes", entries)
         self.settings = settings
         self.spectra = spectra
 
     def __call__(self, request: Request) -> np.ndarray:
-        return self._find(request, plain=False)(request)
+        return self._find(request, general=False)(request)
 
-    def plain(self, request: Request) -> np.ndarray:
-        """As :func:`fftconv._ops.api.compute_plain` (a structured kernel's passes)."""
-        return self._find(request, plain=True)(request)
+    def general(self, request: Request) -> np.ndarray:
+        """As :func:`fftconv._planning.engine.compute_general` (a structured kernel's passes)."""
+        return self._find(request, general=True)(request)
 
-    def _find(self, request: Request, plain: bool) -> Callable[[Request], np.ndarray]:
+    def _find(self, request: Request, general: bool) -> Callable[[Request], np.ndarray]:
         def chosen():  # with the kernel, whose id is in the key
-            if plain:
-                return request.kernel, plain_route(request, self.settings, self.spectra)
+            if general:
+                return request.kernel, general_route(request, self.settings, self.spectra)
             return request.kernel, route(request, self.settings, self.spectra,
-                                         passes=self.plain)
+                                         passes=self.general)
 
-        return self._kept(route_key(request, plain), chosen)[1]
+        return self._kept(route_key(request, general), chosen)[1]
 
 
 class CallRoutes(_Kept):
@@ -149,31 +134,31 @@ class CallRoutes(_Kept):
     """
 
     def __init__(self, entries: int = 64) -> None:
-        super().__init__(entries)
+        super().__init__("convolve routes", entries)
 
     def run(self, request: Request, settings: _config.Settings) -> np.ndarray:
-        """As :func:`fftconv._ops.api.compute` with ``settings``."""
-        return self._find(request, settings, plain=False)(request)
+        """As :func:`fftconv._planning.engine.compute` with ``settings``."""
+        return self._find(request, settings, general=False)(request)
 
-    def plain(self, request: Request, settings: _config.Settings) -> np.ndarray:
-        """As :func:`fftconv._ops.api.compute_plain` (a structured kernel's passes)."""
-        return self._find(request, settings, plain=True)(request)
+    def general(self, request: Request, settings: _config.Settings) -> np.ndarray:
+        """As :func:`fftconv._planning.engine.compute_general` (a structured kernel's passes)."""
+        return self._find(request, settings, general=True)(request)
 
-    def _find(self, request: Request, settings: _config.Settings, plain: bool) -> Callable:
+    def _find(self, request: Request, settings: _config.Settings, general: bool) -> Callable:
         digest = kernel_digest(request.kernel)
         if digest is None:
-            return self._route(request, settings, plain)
+            return self._route(request, settings, general)
         backend, threads = load_backend(settings.backend), settings.threads()
         # The backend object itself: a refreshed registry's new one is another key.
-        key = (plain, digest, request.kernel.shape, request.kernel.dtype.str,
+        key = (general, digest, request.kernel.shape, request.kernel.dtype.str,
                *_options(request), settings, backend,
-               _structured.rates(request, settings, threads))
-        return self._kept(key, lambda: self._route(request, settings, plain))
+               structured.rates(request, settings, threads))
+        return self._kept(key, lambda: self._route(request, settings, general))
 
-    def _route(self, request: Request, settings: _config.Settings, plain: bool) -> Callable:
-        if plain:
-            return plain_route(request, settings)
-        return route(request, settings, passes=functools.partial(self.plain, settings=settings))
+    def _route(self, request: Request, settings: _config.Settings, general: bool) -> Callable:
+        if general:
+            return general_route(request, settings)
+        return route(request, settings, passes=functools.partial(self.general, settings=settings))
 
 
 CALLS = CallRoutes()

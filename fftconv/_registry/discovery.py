@@ -16,6 +16,7 @@ import importlib.util
 import warnings
 from typing import Any
 
+from fftconv._core.settings import resolve
 from fftconv._infra.forks import module_lock
 from fftconv._registry.protocol import CONTRACT_VERSION, REQUIRED_METHODS, FFTBackend
 
@@ -132,6 +133,10 @@ def conformance_problem(backend: Any) -> str | None:
         return f"implements contract version {version!r}, fftconv needs {CONTRACT_VERSION}"
     if not isinstance(backend, FFTBackend):
         return "missing attributes of the FFTBackend protocol (name, version, capabilities, ...)"
+    declared = getattr(backend.capabilities, "declared_methods", lambda: ())()
+    missing = [m for m in declared if not callable(getattr(backend, m, None))]
+    if missing:
+        return f"capabilities declare {', '.join(missing)}, which it lacks"
     return None
 
 
@@ -233,8 +238,17 @@ def _auto() -> Any:
     raise BackendError(f"no FFT backend can run here; install one: {KNOWN_HINTS['scipy']}")
 
 
-def load_backend(name: str) -> Any:
-    """The backend instance for ``name`` (``"auto"``: the fastest available)."""
+def load_backend(name: str | Any) -> Any:
+    """The backend instance for ``name`` (``"auto"``: the fastest available).
+
+    A backend object (an instance meeting :class:`~.protocol.FFTBackend`) is
+    itself, once checked.
+    """
+    if not isinstance(name, str):
+        problem = conformance_problem(name)
+        if problem:
+            raise BackendError(f"backend={name!r} does not meet the backend contract: {problem}")
+        return name
     if name == "auto":
         return _auto()
     backend, info = _get_or_load(name)
@@ -251,13 +265,16 @@ def load_backend(name: str) -> Any:
     raise BackendError(f"backend={name!r} is {info.status}: {info.detail}")
 
 
-def registered_name(backend: Any) -> str:
-    """The name ``backend`` was loaded under, so that :func:`load_backend` finds it again."""
+def registered_name(backend: Any) -> str | Any:
+    """The name ``backend`` was loaded under, so that :func:`load_backend` finds it again.
+
+    A backend object that was not loaded from the registry is returned as it is.
+    """
     with _lock:
         for name, instance in _instances.items():
             if instance is backend:
                 return name
-    return str(backend.name)
+    return backend
 
 
 def get_backend() -> str:
@@ -270,6 +287,4 @@ def get_backend() -> str:
     ...     fftconv.get_backend()
     'numpy'
     """
-    from fftconv._core.settings import resolve
-
     return str(load_backend(resolve().backend).name)

@@ -4,11 +4,12 @@ or the cheapest such ``m`` under a library's cost model (:class:`LengthCosts`)."
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
+from fftconv._infra.cache import memoized
 
-@functools.lru_cache(maxsize=4096)
+
+@memoized("smooth lengths", entries=4096)
 def next_smooth(n: int, primes: tuple[int, ...] = (2, 3, 5)) -> int:
     """Smallest integer ``>= n`` whose prime factors are all in ``primes`` (which hold 2).
 
@@ -77,7 +78,7 @@ class LengthCosts:
         return m**self.exponent * per_element
 
 
-@functools.lru_cache(maxsize=4096)
+@memoized("cheapest lengths", entries=4096)
 def cheapest_length(n: int, costs: LengthCosts) -> int:
     """The length ``m >= n`` that ``costs`` makes cheapest (the smallest on a tie).
 

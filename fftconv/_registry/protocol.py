@@ -17,8 +17,9 @@ zero-padded at the end) and ``workers`` (threads; a backend without threads
 ignores it).  They must not modify their input, and must keep the precision:
 float32 in, complex64 out; float64 in, complex128 out.
 
-Four methods are optional; fftconv looks them up with ``getattr`` and allocates
-fresh arrays through the required ones when they are missing:
+Four methods are optional, in two pairs that a backend declares in its
+:class:`Capabilities` (``real_into``, ``complex_into``); without them fftconv
+allocates fresh arrays through the required ones:
 
 ``rfftn_into(x, out, axes, workers)``
     the real transform of ``x`` (already at the transform's shape) written
@@ -30,6 +31,9 @@ fresh arrays through the required ones when they are missing:
     the complex pair (the inverse normalised by ``1/n`` of its axes), written
     into ``out``, which may be ``x`` itself: in place.
 
+A declared pair whose methods are missing makes the backend non-conforming
+(reported as broken).
+
 ``x`` and ``out`` may be views of any strides (the Dask path hands slices of
 its buffers); :func:`fftconv.testing.check_backend` checks all four.
 
@@ -37,7 +41,7 @@ They let the Dask path convolve tile after tile in the same buffers per
 thread (no allocation, no page faults, nothing left for malloc to hold).  With
 all four, a tile of two or more transformed axes is transformed a strip of
 rows at a time, so that no buffer of the whole tile is needed (see
-:func:`fftconv._tiling.dask._convolve_by_rows`).
+:func:`fftconv._tiling.blocks.convolve_by_rows`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class Capabilities:
         Real and complex dtypes transformed without conversion.
     threads
         Whether ``workers`` is honoured.
+    real_into
+        Whether ``rfftn_into`` and ``irfftn_into`` are provided.
+    complex_into
+        Whether ``fftn_into`` and ``ifftn_into`` are provided (in place too).
     """
 
     native_dtypes: frozenset[np.dtype] = field(
@@ -70,6 +78,13 @@ class Capabilities:
         )
     )
     threads: bool = False
+    real_into: bool = False
+    complex_into: bool = False
+
+    def declared_methods(self) -> tuple[str, ...]:
+        """The optional methods these capabilities promise."""
+        return (("rfftn_into", "irfftn_into") if self.real_into else ()) + (
+            ("fftn_into", "ifftn_into") if self.complex_into else ())
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ the spectrum, and the padded tile or (when the backend also runs its complex
 passes in place) a strip of its rows — one to two tiles' bytes per scheduler
 thread.
 
-Those buffers, like the per-kernel spectrum caches of :mod:`fftconv._tiling.dask`,
+Those buffers, like the per-kernel spectrum caches of :mod:`fftconv._tiling.tiled`,
 serve one computation.  Scheduler threads outlive it (Dask's thread pool, a
 distributed worker), so whatever is kept here is dropped after
 :data:`IDLE_SECONDS` without use — a 64-thread worker would otherwise hold 64
@@ -20,101 +20,15 @@ tiles' buffers for good after one convolution.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Hashable
-from typing import Any
 
 import numpy as np
 
-from fftconv._infra import forks as _forks
-from fftconv._infra import once as _once
+from fftconv._infra.cache import Cache
 
 IDLE_SECONDS = 5.0
 
 
-class Idle:
-    """A keyed store whose values are dropped after :data:`IDLE_SECONDS` unused.
-
-    A daemon timer sweeps it while it holds anything; at most ``limit`` values
-    are kept (the least recently used go first).
-
-    Examples
-    --------
-    >>> store = Idle(limit=2)
-    >>> store.get("a", lambda: [1]) is store.get("a", lambda: [2])
-    True
-    >>> store.clear(); len(store)
-    0
-    """
-
-    def __init__(self, limit: int | None = None) -> None:
-        self.limit = limit
-        self._items: dict[Hashable, list] = {}  # key -> [value, last use]
-        self._after_fork()
-        _forks.renewed(self)
-
-    def _after_fork(self) -> None:
-        # A forked child inherits the lock as it was and the timer's record, not its thread.
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._running = _once.Running()  # the child has none of the threads making them
-
-    def get(self, key: Hashable, make: Callable[[], Any],
-            fits: Callable[[Any], bool] = lambda value: True) -> Any:
-        """The value under ``key``, made (and kept) when missing or when ``fits`` refuses it.
-
-        Threads asking while another makes it wait for that one (:mod:`fftconv._infra.once`).
-        """
-        def found():  # under the lock; a misfit goes before its replacement is made
-            entry = self._items.pop(key, None)
-            if entry is None or not fits(entry[0]):
-                return _once.MISSING
-            self._items[key] = entry  # re-inserted last: the dict is in LRU order
-            entry[1] = time.monotonic()
-            self._schedule()
-            return entry[0]
-
-        return _once.get(self._running, self._lock, key, found, make, self._keeper(key), fits)
-
-    def _keeper(self, key: Hashable) -> Callable[[Any], None]:
-        def keep(value: Any) -> None:  # under the lock
-            self._items[key] = [value, time.monotonic()]
-            while self.limit is not None and len(self._items) > self.limit:
-                self._items.pop(next(iter(self._items)))
-            self._schedule()
-        return keep
-
-    def _schedule(self, delay: float | None = None) -> None:
-        """Start the sweep timer unless one is pending (lock held)."""
-        if self._timer is not None:
-            return
-        self._timer = threading.Timer(IDLE_SECONDS if delay is None else delay, self._sweep)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _sweep(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in [k for k, (_, used) in self._items.items() if now - used >= IDLE_SECONDS]:
-                del self._items[key]
-            self._timer = None
-            if self._items:  # next when the least recently used one falls idle
-                oldest = min(used for _, used in self._items.values())
-                self._schedule(max(oldest + IDLE_SECONDS - now, 0.01))
-
-    def pop(self, key: Hashable) -> None:
-        with self._lock:
-            self._items.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-_buffers = Idle()
+_buffers = Cache("Dask tile buffers", idle_seconds=IDLE_SECONDS)
 
 
 def buffers(real_shape: tuple[int, ...], spectrum_shape: tuple[int, ...],
@@ -140,7 +54,7 @@ def buffers(real_shape: tuple[int, ...], spectrum_shape: tuple[int, ...],
         return (pair[0].shape == real_shape and pair[0].dtype == dtype
                 and pair[1].shape == spectrum_shape)
 
-    return _buffers.get(threading.get_ident(), make, fits)
+    return _buffers.get_or_make(threading.get_ident(), make, fits)
 
 
 def joined(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -155,7 +69,7 @@ def joined(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     >>> release()
     """
     shape, dtype = tuple(shape), np.dtype(dtype)
-    return _buffers.get((threading.get_ident(), "joined"), lambda: np.empty(shape, dtype),
+    return _buffers.get_or_make((threading.get_ident(), "joined"), lambda: np.empty(shape, dtype),
                         lambda tile: tile.shape == shape and tile.dtype == dtype)
 
 

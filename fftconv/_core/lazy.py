@@ -1,0 +1,38 @@
+"""The one test for a lazy (dask) array, made without importing dask.
+
+A value can be a dask array only once ``dask.array`` is imported: until then
+the test costs a dictionary lookup, and ``import fftconv`` stays free of dask.
+
+Examples
+--------
+>>> import numpy as np
+>>> is_dask_array(np.ones(3)), is_dask_array([1, 2])
+(False, False)
+>>> import dask.array as da
+>>> is_dask_array(da.ones(3, chunks=2))
+True
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def is_dask_array(value: object) -> bool:
+    """Whether ``value`` is a ``dask.array.Array``."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(value, dask_array.Array)
+
+
+def as_dask_array(value):
+    """``value`` as a dask array: itself, or an in-memory array in dask's default chunks.
+
+    For a call whose other argument is lazy: a dask array in, a lazy one out (SPEC §2).
+    """
+    if is_dask_array(value):
+        return value
+    import dask.array as da
+
+    return da.from_array(np.asarray(value))

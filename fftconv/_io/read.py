@@ -1,0 +1,239 @@
+"""open_image: image files read lazily, as dask arrays, by file extension.
+
+The library's functions, which the command line uses too (the writing side is
+:mod:`.write`).  Inputs open lazily
+as dask arrays: ``.zarr`` (zarr), ``.npy`` (memory mapped), ``.tif``/``.tiff``
+(memory mapped when uncompressed and contiguous, else tile by tile through
+tifffile's zarr store).  Files are read and written by path
+(:class:`MappedFile`, :class:`TiffTiles`), so tasks pickle small and worker
+processes read and write the file themselves.  Outputs are written from the
+graph, block by block, to a temporary path beside the target and moved into
+place only when complete, so an interrupted or failed run never leaves a
+half-written file at the target, and the input is never opened for writing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fftconv._infra.cache import Cache
+from fftconv._io.formats import InputError, file_format
+from fftconv._io.mapped import MappedFile
+
+
+def _zarr_array(path: Path, role: str = "input"):
+    """The zarr array at ``path``, opened: or an OME-Zarr group's full-resolution array.
+
+    Microscopy's OME-Zarr (NGFF) stores an image as a group of resolution
+    levels, listed in its ``multiscales`` metadata (under ``ome`` from NGFF 0.5
+    on), the full resolution first.
+    """
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return node
+    scale = multiscale(node)
+    if not scale:
+        names = sorted(name for name, _ in node.arrays())
+        raise InputError(f"{role} {str(path)!r} is a zarr group without OME-Zarr multiscales "
+                         f"metadata; name one of its arrays: {names}")
+    return node[scale["datasets"][0]["path"]]
+
+
+def multiscale(group) -> dict | None:
+    """A zarr group's first OME-Zarr multiscale image (its levels and axes), or None."""
+    attrs = dict(group.attrs)
+    scales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    return scales[0] if scales else None
+
+
+# "auto" chunks of a store whose own are small, or of a file that has none (.npy, a
+# contiguous TIFF): about 2048² float32.  Dask's own "auto" (its array.chunk-size,
+# 128 MiB) is far more working memory per task and no faster: a 16384² float32 TIFF in
+# 512² zlib tiles ⊛ a 201² disk (Python's zlib, before imagecodecs was installed)
+# took 23.2 s at 1452 MiB in dask's 5632² chunks,
+# against 17.6 s at 329 MiB in 2048² (20.7 s at 691 MiB in 4096², 19.7 s at 294 MiB in
+# 1024²); the same image as a .npy, 8.1 s at 2392 MiB against 6.6 s at 1318 MiB (the
+# mapped file's pages count in RSS).
+AUTO_CHUNK_BYTES = 16 * 2**20
+
+
+def _chunks(source, chunks):
+    """The dask chunks of ``source`` (a zarr array, :class:`TiffTiles`, :class:`MappedFile`).
+
+    ``chunks`` as given (a tuple checked against the axes, :func:`_fit`), or
+    for ``"auto"``: the source's stored chunks (a zarr store's, a TIFF's tiles
+    or strips) when they hold at least 4 MiB, as they are: reading one is then
+    one decode, and the halo strips can be re-read straight from the store (see
+    ``fftconv._tiling.tiled``), while a dask chunk cutting one would decode all of it
+    for each piece.  Smaller ones (or none) are joined, as dask's ``"auto"``
+    joins them, into blocks of about :data:`AUTO_CHUNK_BYTES`.
+    """
+    from dask.array.core import normalize_chunks
+
+    if chunks != "auto":
+        return _fit(chunks, source.ndim)
+    stored = getattr(source, "chunks", None)
+    dtype = np.dtype(source.dtype)
+    if stored is not None and math.prod(stored) * dtype.itemsize >= 4 * 2**20:
+        return tuple(stored)
+    return normalize_chunks("auto", source.shape, limit=AUTO_CHUNK_BYTES, dtype=dtype,
+                            previous_chunks=stored)
+
+
+def open_image(path: str | os.PathLike, chunks="auto"):
+    """Open an image file as a lazy dask array, each chunk read by path when a task needs it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.zarr`` array (of an OME-Zarr group, its full resolution; one
+        array of a group as ``image.zarr/0``), a ``.npy`` file
+        (memory-mapped) or a ``.tif`` / ``.tiff`` (memory-mapped when
+        uncompressed and contiguous, else read tile by tile through
+        tifffile's zarr store; of a pyramid, its full resolution).
+    chunks : int, tuple or "auto", optional
+        The dask chunks.  ``"auto"`` keeps the file's own chunks (a zarr
+        store's, a TIFF's tiles or strips) when they hold at least 4 MiB (one
+        decode per chunk); else it takes dask's ``"auto"`` in blocks of about
+        16 MiB (dask's default, 128 MiB, is far more working memory per task),
+        each of whole stored chunks.
+
+    Returns
+    -------
+    dask.array.Array
+        Nothing is read until it is computed.
+
+    Raises
+    ------
+    ValueError
+        The format is unknown, or the file is missing or unreadable.
+
+    Notes
+    -----
+    Every task reads its chunk by path in the process that runs it, so the
+    array suits the ``processes`` scheduler and dask.distributed workers as
+    well as threads (on a cluster of machines, on a file system they share).
+    ``da.from_array(np.load(path, mmap_mode="r"))`` does not: current dask
+    copies a ``np.memmap`` whole into memory when the array is made (dask
+    issue #11850), and other processes get that copy pickled into every task.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fftconv
+    >>> folder = tempfile.mkdtemp()
+    >>> np.save(os.path.join(folder, "image.npy"), np.ones((300, 200), np.float32))
+    >>> image = fftconv.open_image(os.path.join(folder, "image.npy"), chunks=100)
+    >>> image.chunks
+    ((100, 100, 100), (100, 100))
+    >>> blurred = fftconv.convolve(image, np.ones((5, 5), np.float32) / 25, boundary="reflect")
+    >>> out = fftconv.write_image(blurred, os.path.join(folder, "blurred.zarr"))
+    >>> float(fftconv.open_image(out)[150, 100].compute())
+    1.0
+    """
+    return open_file(path, chunks, "input")
+
+
+def open_file(path: str | os.PathLike, chunks="auto", role: str = "input"):
+    """:func:`open_image`, its errors naming the file by its ``role`` (``"kernel"``)."""
+    import dask.array as da
+
+    path = Path(path)
+    kind = file_format(path, role)
+    if not path.exists():
+        raise InputError(f"{role} {str(path)!r} does not exist")
+    try:
+        if kind == ".zarr":
+            native = _zarr_array(path, role)  # opened once: its chunks, then its reads
+            return da.from_zarr(native, chunks=_chunks(native, chunks))
+        if kind == ".npy":
+            return _lazy(MappedFile.of(np.load(path, mmap_mode="r")), chunks)
+        import tifffile
+
+        try:
+            mapped = tifffile.memmap(str(path), mode="r")
+        except ValueError:  # tiled or compressed: tile by tile
+            return _tiff_tiles(path, chunks)
+        return _lazy(MappedFile.of(mapped), chunks)
+    except InputError:
+        raise
+    except Exception as err:  # any reader's own error: the file is unreadable
+        raise InputError(f"{role} {str(path)!r} could not be read: {err}") from None
+
+
+def _lazy(source, chunks):
+    """A dask array reading ``source`` (a :class:`MappedFile` or :class:`TiffTiles`) by chunks."""
+    import dask.array as da
+
+    meta = np.empty((0,) * source.ndim, dtype=source.dtype)
+    return da.from_array(source, chunks=_chunks(source, chunks), meta=meta)
+
+
+def _fit(chunks, ndim: int):
+    """``chunks``, if a tuple of them has one entry per axis (else the user's error, named)."""
+    if isinstance(chunks, tuple) and len(chunks) != ndim:
+        raise InputError(f"chunks {chunks} give {len(chunks)} sizes for the image's {ndim} "
+                         "axes")
+    return chunks
+
+
+def _tiff_tiles(path: Path, chunks):
+    """A tiled or compressed TIFF read through tifffile's zarr store (its tiles as chunks)."""
+    stamp = path.stat().st_mtime_ns
+    opened = _tiff_store(str(path), stamp)
+    return _lazy(TiffTiles(str(path), stamp, opened.shape, opened.dtype, opened.chunks), chunks)
+
+
+@dataclasses.dataclass(frozen=True)
+class TiffTiles:
+    """A tiled or compressed TIFF by path, read through tifffile's zarr store.
+
+    The store holds an open file and a lock, which cannot be pickled to worker
+    processes; this can, and each process opens the file once
+    (:func:`_tiff_store`).  ``modified`` (the file's mtime) keeps a rewritten
+    file from being read through a stale store.
+    """
+
+    path: str
+    modified: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: tuple[int, ...]  # the store's: "auto" keeps whole tiles, as from_zarr did
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.asarray(_tiff_store(self.path, self.modified)[index])
+
+
+def _open_tiff_store(path: str):
+    import tifffile
+    import zarr
+
+    # level 0: a pyramid's (OME-TIFF, slide scanners) full resolution, else a group
+    store = tifffile.imread(path, aszarr=True, level=0)
+    return store, zarr.open(store, mode="r")
+
+
+# The open tifffile stores of the last few TIFFs read, by path; one per process.  Opening
+# a store parses the file's IFDs, so each process keeps a few open.  A store pushed out,
+# or left stale by a file rewritten since (another ``modified``), is closed at once: left
+# to the garbage collector, its file handle would stay open until then and warn as it went.
+_tiff_stores = Cache("open TIFF stores", entries=4, on_drop=lambda entry: entry[1].close())
+
+
+def _tiff_store(path: str, modified: int):
+    """The zarr array of the TIFF at ``path`` as it was at ``modified``."""
+    entry = _tiff_stores.get_or_make(path, lambda: (modified, *_open_tiff_store(path)),
+                                     fits=lambda entry: entry[0] == modified)
+    return entry[2]
