@@ -113,9 +113,14 @@ class Cache:
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         """The value under ``key`` (now the most recently used), else ``default``."""
-        with self._lock:
-            value = self._found(key)
-        return default if value is once.MISSING else value
+        with self._lock:  # _found, inlined: this runs on every call of a Convolver
+            entry = self._items.get(key)
+            if entry is None:
+                return default
+            self._items.move_to_end(key)
+            if self.idle_seconds is not None:
+                entry[2] = time.monotonic()
+            return entry[0]
 
     def put(self, key: Hashable, value: Any) -> None:
         """Keep ``value`` under ``key`` (unless it is over ``max_item_bytes``)."""
@@ -129,6 +134,10 @@ class Cache:
         Threads asking while another makes it wait for that one.  A kept value
         that ``fits`` refuses is dropped and made again.
         """
+        value = self.get(key, once.MISSING)  # the common case, without compute-once
+        if value is not once.MISSING and (fits is None or fits(value)):
+            return value
+
         def found():  # under the lock
             value = self._found(key)
             if value is not once.MISSING and fits is not None and not fits(value):
