@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -82,6 +83,10 @@ def load_wisdom(pyfftw, path: Path) -> bool:
         warnings.warn(f"FFTW wisdom at {path} is unreadable and was ignored: {err}",
                       WisdomWarning, stacklevel=2)
         return False
+    if not isinstance(record, dict):
+        warnings.warn(f"FFTW wisdom at {path} is malformed (a JSON {type(record).__name__}, "
+                      "not an object) and was ignored", WisdomWarning, stacklevel=2)
+        return False
     stamp = _wisdom_stamp(pyfftw)
     written = {key: record.get(key) for key in stamp}
     if written != stamp:
@@ -90,8 +95,10 @@ def load_wisdom(pyfftw, path: Path) -> bool:
         return False
     try:
         wisdom = tuple(w.encode("ascii") for w in record["wisdom"])
+        if len(wisdom) != 3:  # FFTW's single, double and long double precisions
+            raise ValueError(f"{len(wisdom)} precisions, not 3")
         loaded = pyfftw.import_wisdom(wisdom)
-    except (KeyError, TypeError, AttributeError, ValueError) as err:
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as err:
         warnings.warn(f"FFTW wisdom at {path} is malformed and was ignored: {err}",
                       WisdomWarning, stacklevel=2)
         return False
@@ -106,6 +113,7 @@ def save_wisdom(pyfftw, path: Path) -> None:
     """Write wisdom atomically: a temporary file beside ``path``, then ``os.replace``."""
     record = dict(_wisdom_stamp(pyfftw), wisdom=[w.decode("ascii")
                                                  for w in pyfftw.export_wisdom()])
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".wisdom-", dir=path.parent)
@@ -113,6 +121,9 @@ def save_wisdom(pyfftw, path: Path) -> None:
             json.dump(record, handle)
         os.replace(tmp, path)
     except OSError as err:
+        if tmp is not None:  # a full disk, say: leave nothing beside the wisdom file
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         warnings.warn(f"FFTW wisdom could not be saved to {path}: {err}", WisdomWarning,
                       stacklevel=2)
 

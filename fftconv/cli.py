@@ -477,12 +477,24 @@ def _sigterm_unwinds():
         signal.signal(signal.SIGTERM, previous)
 
 
+# The optional dependencies the command line may need, and the extra that installs each.
+OPTIONAL_MODULES = {"dask": "dask", "distributed": "dask", "zarr": "io", "tifffile": "io",
+                    "imagecodecs": "io", "scipy": "scipy", "pyfftw": "pyfftw", "cv2": "opencv"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # bad options: argparse prints one usage line, exit 2
     try:
         with _sigterm_unwinds():
             return int(args.func(args))
+    except ModuleNotFoundError as err:
+        extra = OPTIONAL_MODULES.get((err.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"fftconv: error: this needs {err.name}, which is not installed: "
+              f"pip install 'fftconv[{extra}]'", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError) as err:
         print(f"fftconv: error: {err}", file=sys.stderr)
         return 2

@@ -19,9 +19,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import difflib
+import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -65,8 +68,46 @@ def resolve_workers(workers: int) -> int:
 
 @memoized("core count", entries=1)
 def cores() -> int:
-    """The machine's cores, counted once: ``os.cpu_count`` took 7 µs, twice a call."""
-    return os.cpu_count() or 1
+    """The CPUs this process may run on, counted once (``os.cpu_count`` took 7 µs a call).
+
+    Under ``taskset``, a cgroup CPU quota (a container's ``--cpus``) or a Slurm
+    allocation that is fewer than the machine's cores: threads beyond them
+    only take turns.
+    """
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        count = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(count, quota) if quota else count)
+
+
+CGROUP_CPU_FILES = ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+
+
+def cgroup_cpu_quota(files: tuple[str, ...] = CGROUP_CPU_FILES) -> int | None:
+    """The CPUs a cgroup quota allows this process (rounded up), or None without a quota.
+
+    cgroup v2's ``cpu.max`` reads ``"<quota> <period>"`` (``max`` for none);
+    v1 keeps the quota and the period in two files.
+    """
+    for path in files:
+        try:
+            text = Path(path).read_text().split()
+            if path.endswith("cpu.max"):
+                quota, period = text[0], text[1]
+            else:
+                quota = text[0]
+                period = Path(path).with_name("cpu.cfs_period_us").read_text().split()[0]
+        except (OSError, IndexError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        try:
+            return max(1, math.ceil(int(quota) / int(period)))
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
 
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
@@ -87,6 +128,8 @@ def parse_bytes(value: object) -> int | None:
         if not match or match.group(2).lower() not in _UNITS:
             raise ValueError(f"{value!r} is not a size such as 536870912, '512MiB' or '2GB'")
         number, unit = float(match.group(1)), match.group(2).lower()
+    if not math.isfinite(number * _UNITS[unit]):
+        raise ValueError(f"{value!r} is not a finite size (use 'none' for no limit)")
     size = int(number * _UNITS[unit])
     if size <= 0:
         raise ValueError(f"{value!r} is not a positive size")
@@ -131,8 +174,9 @@ def _parse_seconds(value: object) -> float | None:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"{value!r} is not a number of seconds") from None
-    if seconds <= 0:
-        raise ValueError(f"{value!r} is not a positive number of seconds")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive finite number of seconds (use 'none' "
+                         "for no limit)")
     return seconds
 
 
@@ -162,7 +206,7 @@ def _parse_count(value: object) -> int:
         count = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ValueError(f"{value!r} is not a count (an int >= 0)") from None
-    if count < 0:
+    if count < 0 or count != float(value):  # type: ignore[arg-type]
         raise ValueError(f"{value!r} is not a count (an int >= 0)")
     return count
 
@@ -184,12 +228,25 @@ def env_name(key: str) -> str:
     return f"FFTCONV_{key.upper()}"
 
 
+class SettingsWarning(UserWarning):
+    """A setting fftconv does not know (a misspelt name) was ignored."""
+
+
+def _nearest(key: str) -> str:
+    """``" (did you mean 'x'?)"`` for the setting closest to ``key``, if one is close."""
+    close = difflib.get_close_matches(key.lower(), PARSERS, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_setting(key: str, where: str) -> str:
+    return (f"{where}: unknown setting {key!r}{_nearest(key)}; settings are "
+            f"{', '.join(sorted(PARSERS))}")
+
+
 def parse_setting(key: str, value: object, where: str) -> Any:
     """Parse one setting, or raise ValueError naming the setting, the value and its source."""
     if key not in PARSERS:
-        raise ValueError(
-            f"{where}: unknown setting {key!r}; settings are {', '.join(sorted(PARSERS))}"
-        )
+        raise ValueError(unknown_setting(key, where))
     try:
         return PARSERS[key](value)
     except ValueError as err:
@@ -263,14 +320,47 @@ def _file_layer() -> dict[str, Any]:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as err:
             raise ValueError(f"config file {str(path)!r} is not valid TOML: {err}") from None
-        table = raw.get("fftconv", raw)
-        return {key: parse_setting(key, value, f"config file {str(path)!r}")
-                for key, value in table.items()}
+        return _file_settings(raw, f"config file {str(path)!r}")
 
     return read_if_changed(_file_cache, path, stat, parse)
 
 
+def _file_settings(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The settings of a parsed config file: its ``[fftconv]`` table, or its top level.
+
+    A name fftconv does not know is an error that suggests the nearest; keys beside
+    the table are ignored with a :class:`SettingsWarning` (once per version of the
+    file: the parse is kept until the file changes).
+    """
+    table = raw.get("fftconv", raw)
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: 'fftconv' must be a table of settings ([fftconv]), "
+                         f"not {type(table).__name__}")
+    if table is not raw and len(raw) > 1:
+        beside = sorted(key for key in raw if key != "fftconv")
+        warnings.warn(f"{where}: top-level keys {beside} are ignored; settings go in the "
+                      "[fftconv] table", SettingsWarning, stacklevel=2)
+    return {key: parse_setting(key, value, where) for key, value in table.items()}
+
+
+_ENV_CHECKED: list[bool] = []
+
+
+def _check_env_names() -> None:
+    """Warn, once per process, about ``FFTCONV_*`` variables that name no setting."""
+    if _ENV_CHECKED:
+        return
+    _ENV_CHECKED.append(True)
+    known = {env_name(key) for key in PARSERS} | {CONFIG_ENV}
+    for name in sorted(os.environ):
+        if name.startswith("FFTCONV_") and name not in known:
+            key = name[len("FFTCONV_"):].lower()
+            warnings.warn(f"environment variable {name} names no fftconv setting"
+                          f"{_nearest(key)} and is ignored", SettingsWarning, stacklevel=4)
+
+
 def _env_layer() -> dict[str, Any]:
+    _check_env_names()
     found = {}
     for key in PARSERS:
         raw = os.environ.get(env_name(key))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,10 +121,50 @@ class NamedKernel:
                              f"whose pixels are in {size_unit}")
         return converted / size
 
-    def array(self, sizes: Sequence[PixelSize] | None = None) -> np.ndarray:
-        """The kernel, summing to 1, in float32."""
+    def shape(self, sizes: Sequence[PixelSize] | None = None) -> tuple[int, ...]:
+        """The kernel's shape, known without building it."""
+        extents = self.pixels(sizes)
+        if self.name == "gaussian":
+            return tuple(2 * max(1, math.ceil(4 * s)) + 1 for s in extents)
+        if self.name == "disk":
+            return tuple(2 * math.ceil(r) + 1 for r in extents)
+        return tuple(int(n) for n in extents)
+
+    def array(self, sizes: Sequence[PixelSize] | None = None,
+              memory: int | None = None) -> np.ndarray:
+        """The kernel, summing to 1, in float32.
+
+        One that would take more than ``memory`` bytes to build (default: half this
+        machine's memory) is refused with an :class:`InputError` before anything is
+        allocated: ``disk:radius=1e9`` asked for 15 GiB and was killed.
+        """
+        shape = self.shape(sizes)
+        need = math.prod(shape) * 8 * (3 if self.name == "disk" else 1)  # float64 temporaries
+        budget = memory if memory is not None else _half_the_memory()
+        if need > budget:
+            raise InputError(f"kernel {self.spec!r} would be {' x '.join(map(str, shape))} "
+                             f"pixels, {need / 2**30:.3g} GiB to build: more than the "
+                             f"{budget / 2**30:.3g} GiB allowed; give a smaller "
+                             f"{self.parameter}")
         kernel = NAMED[self.name][1](self.pixels(sizes))
         return (kernel / kernel.sum()).astype(np.float32)
+
+
+def _half_the_memory() -> int:
+    """Half the memory this process may have: the machine's, or its address-space cap."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no bound
+        total = 2**63
+    try:
+        import resource
+
+        cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if cap != resource.RLIM_INFINITY:
+            total = min(total, cap)
+    except (ImportError, OSError, ValueError):
+        pass
+    return total // 2
 
 
 def _extent(spec: str, expected: str, text: str) -> tuple[float, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 
 import numpy as np
@@ -28,9 +29,35 @@ def on_a_grid(array):
 
 
 def created(mapped: np.memmap) -> MappedFile:
-    """The new file ``mapped`` maps, its header on disk, as a target that maps it per write."""
+    """The new file ``mapped`` maps, its header on disk, as a target that maps it per write.
+
+    The file's blocks are allocated now: a sparse file's pages get their blocks when
+    first written through the map, and on a full disk that write is a SIGBUS that
+    kills the process without a word.  Allocated up front, a full disk is an OSError
+    here, before anything is computed.
+    """
     mapped.flush()
+    allocate(str(mapped.filename), int(mapped.offset) + mapped.nbytes)
     return MappedFile.of(mapped)
+
+
+def allocate(path: str, size: int) -> None:
+    """Give the file at ``path`` its blocks up to ``size`` bytes, or raise OSError (ENOSPC).
+
+    Where the file system cannot preallocate, nothing is done.
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return
+        raise OSError(err.errno, f"no room for the output ({size} bytes): {err.strerror}",
+                      path) from None
+    finally:
+        os.close(fd)
 
 
 @dataclasses.dataclass(frozen=True)

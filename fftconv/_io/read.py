@@ -213,7 +213,21 @@ class TiffTiles:
         return len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
-        return np.asarray(_tiff_store(self.path, self.modified)[index])
+        try:
+            return np.asarray(_tiff_store(self.path, self.modified)[index])
+        except (MemoryError, OSError):
+            raise
+        except Exception as err:  # a codec's error (zlib, LZW, JPEG...): the tile is damaged
+            raise InputError(f"{self.path}: the tiles of {_region(index)} could not be "
+                             f"decoded, the file is damaged ({type(err).__name__}: {err})"
+                             ) from err
+
+
+def _region(index) -> str:
+    """``index`` (a tuple of slices) as rows and columns: ``[0:64, 128:192]``."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(f"{s.start or 0}:{s.stop}" if isinstance(s, slice) else str(s)
+                           for s in parts) + "]"
 
 
 def _open_tiff_store(path: str):

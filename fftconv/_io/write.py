@@ -17,11 +17,29 @@ from pathlib import Path
 import numpy as np
 
 from fftconv._core.lazy import is_dask_array
+from fftconv._infra.files import move_new, move_replacing
 from fftconv._io.formats import InputError, file_format
 from fftconv._io.mapped import MappedFile, created, on_a_grid
 from fftconv._io.pyramid import coarser_level, first_empty, level_factors
 from fftconv._io.tiff_scale import ome_tiff_letters, ome_tiff_metadata
 from fftconv._io.zarr_direct import ChunkWriter
+
+# What each format stores: numbers (TIFF has no booleans: tifffile would write them as
+# bytes, which read back as uint8).
+_STORABLE_KINDS = {".zarr": "biufc", ".npy": "biufc", ".tif": "iufc"}
+
+
+def _check_storable(array, kind: str) -> None:
+    """Refuse, in one clear line, what ``kind`` cannot hold: no dimensions, or the dtype."""
+    dtype, ndim = np.dtype(array.dtype), array.ndim
+    if ndim == 0:
+        raise ValueError("write_image needs an array of at least one dimension (an image); "
+                         "got a 0-d scalar")
+    allowed = _STORABLE_KINDS[".tif" if kind in (".tif", ".tiff") else kind]
+    if dtype.kind not in allowed:
+        hint = " (write .astype(np.uint8) for a mask)" if dtype.kind == "b" else ""
+        raise TypeError(f"a {kind} image cannot store dtype {dtype}; give a numeric array"
+                        f"{hint}")
 
 
 def check_output(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path:
@@ -38,21 +56,11 @@ def check_output(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path:
         if target in source.parents:  # replacing it would delete the input and its siblings
             raise InputError(f"output {str(path)!r} holds the input {str(given)!r}; choose "
                              "another path")
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise InputError(f"output {str(path)!r} exists; pass --overwrite to replace it")
     if not path.parent.exists():
         raise InputError(f"output directory {str(path.parent)!r} does not exist")
     return path
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-    else:
-        os.replace(tmp, path)
 
 
 def output_codec(zarr_format: int = 3):
@@ -121,7 +129,10 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     Raises
     ------
     ValueError
-        The format is unknown, or ``ome`` is not an entry for this array.
+        The format is unknown, ``ome`` is not an entry for this array, or the
+        array has no dimensions.
+    TypeError
+        The format cannot store the array's dtype.
     FileExistsError
         ``path`` exists and ``overwrite`` is false.
     FileNotFoundError
@@ -154,6 +165,9 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
+    if not (hasattr(array, "dtype") and hasattr(array, "ndim")):  # a list: a zarr array or
+        array = np.asarray(array)  # a memory map stays as it is, read lazily by dask below
+    _check_storable(array, kind)
     array = array if is_dask_array(array) else da.asarray(array)
     names = _names(dimension_names, array.ndim)
     if ome is not None:
@@ -175,7 +189,15 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
             sources = [array, *_coarser_levels(array, ome)]
             targets = _tiff_targets(tmp, sources, names, ome)
         da.store(sources, targets, lock=False, **compute)
-        _replace(tmp, path)
+        if overwrite:  # the old output, if any, lands at tmp: removed with the folder
+            move_replacing(tmp, path)
+        else:
+            try:
+                move_new(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f"output {str(path)!r} appeared while this run wrote "
+                                      "it and was left as it is; pass overwrite=True to "
+                                      "replace it") from None
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
     if group and group[1]:  # after the temporary folder is gone: not an array of the group

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from fftconv._io.formats import InputError
+
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
@@ -155,10 +157,21 @@ def read_chunk(array, stored: Layout, coords: tuple[int, ...],
     if found is None:
         return np.full(shape, stored.fill_value, stored.dtype)
     out = np.empty(stored.chunk_shape, stored.dtype)
-    _decode_into(stored.codec, found.as_numpy_array(), out, key)
+    try:
+        _decode_into(stored.codec, found.as_numpy_array(), out, key)
+    except Exception as err:  # a codec's own error (blosc, zstd): the chunk is damaged
+        raise InputError(f"{_where(array)}: chunk {key!r} could not be decoded, the file is "
+                         f"damaged ({type(err).__name__}: {err})") from err
     if shape == stored.chunk_shape:
         return out
     return out[tuple(slice(0, n) for n in shape)].copy()  # an edge chunk: zarr's exact extent
+
+
+def _where(array) -> str:
+    """The zarr array's location, for messages: its store's root and its path in it."""
+    root = getattr(array.store, "root", None)
+    path = str(root) if root is not None else str(array.store)
+    return f"{path}/{array.path}".rstrip("/") if array.path else path
 
 
 def _decode_into(codec, data: np.ndarray, out: np.ndarray, key: str) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from fftconv._core.settings import read_if_changed, user_cache_file
 from fftconv._infra.cache import Cache
+from fftconv._infra.files import write_atomically
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +76,11 @@ def stored_rates() -> dict:
     def parse() -> dict:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            if record.get("format") != FORMAT or not isinstance(record.get("entries"), dict):
+            if not isinstance(record, dict) or record.get("format") != FORMAT \
+                    or not isinstance(record.get("entries"), dict):
                 raise ValueError("unknown format")
-            return {key: _rates(values) for key, values in record["entries"].items()}
+            return {_checked_key(key): _rates(values)
+                    for key, values in record["entries"].items()}
         except (OSError, ValueError, TypeError) as err:
             warnings.warn(f"calibration file {path} is unusable and was ignored ({err}); "
                           "run `fftconv calibrate` to rewrite it", CalibrationWarning,
@@ -87,6 +88,18 @@ def stored_rates() -> dict:
             return {}
 
     return read_if_changed(_loaded, path, stat, parse)
+
+
+def _checked_key(key: str) -> str:
+    """An entry's key as :func:`entry_key` writes it (backend|dtype|threads), or ValueError."""
+    parts = key.split("|")
+    try:
+        if len(parts) != 3 or not parts[0] or int(parts[2]) < 1 or \
+                np.dtype(parts[1]).str != parts[1]:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"entry {key!r} is not backend|dtype|threads") from None
+    return key
 
 
 def _rates(values: dict) -> Rates:
@@ -122,9 +135,6 @@ def save(entries: dict[str, Rates], path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": FORMAT, "machine": platform.node(), "processor": platform.processor(),
               "entries": {k: dataclasses.asdict(v) for k, v in entries.items()}}
-    fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(record, indent=1), prefix=".calibration-")
     _loaded.clear()
     return path

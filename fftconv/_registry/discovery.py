@@ -113,6 +113,13 @@ def refresh_backends() -> None:
         _failures.clear()
 
 
+def _reraise_interrupt(err: BaseException) -> None:
+    """Raise ``err`` again if it is the user's Ctrl-C; anything else a plugin raises while
+    loading (``SystemExit``, a ``BaseException`` of its own) makes that plugin broken."""
+    if type(err) is KeyboardInterrupt or isinstance(err, GeneratorExit):
+        raise err
+
+
 def _missing_requirement(obj: Any) -> str | None:
     for module in getattr(obj, "requires", ()):
         try:
@@ -144,7 +151,8 @@ def _load(name: str, ep: importlib.metadata.EntryPoint) -> tuple[Any, BackendInf
     info = BackendInfo(name, ep.value, _distribution_name(ep))
     try:
         factory = ep.load()
-    except Exception as err:  # a plugin's import may fail in any way
+    except BaseException as err:  # a plugin's import may fail in any way, SystemExit too
+        _reraise_interrupt(err)
         return None, dataclasses.replace(info, status="broken",
                                          detail=f"import failed: {type(err).__name__}: {err}")
     missing = _missing_requirement(factory)
@@ -155,7 +163,8 @@ def _load(name: str, ep: importlib.metadata.EntryPoint) -> tuple[Any, BackendInf
             detail=f"needs {missing!r}" + (f"; install with: {hint}" if hint else ""))
     try:
         backend = factory() if callable(factory) else factory
-    except Exception as err:
+    except BaseException as err:
+        _reraise_interrupt(err)
         return None, dataclasses.replace(info, status="broken",
                                          detail=f"could not start: {type(err).__name__}: {err}")
     problem = conformance_problem(backend)
@@ -222,7 +231,8 @@ def _auto() -> Any:
     for name, ep in _entry_points().items():
         try:
             factory = ep.load()
-        except Exception as err:
+        except BaseException as err:
+            _reraise_interrupt(err)
             warnings.warn(f"fftconv backend {name!r} is broken and was skipped: import failed: "
                           f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=4)
             continue

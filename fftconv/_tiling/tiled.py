@@ -46,7 +46,7 @@ from fftconv._tiling.graph import assemble
 
 def frozen_settings(backend=None, workers=None) -> dict:
     """Every setting in effect now, for tasks to re-apply: one FFT thread unless ``workers``."""
-    settings = _config.resolve(backend=backend, workers=workers or 1)
+    settings = _config.resolve(backend=backend, workers=1 if workers is None else workers)
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
 
 
