@@ -18,8 +18,10 @@ task runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -311,8 +313,39 @@ class ChunkWriter:
         data = value.view(np.uint8).reshape(-1)
         if self.stored.codec is not None:
             data = self.stored.codec.encode(data if self.stored.encodes_bytes else value)
-        buffer = default_buffer_prototype().buffer.from_bytes(data)
-        sync(self.array.store.set(_key(self.array, coords), buffer))
+        key = _key(self.array, coords)
+        if not _put_local(self.array.store, key, data):
+            buffer = default_buffer_prototype().buffer.from_bytes(data)
+            sync(self.array.store.set(key, buffer))
+
+
+def _put_local(store, key: str, data) -> bool:
+    """Write a chunk's bytes into a local store's folder, never making the folder again.
+
+    zarr's ``LocalStore`` makes every missing parent of a chunk it writes: a task
+    still running when a failed computation's temporary output was removed made it
+    again (dask.distributed, a task failing: ``.out.zarr.XXXX/...`` came back).
+    Here each folder below the store's root is made on its own, so a removed root
+    is a FileNotFoundError for that task, and nothing reappears.  False when the
+    store is not a local folder (zarr writes it).
+    """
+    import zarr.storage
+
+    if not isinstance(store, zarr.storage.LocalStore):
+        return False
+    folder = Path(store.root)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"zarr store {str(folder)!r} is gone; the chunk {key!r} "
+                                "was not written")
+    *parents, name = key.split("/")
+    for part in parents:
+        folder = folder / part
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()  # never parents=True: see above
+    raw = data if isinstance(data, bytes | bytearray) else \
+        memoryview(np.ascontiguousarray(data)).cast("B")
+    (folder / name).write_bytes(raw)
+    return True
 
 
 def _writes_empty_chunks(array) -> bool:

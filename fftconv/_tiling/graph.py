@@ -25,9 +25,14 @@ def _source_read(graph, key):
     """The task that reads chunk ``key`` from a store (zarr, TIFF, memmap), or None.
 
     Only plain reads qualify: running one twice costs a read, never a
-    recomputation of the user's upstream graph.
+    recomputation of the user's upstream graph.  Before dask's task-spec graphs
+    (2024.12) none is recognised: the halos then come from the one read of each
+    chunk, as with ``halo_reads="hold"`` (the same values, more memory held).
     """
-    from dask._task_spec import Task
+    try:
+        from dask._task_spec import Task
+    except ImportError:  # an older dask: its graphs hold plain tuples
+        return None
     from dask.array.core import getter, getter_inline, getter_nofancy
 
     node = graph.get(key)
