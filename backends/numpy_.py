@@ -25,16 +25,24 @@ class NumpyBackend:
         )
 
     def rfftn(self, x, s, axes, workers=1):
-        return np.fft.rfftn(x, s=s, axes=axes)
+        return _in_precision_of(x, np.fft.rfftn(x, s=s, axes=axes))
 
     def irfftn(self, x, s, axes, workers=1):
-        return np.fft.irfftn(x, s=s, axes=axes)
+        return _in_precision_of(x, np.fft.irfftn(x, s=s, axes=axes))
 
     def fftn(self, x, s, axes, workers=1):
-        return np.fft.fftn(x, s=s, axes=axes)
+        return _in_precision_of(x, np.fft.fftn(x, s=s, axes=axes))
 
     def ifftn(self, x, s, axes, workers=1):
-        return np.fft.ifftn(x, s=s, axes=axes)
+        return _in_precision_of(x, np.fft.ifftn(x, s=s, axes=axes))
 
     def next_fast_len(self, n: int, real: bool = True) -> int:
         return next_smooth(n, (2, 3, 5))
+
+
+def _in_precision_of(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` in ``x``'s precision, as the contract asks: NumPy before 2.0 transforms
+    single precision in double and returns complex128 (NumPy 2 keeps it: no copy)."""
+    if np.dtype(x.dtype) not in (np.float32, np.complex64):
+        return out
+    return out.astype(np.complex64 if out.dtype.kind == "c" else np.float32, copy=False)

@@ -518,3 +518,38 @@ def test_a_failed_task_under_distributed_leaves_no_temporary_output(tmp_path):
         time.sleep(1.5)  # every task that was running has finished
         client.cancel(list(client.futures))
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# -- older libraries ------------------------------------------------------------------------------
+
+def test_a_dask_without_task_spec_graphs_still_tiles_from_a_store(tmp_path, monkeypatch):
+    """With dask 2024.1 (``pyproject``'s lower bound) the Dask path raised
+    ``ModuleNotFoundError: No module named 'dask._task_spec'``; without it the halos come
+    from the one read of each chunk, with the same values."""
+    pytest.importorskip("dask.array")
+    x = np.random.default_rng(2).random((96, 80)).astype(np.float32)
+    fftconv.write_image(x, tmp_path / "in.zarr")
+    from fftconv._tiling import graph
+
+    monkeypatch.setattr(graph, "_task_class", lambda: None)  # as when the import fails
+    lazy = fftconv.open_image(tmp_path / "in.zarr", chunks=(32, 40))
+    k = np.ones((7, 5), np.float32)
+    got = fftconv.convolve(lazy, k, boundary="reflect").compute()
+    np.testing.assert_allclose(got, fftconv.convolve(x, k, boundary="reflect"), atol=1e-5)
+
+
+def test_the_numpy_backend_keeps_single_precision_on_numpy_1(monkeypatch):
+    """NumPy before 2.0 transforms float32 in double and returns complex128: the numpy
+    backend handed that on, against the contract (float32 in, complex64 out)."""
+    from fftconv.backends import numpy_
+
+    backend = numpy_.NumpyBackend()
+    real_rfftn, real_irfftn = np.fft.rfftn, np.fft.irfftn
+    monkeypatch.setattr(np.fft, "rfftn", lambda x, **kw: real_rfftn(x.astype(np.float64), **kw))
+    monkeypatch.setattr(np.fft, "irfftn",
+                        lambda x, **kw: real_irfftn(x.astype(np.complex128), **kw))
+    x = np.ones((8, 8), np.float32)
+    spectrum = backend.rfftn(x, (8, 8), (0, 1))
+    assert spectrum.dtype == np.complex64
+    assert backend.irfftn(spectrum, (8, 8), (0, 1)).dtype == np.float32
+    assert backend.rfftn(x.astype(np.float64), (8, 8), (0, 1)).dtype == np.complex128

@@ -21,6 +21,15 @@ from fftconv._tiling.blocks import convolve_block
 from fftconv._tiling.pieces import block_plans, chunk_cut, chunk_view, constant_piece, owners
 
 
+def _task_class():
+    """dask's ``Task`` (its graphs since 2024.12), or None for an older dask."""
+    try:
+        from dask._task_spec import Task
+    except ImportError:  # an older dask: its graphs hold plain tuples
+        return None
+    return Task
+
+
 def _source_read(graph, key):
     """The task that reads chunk ``key`` from a store (zarr, TIFF, memmap), or None.
 
@@ -29,14 +38,13 @@ def _source_read(graph, key):
     (2024.12) none is recognised: the halos then come from the one read of each
     chunk, as with ``halo_reads="hold"`` (the same values, more memory held).
     """
-    try:
-        from dask._task_spec import Task
-    except ImportError:  # an older dask: its graphs hold plain tuples
+    task = _task_class()
+    if task is None:
         return None
     from dask.array.core import getter, getter_inline, getter_nofancy
 
     node = graph.get(key)
-    if (isinstance(node, Task) and node.func in (getter, getter_inline, getter_nofancy)
+    if (isinstance(node, task) and node.func in (getter, getter_inline, getter_nofancy)
             and all(not isinstance(d, tuple) for d in node.dependencies)):
         return node
     return None
