@@ -553,3 +553,20 @@ def test_the_numpy_backend_keeps_single_precision_on_numpy_1(monkeypatch):
     assert spectrum.dtype == np.complex64
     assert backend.irfftn(spectrum, (8, 8), (0, 1)).dtype == np.float32
     assert backend.rfftn(x.astype(np.float64), (8, 8), (0, 1)).dtype == np.complex128
+
+
+def test_without_hard_links_the_move_still_refuses_to_replace(tmp_path, monkeypatch):
+    """A file system without hard links (some network mounts) claims the name instead."""
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    from fftconv._infra import files
+
+    monkeypatch.setattr(files, "_renameat2", lambda *a: False)  # no renameat2 either
+    monkeypatch.setattr(os, "link", no_links)
+    fftconv.write_image(np.ones((4, 4), np.float32), tmp_path / "a.npy")
+    np.testing.assert_array_equal(_content(tmp_path / "a.npy"), 1)
+    (tmp_path / "new").write_text("new")
+    with pytest.raises(FileExistsError):
+        files.move_new(tmp_path / "new", tmp_path / "a.npy")
+    np.testing.assert_array_equal(_content(tmp_path / "a.npy"), 1)

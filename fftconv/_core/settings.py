@@ -136,15 +136,25 @@ def parse_bytes(value: object) -> int | None:
     return size
 
 
-def _parse_workers(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a thread count")
+def _integer(value: object, what: str) -> int:
+    """``value`` as an int, or ValueError saying it is not ``what``: never a bool, never
+    a fraction (``int(2.7)`` would be 2)."""
     try:
-        workers = int(value)  # type: ignore[call-overload]
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value)  # type: ignore[call-overload]
+        if number != float(value):  # type: ignore[arg-type]
+            raise ValueError
     except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a thread count (an int; -1 is all cores)") from None
-    if workers == 0 or workers != float(value):  # type: ignore[arg-type]
-        raise ValueError(f"{value!r} is not a thread count (nonzero int; -1 is all cores)")
+        raise ValueError(f"{value!r} is not {what}") from None
+    return number
+
+
+def _parse_workers(value: object) -> int:
+    what = "a thread count (a nonzero int; -1 is all cores)"
+    workers = _integer(value, what)
+    if workers == 0:
+        raise ValueError(f"{value!r} is not {what}")
     return workers
 
 
@@ -200,13 +210,8 @@ def _parse_flag(value: object) -> bool:
 
 
 def _parse_count(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a count")
-    try:
-        count = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a count (an int >= 0)") from None
-    if count < 0 or count != float(value):  # type: ignore[arg-type]
+    count = _integer(value, "a count (an int >= 0)")
+    if count < 0:
         raise ValueError(f"{value!r} is not a count (an int >= 0)")
     return count
 

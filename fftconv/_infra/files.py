@@ -78,7 +78,19 @@ def move_new(source: Path, target: Path) -> None:
                 os.rmdir(target)
             raise
     else:
-        os.link(source, target)  # FileExistsError when taken
+        try:
+            os.link(source, target)  # FileExistsError when taken
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: claim the name, then fill it
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            try:
+                os.replace(source, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(target)
+                raise
+            return
         os.unlink(source)
 
 
