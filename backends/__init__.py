@@ -18,7 +18,9 @@ A plugin author needs only the names below:
     fast transform lengths (for ``next_fast_len``);
 :class:`Cache`
     a bounded, thread- and fork-safe cache that ``fftconv.clear_caches()``
-    empties (for plans and the like).
+    empties (for plans and the like);
+:func:`write_atomically`
+    a file written whole or not at all (wisdom, say), nothing left on failure.
 
 :func:`fftconv.testing.check_backend` checks a backend against the contract.
 
@@ -32,6 +34,7 @@ Examples
 """
 
 from fftconv._infra.cache import Cache
+from fftconv._infra.files import write_atomically
 from fftconv._registry import protocol as CONTRACT
 from fftconv._registry.fastlen import LengthCosts, cheapest_length, next_smooth
 from fftconv._registry.protocol import (
@@ -51,4 +54,5 @@ __all__ = [
     "LengthCosts",
     "cheapest_length",
     "next_smooth",
+    "write_atomically",
 ]

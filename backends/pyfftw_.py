@@ -22,17 +22,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import platform
-import tempfile
 import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
-from fftconv.backends import CONTRACT_VERSION, Cache, Capabilities, LengthCosts, cheapest_length
+from fftconv.backends import (
+    CONTRACT_VERSION,
+    Cache,
+    Capabilities,
+    LengthCosts,
+    cheapest_length,
+    write_atomically,
+)
 
 from fftconv import config
 
@@ -113,17 +117,9 @@ def save_wisdom(pyfftw, path: Path) -> None:
     """Write wisdom atomically: a temporary file beside ``path``, then ``os.replace``."""
     record = dict(_wisdom_stamp(pyfftw), wisdom=[w.decode("ascii")
                                                  for w in pyfftw.export_wisdom()])
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".wisdom-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle)
-        os.replace(tmp, path)
+    try:  # a full disk, say, leaves nothing beside the wisdom file
+        write_atomically(path, json.dumps(record), prefix=".wisdom-")
     except OSError as err:
-        if tmp is not None:  # a full disk, say: leave nothing beside the wisdom file
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
         warnings.warn(f"FFTW wisdom could not be saved to {path}: {err}", WisdomWarning,
                       stacklevel=2)
 
