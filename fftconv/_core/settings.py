@@ -243,7 +243,7 @@ def _nearest(key: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def unknown_setting(key: str, where: str) -> str:
+def _unknown_setting(key: str, where: str) -> str:
     return (f"{where}: unknown setting {key!r}{_nearest(key)}; settings are "
             f"{', '.join(sorted(PARSERS))}")
 
@@ -251,7 +251,7 @@ def unknown_setting(key: str, where: str) -> str:
 def parse_setting(key: str, value: object, where: str) -> Any:
     """Parse one setting, or raise ValueError naming the setting, the value and its source."""
     if key not in PARSERS:
-        raise ValueError(unknown_setting(key, where))
+        raise ValueError(_unknown_setting(key, where))
     try:
         return PARSERS[key](value)
     except ValueError as err:

@@ -123,7 +123,9 @@ class NamedKernel:
 
     def shape(self, sizes: Sequence[PixelSize] | None = None) -> tuple[int, ...]:
         """The kernel's shape, known without building it."""
-        extents = self.pixels(sizes)
+        return self._shape(self.pixels(sizes))
+
+    def _shape(self, extents: tuple[float, ...]) -> tuple[int, ...]:
         if self.name == "gaussian":
             return tuple(2 * max(1, math.ceil(4 * s)) + 1 for s in extents)
         if self.name == "disk":
@@ -138,7 +140,8 @@ class NamedKernel:
         machine's memory) is refused with an :class:`InputError` before anything is
         allocated: ``disk:radius=1e9`` asked for 15 GiB and was killed.
         """
-        shape = self.shape(sizes)
+        extents = self.pixels(sizes)
+        shape = self._shape(extents)
         need = math.prod(shape) * 8 * (3 if self.name == "disk" else 1)  # float64 temporaries
         budget = memory if memory is not None else _half_the_memory()
         if need > budget:
@@ -146,7 +149,7 @@ class NamedKernel:
                              f"pixels, {need / 2**30:.3g} GiB to build: more than the "
                              f"{budget / 2**30:.3g} GiB allowed; give a smaller "
                              f"{self.parameter}")
-        kernel = NAMED[self.name][1](self.pixels(sizes))
+        kernel = NAMED[self.name][1](extents)
         return (kernel / kernel.sum()).astype(np.float32)
 
 

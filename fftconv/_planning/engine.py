@@ -92,7 +92,7 @@ def route(request: Request, settings: _config.Settings, spectra: SpectrumCache |
 
 
 def general_route(request: Request, settings: _config.Settings,
-                spectra: SpectrumCache | None = None) -> Callable[[Request], np.ndarray]:
+                  spectra: SpectrumCache | None = None) -> Callable[[Request], np.ndarray]:
     """:func:`route` among the three general methods only."""
     plan = plan_request(request, settings, spectra)
     if request.method == "auto" and settings.autotune:
@@ -106,7 +106,7 @@ def general_route(request: Request, settings: _config.Settings,
 
 
 def compute_general(request: Request, settings: _config.Settings,
-                  spectra: SpectrumCache | None = None) -> np.ndarray:
+                    spectra: SpectrumCache | None = None) -> np.ndarray:
     """Run a request with one of the three general methods."""
     return general_route(request, settings, spectra)(request)
 
