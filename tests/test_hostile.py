@@ -570,3 +570,23 @@ def test_without_hard_links_the_move_still_refuses_to_replace(tmp_path, monkeypa
     with pytest.raises(FileExistsError):
         files.move_new(tmp_path / "new", tmp_path / "a.npy")
     np.testing.assert_array_equal(_content(tmp_path / "a.npy"), 1)
+
+
+def test_a_registered_backend_object_travels_to_worker_processes_by_name(rng):
+    """``backend=<the pyFFTW object>`` froze the object into every task: the processes
+    scheduler could not pickle it (it holds a module)."""
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("pyfftw")
+    import pickle
+
+    from fftconv._registry import load_backend
+    from fftconv._tiling import frozen_settings
+
+    backend = load_backend("pyfftw")
+    assert frozen_settings(backend)["backend"] == "pyfftw"
+    pickle.dumps(frozen_settings(backend))
+    x = rng.random((48, 40)).astype(np.float32)
+    k = rng.random((5, 5)).astype(np.float32)
+    lazy = fftconv.convolve(da.from_array(x, chunks=24), k, method="fft", backend=backend)
+    np.testing.assert_allclose(lazy.compute(scheduler="processes", num_workers=2),
+                               fftconv.convolve(x, k, method="fft"), atol=1e-5)

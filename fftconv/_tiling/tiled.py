@@ -32,7 +32,7 @@ from fftconv._core.nonfinite import has_nonfinite
 from fftconv._core.problem import LinearProblem, within_reach
 from fftconv._core.request import build_request
 from fftconv._core.shapes import extension
-from fftconv._registry import load_backend
+from fftconv._registry import load_backend, registered_name
 from fftconv._tiling.blocks import convolve_block, window_block
 from fftconv._tiling.chunks import (
     check_known_chunks,
@@ -45,9 +45,16 @@ from fftconv._tiling.graph import assemble
 
 
 def frozen_settings(backend=None, workers=None) -> dict:
-    """Every setting in effect now, for tasks to re-apply: one FFT thread unless ``workers``."""
+    """Every setting in effect now, for tasks to re-apply: one FFT thread unless ``workers``.
+
+    A backend object that the registry loaded travels by its name, as a :class:`Plan`
+    does: a worker process gets its own (pyFFTW's holds a module, which no pickle takes).
+    """
     settings = _config.resolve(backend=backend, workers=1 if workers is None else workers)
-    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    frozen = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    if not isinstance(frozen["backend"], str):
+        frozen["backend"] = registered_name(frozen["backend"])
+    return frozen
 
 
 def converts_in_blocks(dtype: np.dtype, request) -> bool:
