@@ -85,6 +85,37 @@ def test_broken_plugin_is_skipped_in_auto_and_named_when_asked(plugins):
         fftconv.convolve(np.ones((4, 4)), np.ones((2, 2)), backend="bad")
 
 
+def test_auto_ranks_on_the_stated_priority_without_importing_the_losers(plugins):
+    # A plugin that would not win is neither imported (a slow import would slow every
+    # process) nor, when its import is broken, warned about.
+    plugins("slow-fft", "slow", "import surely_not_installed_lib\n"
+            + GOOD.format(name="slow", priority=-5))
+    plugins("fast-fft", "fast", GOOD.format(name="fast", priority=99))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fftconv.get_backend() == "fast"
+        assert fftconv.get_backend() == "fast"
+    assert "plugin_slow_fft_slow" not in sys.modules
+
+
+def test_a_plugin_that_inherits_its_priority_is_imported_to_rank_it(plugins):
+    plugins("kin-fft", "kin", GOOD.format(name="kin", priority=99).replace(
+        "class Backend:", "class Base:\n    priority = 99\n\nclass Backend(Base):").replace(
+        "    priority = 99\n    version", "    version"))
+    assert fftconv.get_backend() == "kin"
+
+
+def test_a_broken_plugin_is_reported_once_per_process(plugins):
+    plugins("bad-fft", "bad", "raise ImportError('libbad.so: cannot open shared object')\n")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            fftconv.convolve(np.ones((4, 4)), np.ones((2, 2)), method="fft")
+    assert [str(w.message) for w in seen if "broken" in str(w.message)] == [
+        "fftconv backend 'bad' is broken and was skipped: import failed: ImportError: "
+        "libbad.so: cannot open shared object"]
+
+
 def test_non_conforming_plugin_is_broken(plugins):
     plugins("half-fft", "half", "class Backend:\n    contract_version = 1\n"
                                 "    def rfftn(self, *a): pass\n")

@@ -9,6 +9,7 @@ carrying its cause when asked for by name.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import importlib.metadata
@@ -93,6 +94,7 @@ _instances: dict[str, Any] = {}
 _auto_choice: list[Any] = []
 _failures: dict[str, BackendInfo] = {}
 _lock = module_lock(globals())
+_auto_lock = module_lock(globals(), "_auto_lock")
 
 
 def refresh_backends() -> None:
@@ -121,7 +123,12 @@ def _reraise_interrupt(err: BaseException) -> None:
 
 
 def _missing_requirement(obj: Any) -> str | None:
-    for module in getattr(obj, "requires", ()):
+    return _missing(getattr(obj, "requires", ()))
+
+
+def _missing(requires: tuple[str, ...]) -> str | None:
+    """The first module of ``requires`` that is not installed (found without importing it)."""
+    for module in requires:
         try:
             if importlib.util.find_spec(module) is None:
                 return module
@@ -219,32 +226,98 @@ def available_backends() -> list[str]:
     return [i.name for i in sorted(infos, key=lambda i: (-i.priority, i.name))]
 
 
+def _class_attributes(ep: importlib.metadata.EntryPoint) -> tuple[int, tuple[str, ...]] | None:
+    """The ``priority`` and ``requires`` a plugin class states in its source, read without
+    importing its module, or None when the source does not say (then it is imported).
+
+    A class with base classes may inherit them, so only a class without bases, or one
+    that assigns both itself, is read this way.
+    """
+    module, _, attr = ep.value.partition(":")
+    attr = attr.split("[")[0].strip()
+    if not attr or "." in attr:
+        return None
+    try:
+        spec = importlib.util.find_spec(module.strip())
+        origin = spec.origin if spec is not None else None
+        if not origin or not origin.endswith(".py"):
+            return None
+        with open(origin, "rb") as file:
+            tree = ast.parse(file.read(), origin)
+    except BaseException as err:  # a parent package may fail to import in any way
+        _reraise_interrupt(err)
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == attr:
+            return _stated(node)
+    return None
+
+
+def _stated(node: ast.ClassDef) -> tuple[int, tuple[str, ...]] | None:
+    values: dict[str, Any] = {}
+    for statement in node.body:
+        targets = (statement.targets if isinstance(statement, ast.Assign)
+                   else [statement.target] if isinstance(statement, ast.AnnAssign)
+                   and statement.value is not None else [])
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in ("priority", "requires"):
+                try:
+                    values[target.id] = ast.literal_eval(statement.value)  # type: ignore[arg-type]
+                except ValueError:
+                    return None
+    if (node.bases or node.keywords or node.decorator_list) and len(values) < 2:
+        return None
+    priority, requires = values.get("priority", 0), values.get("requires", ())
+    if (not isinstance(priority, int) or isinstance(priority, bool)
+            or not isinstance(requires, (tuple, list))
+            or not all(isinstance(r, str) for r in requires)):
+        return None
+    return priority, tuple(requires)
+
+
+def _rank(name: str, ep: importlib.metadata.EntryPoint) -> int | None:
+    """Minus the priority of an installed plugin, None when it cannot run here; imports
+    the plugin only when its source does not state both plainly."""
+    stated = _class_attributes(ep)
+    if stated is not None:
+        priority, requires = stated
+        return None if _missing(requires) else -priority
+    try:
+        factory = ep.load()
+    except BaseException as err:
+        _reraise_interrupt(err)
+        warnings.warn(f"fftconv backend {name!r} is broken and was skipped: import failed: "
+                      f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=5)
+        return None
+    if _missing_requirement(factory) is not None:
+        return None
+    return -int(getattr(factory, "priority", 0))
+
+
 def _auto() -> Any:
     """The available backend of highest ``priority``; decided once until :func:`refresh_backends`.
 
-    Ranked on the entry points' class attributes, so only the winner is
-    instantiated (importing pyFFTW imports dask too, when it is installed).
+    Ranked on what the plugins' sources state (their classes' ``priority`` and
+    ``requires``), so neither a slow nor a broken plugin that would not win is
+    imported, and only the winner is instantiated (importing pyFFTW imports dask
+    too, when it is installed).  A plugin whose source does not state them is
+    imported to read them.
     """
-    if _auto_choice:
-        return _auto_choice[0]
-    ranked = []
-    for name, ep in _entry_points().items():
-        try:
-            factory = ep.load()
-        except BaseException as err:
-            _reraise_interrupt(err)
-            warnings.warn(f"fftconv backend {name!r} is broken and was skipped: import failed: "
-                          f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=4)
-            continue
-        if _missing_requirement(factory) is None:
-            ranked.append((-int(getattr(factory, "priority", 0)), name))
-    for _, name in sorted(ranked):
-        backend, info = _get_or_load(name)
-        if backend is not None:
-            _auto_choice[:] = [backend]
-            return backend
-        warnings.warn(f"fftconv backend {name!r} is broken and was skipped: {info.detail}",
-                      RuntimeWarning, stacklevel=4)
+    with _auto_lock:  # one choice, and one warning per broken plugin, per process
+        if _auto_choice:
+            return _auto_choice[0]
+        ranked = []
+        for name, ep in _entry_points().items():
+            rank = _rank(name, ep)
+            if rank is not None:
+                ranked.append((rank, name))
+        for _, name in sorted(ranked):
+            backend, info = _get_or_load(name)
+            if backend is not None:
+                _auto_choice[:] = [backend]
+                return backend
+            warnings.warn(f"fftconv backend {name!r} is broken and was skipped: {info.detail}",
+                          RuntimeWarning, stacklevel=4)
     raise BackendError(f"no FFT backend can run here; install one: {KNOWN_HINTS['scipy']}")
 
 
