@@ -239,6 +239,35 @@ def test_shapes_only_callers_never_allocate_the_image():
     assert peak < 8 * 2**20, peak  # the image in float32: 64 MiB
 
 
+@pytest.mark.parametrize("boundary", ["reflect", "mirror", "nearest", "wrap"])
+def test_an_image_in_one_chunk_is_not_extended_for_a_box_far_larger(rng, boundary):
+    """The command line's ``box:size=20000`` on a 128² image: each tile was the chunk plus
+    the boundary's extension (20127², a MemoryError under a 3 GiB cap).  An image whole
+    along the convolved axes goes to the in-memory engine with its boundary rule, whose
+    box route extends nothing; a broadcast kernel travels as its one value."""
+    import pickle
+    import tracemalloc
+
+    x = random(rng, (3, 64, 64), "float32")
+    k = np.broadcast_to(np.float32(1 / 3000**2), (1, 3000, 3000))
+    lazy = fftconv.convolve(da.from_array(x, chunks=(1, 64, 64)), k, boundary=boundary)
+    assert len(pickle.dumps(dict(lazy.dask))) < 2**16  # not the 36 MB the kernel pickles to
+    lazy.compute(scheduler="sync")  # imports and first-call set-up are not what is measured
+    tracemalloc.start()
+    try:
+        got = lazy.compute(scheduler="sync")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, peak
+    np.testing.assert_array_equal(got, fftconv.convolve(x, k, boundary=boundary))
+    small = rng.uniform(size=(1, 90, 80))  # any kernel: the in-memory result, exactly
+    np.testing.assert_allclose(
+        fftconv.convolve(da.from_array(x, chunks=(2, 64, 64)), small, "full",
+                         boundary=boundary).compute(),
+        fftconv.convolve(x, small, "full", boundary=boundary), rtol=1e-6, atol=1e-6)
+
+
 def test_settings_are_fixed_when_the_graph_is_built(rng, monkeypatch):
     backend = fftconv._registry.discovery.load_backend("numpy")
     used = []

@@ -462,6 +462,29 @@ def test_a_named_kernel_too_large_to_build_is_refused_in_one_line(tmp_path, spec
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
 
 
+@pytest.mark.parametrize("boundary", ["constant", "reflect"])
+def test_a_box_far_larger_than_the_image_runs_in_little_memory(tmp_path, boundary):
+    """``box:size=20000`` on a 128² image built a 20000² kernel first (2.98 GiB: a
+    MemoryError under a 3 GiB cap), then the image's extension by the boundary rule."""
+    image = np.random.default_rng(0).uniform(size=(128, 128)).astype(np.float32)
+    np.save(tmp_path / "in.npy", image)
+    script = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+        from fftconv import cli
+        sys.exit(cli.main(["convolve", {str(tmp_path / "in.npy")!r}, "box:size=20000",
+                           {str(tmp_path / "out.npy")!r}, "--boundary", {boundary!r}]))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = np.load(tmp_path / "out.npy")
+    if boundary == "constant":  # every window holds the whole image
+        np.testing.assert_allclose(got, image.sum(dtype=np.float64) / 20000**2, rtol=1e-5)
+    else:  # 20000 = 156 periods of 128 and 32 samples, along each axis
+        assert got.shape == (128, 128) and 0.4 < got.mean() < 0.6
+
+
 def test_a_named_kernel_knows_its_shape_before_it_is_built():
     from fftconv._io.kernel_spec import parse_kernel
 

@@ -447,3 +447,55 @@ def test_low_rank_tries_only_the_ranks_the_singular_values_allow(rng, monkeypatc
                         lambda *a, **kw: calls.append(kw) or svd(*a, **kw))
     assert analyze(random(rng, (100, 90), "float64"), (0, 1)).kind == "general"
     assert calls == [{"compute_uv": False}]  # the values said no rank could pass
+
+
+# -- a box far larger than the image ---------------------------------------------------------
+
+@pytest.mark.parametrize("boundary", ["reflect", "mirror", "nearest", "wrap"])
+@pytest.mark.parametrize("n", [1, 2, 3, 8])
+@pytest.mark.parametrize("k", [1, 2, 7, 30])
+def test_extended_sums_equal_sums_of_the_extension(rng, boundary, n, k):
+    from fftconv._core.boundary import extend
+    from fftconv._methods.box import extended_sums
+
+    x = rng.normal(size=(n, 3)) + 100  # an offset: the prefix sums must not cancel it away
+    for first in (-45, -k, -3, 0, 2):
+        lo, hi = min(first, 0), max(first + 6 + k, n)
+        ext = extend(x, (0,), [(-lo, hi - n)], boundary)
+        expected = [ext[first - lo + i: first - lo + i + k].sum(0) for i in range(6)]
+        np.testing.assert_allclose(extended_sums(x, k, 0, boundary, first, 6), expected,
+                                   rtol=1e-13)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", ["full", "same"])
+@pytest.mark.parametrize("broadcast", [False, True])
+def test_a_box_far_larger_than_the_image(rng, ran, mode, boundary, broadcast):
+    x = random(rng, (9, 7), "float64")
+    k = np.full((40, 33), 0.25) if not broadcast else np.broadcast_to(0.25, (40, 33))
+    got = fftconv.convolve(x, k, mode, boundary=boundary, cval=2.0)
+    assert ran == ["box"]
+    assert_matches(got, reference(x, np.full((40, 33), 0.25), mode, boundary, cval=2.0),
+                   "float64")
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_a_broadcast_box_is_never_built_nor_extended(rng, boundary):
+    """``box:size=20000`` on a 128² image built a 20000² kernel (2.98 GiB), then the
+    boundary's extension of the image (20127², 6.3 GiB at the peak, 25 s); one value
+    broadcast over the box's shape is a box, summed without extending the image."""
+    import tracemalloc
+
+    x = random(rng, (64, 64), "float32")
+    k = np.broadcast_to(np.float32(1 / 3000**2), (3000, 3000))
+    tracemalloc.start()
+    try:
+        got = fftconv.convolve(x, k, boundary=boundary)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, peak  # the 3063² extension alone is 36 MiB
+    assert got.shape == x.shape and got.dtype == np.float32
+    small = np.broadcast_to(np.float32(1 / 150**2), (150, 150))
+    assert_matches(fftconv.convolve(x, small, boundary=boundary),
+                   reference(x, np.full((150, 150), 1 / 150**2), "same", boundary), "float32")

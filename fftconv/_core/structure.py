@@ -102,15 +102,18 @@ def analyze(kernel: np.ndarray, axes: tuple[int, ...], *, low_rank: bool = True)
 
     ``low_rank=False`` skips the one costly test, the SVD of a 2-D kernel.
     """
-    if len(axes) < 2 or any(n != 1 for ax, n in enumerate(kernel.shape) if ax not in axes):
+    if any(n != 1 for ax, n in enumerate(kernel.shape) if ax not in axes):
         return GENERAL
-    core = kernel.reshape([kernel.shape[ax] for ax in axes])
-    if min(core.shape) == 1:
+    # A (1, 31, 31) kernel over a (z, y, x) stack is 2-D: its length-1 axis convolves nothing.
+    axes = tuple(ax for ax in axes if kernel.shape[ax] > 1)
+    if len(axes) < 2:
         return GENERAL  # already a 1-D pass
-    flat = core.ravel()
-    if np.all(flat == flat[0]):
-        return Structure("box", value=complex(flat[0]) if core.dtype.kind == "c"
-                         else float(flat[0]))
+    # One value broadcast (every stride 0) is a box, known without reading its taps.
+    if not any(kernel.strides) or np.all(kernel.reshape(-1) == kernel.flat[0]):
+        value = kernel.flat[0]
+        return Structure("box", value=complex(value) if kernel.dtype.kind == "c"
+                         else float(value))
+    core = kernel.reshape([kernel.shape[ax] for ax in axes])
     tol = _tolerance(core)
     factors = _rank_one(core, tol)
     if factors is not None:

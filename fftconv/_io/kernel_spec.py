@@ -136,12 +136,23 @@ class NamedKernel:
               memory: int | None = None) -> np.ndarray:
         """The kernel, summing to 1, in float32.
 
-        One that would take more than ``memory`` bytes to build (default: half this
-        machine's memory) is refused with an :class:`InputError` before anything is
-        allocated: ``disk:radius=1e9`` asked for 15 GiB and was killed.
+        A box is one value broadcast over its shape (read-only, every stride 0):
+        nothing is built, and the engine runs it by running sums however large.
+        Another kernel that would take more than ``memory`` bytes to build
+        (default: half this machine's memory) is refused with an
+        :class:`InputError` before anything is allocated: ``disk:radius=1e9``
+        asked for 15 GiB and was killed.
+
+        Examples
+        --------
+        >>> box = parse_kernel("box:size=20000").array()
+        >>> box.shape, box.strides, float(box[0, 0]) * 20000**2
+        ((20000, 20000), (0, 0), 1.0)
         """
         extents = self.pixels(sizes)
         shape = self._shape(extents)
+        if self.name == "box":
+            return np.broadcast_to(np.float32(1 / math.prod(shape)), shape)
         need = math.prod(shape) * 8 * (3 if self.name == "disk" else 1)  # float64 temporaries
         budget = memory if memory is not None else _half_the_memory()
         if need > budget:

@@ -9,11 +9,15 @@ exact to SPEC §1.3.  The executor of a box kernel's route, of
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fftconv._core import nonfinite
+from fftconv._core.boundary import source_index
 from fftconv._core.problem import linear_problem
 from fftconv._core.request import build_request
+from fftconv._core.shapes import extension
 from fftconv._methods.direct import data_window, opencv_installed
 
 
@@ -48,12 +52,18 @@ def _sliding_sum(x: np.ndarray, k: int, axis: int) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
-def _prefix_sum(x: np.ndarray, k: int, axis: int) -> np.ndarray:
+def _centre(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` minus its coarse mean along ``axis`` (float64 or complex128), and that mean."""
     acc = np.result_type(x.dtype, np.float64)
-    n = x.shape[axis]
     mean = x.mean(axis=axis, keepdims=True, dtype=acc)
     mean = _coarse(mean.real) + 1j * _coarse(mean.imag) if acc.kind == "c" else _coarse(mean)
-    prefix = np.subtract(x, mean, dtype=acc)
+    return np.subtract(x, mean, dtype=acc), mean
+
+
+def _prefix_sum(x: np.ndarray, k: int, axis: int) -> np.ndarray:
+    n = x.shape[axis]
+    prefix, mean = _centre(x, axis)
+    acc = prefix.dtype
     # Only the last axis, or a leading axis of narrow rows, comes here (wide rows
     # slide): np.cumsum is contiguous there, or its stride costs less than a row loop.
     np.cumsum(prefix, axis=axis, out=prefix)
@@ -144,7 +154,13 @@ def window_moments(image: np.ndarray, shape: tuple[int, ...], mode: str,
 
 
 def box_sum(request, value=1.0) -> np.ndarray:
-    """``convolve(image, value * ones(kernel.shape))`` for a finite request, by running sums."""
+    """``convolve(image, value * ones(kernel.shape))`` for a finite request, by running sums.
+
+    A boundary extension longer than the image (a box far larger than it) is
+    summed without being made (:func:`extended_sums`).
+    """
+    if request.boundary != "constant" and _long_extension(request):
+        return _unextended_box_sum(request, value)
     problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
                              request.boundary, request.cval)
     out = valid_sums(data_window(problem), problem.axes, problem.kernel_lengths)
@@ -154,6 +170,67 @@ def box_sum(request, value=1.0) -> np.ndarray:
     if problem.offset is not None:
         out += problem.offset
     return out
+
+
+def extended_sums(x: np.ndarray, k: int, axis: int, boundary: str, first: int,
+                  count: int) -> np.ndarray:
+    """``out[i] = ext[first + i : first + i + k].sum()`` along ``axis``, ``i < count``, where
+    ``ext`` is ``x`` extended without end by a boundary rule other than ``constant``.
+
+    The extension is never made: ``wrap``, ``reflect`` and ``mirror`` repeat a
+    period of ``n``, ``2n`` and ``2n - 2`` samples (as ``np.pad`` does past the
+    image), so a sum over any range is whole periods plus two prefix sums of
+    one period; ``nearest`` adds the edge values times how far the range reaches
+    past each edge.  Prefix sums are of the data minus its coarse mean, as in
+    :func:`running_sum`, so the result is exact to float64 rounding however
+    long the window.  Float64 (complex128) out.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0, 3.0])
+    >>> extended_sums(x, 4, 0, "wrap", -2, 3)   # 2 3 1 2 | 3 1 2 3 | 1 2 3 1
+    array([8., 9., 7.])
+    """
+    moved = np.moveaxis(x, axis, 0)
+    n = moved.shape[0]
+    period = {"wrap": n, "reflect": 2 * n, "mirror": max(2 * n - 2, 1), "nearest": n}[boundary]
+    if period != n:
+        moved = moved[source_index(n, (0, period - n), boundary)[:period]]
+    centred, mean = _centre(moved, 0)
+    prefix = np.zeros((period + 1, *moved.shape[1:]), dtype=centred.dtype)
+    np.cumsum(centred, axis=0, out=prefix[1:])
+    starts = first + np.arange(count)
+    column = (slice(None), *([None] * (moved.ndim - 1)))
+    if boundary == "nearest":
+        lo, hi = np.clip(starts, 0, n), np.clip(starts + k, 0, n)
+        before = (np.minimum(starts + k, 0) - np.minimum(starts, 0))[column]
+        after = (np.maximum(starts + k - n, 0) - np.maximum(starts - n, 0))[column]
+        out = prefix[hi] - prefix[lo] + before * centred[0] + after * centred[-1]
+    else:
+        # Whole periods apart times one period's sum: no two large prefixes cancel.
+        (q0, r0), (q1, r1) = np.divmod(starts, period), np.divmod(starts + k, period)
+        out = prefix[r1] - prefix[r0] + (q1 - q0)[column] * prefix[period]
+    out += k * mean
+    return np.moveaxis(out, 0, axis)
+
+
+def _long_extension(request) -> bool:
+    """Whether extending the image by the boundary rule would more than double it."""
+    extended = math.prod(
+        request.image.shape[ax] + sum(extension(request.image.shape[ax],
+                                                request.kernel.shape[ax], window))
+        for ax, window in zip(request.axes, request.windows))
+    return extended > 2 * math.prod(request.image.shape[ax] for ax in request.axes)
+
+
+def _unextended_box_sum(request, value) -> np.ndarray:
+    out = request.image
+    for ax, (a, b) in zip(request.axes, request.windows):
+        k = request.kernel.shape[ax]
+        out = extended_sums(out, k, ax, request.boundary, a - k + 1, b - a)
+    if value != 1.0:
+        out *= value
+    return out.astype(request.dtype)
 
 
 def window_sums(array: np.ndarray, kernel: np.ndarray, mode: str, boundary: str, cval,

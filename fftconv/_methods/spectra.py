@@ -19,6 +19,14 @@ HASH_LIMIT = 1 << 22  # kernels above this many elements are not hashed (not cac
 
 
 def kernel_digest(kernel: np.ndarray) -> str | None:
+    """A digest of the kernel's values, or None past the hashing limit.
+
+    One value broadcast over any shape (every stride 0: a box built without its
+    array) is digested by that value, at no cost; callers key on the shape too.
+    """
+    if kernel.size and not any(kernel.strides):
+        value = np.ascontiguousarray(kernel.flat[0]).view(np.uint8)
+        return "one value " + hashlib.blake2b(value, digest_size=16).hexdigest()
     if kernel.size > HASH_LIMIT:
         return None
     data = np.ascontiguousarray(kernel)

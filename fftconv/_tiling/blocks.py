@@ -86,6 +86,24 @@ def convolve_block(parts, kernel: np.ndarray, token: str, axes, method: str, nan
         return out.copy() if np.may_share_memory(out, piece) else out
 
 
+def whole_block(block: np.ndarray, kernel: np.ndarray, shape, mode: str, boundary: str, cval,
+                axes, method: str, nan_policy: str, dtype, settings: dict) -> np.ndarray:
+    """One output block of an image whole along every convolved axis, by the in-memory
+    engine with the real boundary rule: its extension is never built where the
+    route needs none (a box far larger than the image).
+
+    ``kernel`` is in convolution orientation; with ``shape``, it is the one value
+    of a kernel broadcast to ``shape`` (sent to the worker as one value, not as
+    the array pickling would make of it).
+    """
+    if shape is not None:
+        kernel = np.broadcast_to(kernel, shape)
+    with _config.set(**settings):
+        request = build_request(block, kernel, mode, boundary, cval, tuple(axes), method,
+                                nan_policy, dtype, flip=False)
+        return run_request(request, _config.resolve())
+
+
 def window_block(parts, kernel: np.ndarray, token: str, axes, method: str, nan_policy: str,
                  dtype, settings: dict) -> np.ndarray:
     """One output block of :func:`fftconv.window_sum`: its pieces joined, every full window summed.

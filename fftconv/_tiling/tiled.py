@@ -22,6 +22,7 @@ This module is imported only when a Dask array arrives.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import dask
 import numpy as np
@@ -33,7 +34,7 @@ from fftconv._core.problem import LinearProblem, within_reach
 from fftconv._core.request import build_request
 from fftconv._core.shapes import extension
 from fftconv._registry import load_backend, registered_name
-from fftconv._tiling.blocks import convolve_block, window_block
+from fftconv._tiling.blocks import convolve_block, whole_block, window_block
 from fftconv._tiling.chunks import (
     check_known_chunks,
     fast_tiles,
@@ -117,6 +118,9 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     out_chunks = list(x.chunks)
     pads = {ax: extension(x.shape[ax], k.shape[ax], window)
             for ax, window in zip(request.axes, request.windows)}
+    if block is None and windows is None and tile is None and _extension_outgrows(x, request,
+                                                                                   pads):
+        return _whole(x, request, frozen)
     for ax, (a, b) in zip(request.axes, request.windows):
         out_chunks[ax] = output_chunks(image.chunks[ax] if tile is None else out_chunks[ax],
                                      b - a)
@@ -131,6 +135,38 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     result = assemble(x, k, request, blocks, pads, kernel_key, token, method, nan_policy,
                        frozen, block or convolve_block)
     return result if blocks == out_chunks else result.rechunk(out_chunks)
+
+
+def _extension_outgrows(x, request, pads) -> bool:
+    """Whether ``x`` is one chunk along every axis the kernel spans, and extending it by the
+    boundary rule would more than double it: then no tiling is needed, and the
+    in-memory engine may not need the extension at all (:func:`_whole`)."""
+    k = request.kernel.shape
+    if request.boundary == "constant" or any(len(x.chunks[ax]) > 1 and k[ax] > 1
+                                             for ax in request.axes):
+        return False
+    extended = math.prod(x.shape[ax] + sum(pads[ax]) for ax in request.axes)
+    return extended > 2 * math.prod(x.shape[ax] for ax in request.axes)
+
+
+def _whole(x, request, frozen: dict):
+    """Each block of ``x`` (whole along the convolved axes) convolved in memory."""
+    k = request.kernel
+    if k.size and not any(k.strides):  # one value broadcast: sent as that value
+        k, shape = np.array(k.flat[0], dtype=k.dtype), k.shape
+    else:
+        k, shape = dask.delayed(k, pure=True), None  # one key every block depends on
+    chunks = list(x.chunks)
+    for ax, (a, b) in zip(request.axes, request.windows):
+        if request.kernel.shape[ax] > 1:  # along the others the window is the whole axis
+            chunks[ax] = (b - a,)
+    for ax in range(x.ndim):
+        if ax not in request.axes and request.kernel.shape[ax] > 1 and x.shape[ax] == 1:
+            chunks[ax] = (request.kernel.shape[ax],)
+    return x.map_blocks(whole_block, k, shape, request.mode, request.boundary, request.cval,
+                        request.axes, request.method, request.nan_policy, request.dtype,
+                        frozen, chunks=tuple(chunks), dtype=request.dtype, meta=np.empty(
+                            (0,) * x.ndim, dtype=request.dtype))
 
 
 def _within_reach(request):
