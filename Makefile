@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench docs clean
+OLDEST := .venv-oldest
+OLDEST_STAMP := $(OLDEST)/.installed
+
+.PHONY: demo test test-oldest lint bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +15,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[all,test,bench,docs]'
 	touch $(STAMP)
 
+# The lowest versions pyproject.toml allows (.ci/oldest.txt), in a second environment.
+$(OLDEST_STAMP): pyproject.toml .ci/oldest.txt
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q -c .ci/oldest.txt -e '.[all,test]'
+	touch $(OLDEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/fftconv demo
 
 test: $(STAMP)
 	$(BIN)/ruff check fftconv backends tests benchmarks docs
 	$(BIN)/python -m pytest -q
+
+# The same suite on the oldest dependencies (no ruff: the code is linted by `make test`).
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
@@ -34,4 +49,4 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis docs/_build docs/_generated_api
+	rm -rf $(VENV) $(OLDEST) build *.egg-info .pytest_cache .hypothesis docs/_build docs/_generated_api

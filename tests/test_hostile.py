@@ -543,6 +543,65 @@ def test_a_failed_task_under_distributed_leaves_no_temporary_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("scheduler", ["threads", "distributed"])
+def test_writes_through_zarr_still_running_after_a_failure_make_nothing_again(tmp_path,
+                                                                            scheduler):
+    """A big-endian output is written through zarr's own store, which creates the folders
+    a chunk needs: the tasks still running when the first failed made the removed
+    ``.out.zarr.XXXX/`` again, under the threaded scheduler as under a cluster."""
+    da = pytest.importorskip("dask.array")
+    import contextlib
+    import time
+
+    def fail_first(block, block_info=None):
+        if block_info[0]["chunk-location"] == (0, 0):
+            raise RuntimeError("a task failed")
+        time.sleep(0.3)  # the others still run when the first fails
+        return block
+
+    lazy = da.ones((64, 64), chunks=16, dtype=">f4").map_blocks(
+        fail_first, meta=np.empty((0, 0), ">f4"))
+    with contextlib.ExitStack() as stack:
+        if scheduler == "distributed":
+            distributed = pytest.importorskip("distributed")
+            stack.enter_context(distributed.Client(processes=False, n_workers=1,
+                                                   threads_per_worker=4,
+                                                   dashboard_address=None))
+        with pytest.raises(RuntimeError, match="a task failed"):
+            fftconv.write_image(lazy, tmp_path / "out.zarr",
+                                **({"scheduler": "threads", "num_workers": 4}
+                                   if scheduler == "threads" else {}))
+        time.sleep(1.0)  # every task that was running has finished
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_killed_worker_leaves_no_temporary_output_and_the_old_one_whole(tmp_path):
+    """A worker process dies mid-run (the OOM killer, a node lost): the run fails, nothing
+    is left beside the target, and the output it was to replace is untouched."""
+    distributed = pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    old = np.full((64, 64), 7, np.float32)
+    fftconv.write_image(old, tmp_path / "out.zarr")
+
+    def die(block, block_info=None):
+        if block_info[0]["chunk-location"] == (1, 1):
+            os._exit(1)  # as SIGKILL would: no cleanup, no exception
+        return block
+
+    lazy = da.ones((64, 64), chunks=16, dtype=np.float32).map_blocks(
+        die, meta=np.empty((0, 0), np.float32))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                     dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        with pytest.raises(distributed.KilledWorker):
+            fftconv.write_image(lazy, tmp_path / "out.zarr", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    np.testing.assert_array_equal(fftconv.open_image(tmp_path / "out.zarr").compute(), old)
+
+
 # -- older libraries ------------------------------------------------------------------------------
 
 def test_a_dask_without_task_spec_graphs_still_tiles_from_a_store(tmp_path, monkeypatch):

@@ -17,6 +17,11 @@ GOOD = '''
 import numpy as np
 from fftconv.backends import CONTRACT_VERSION, Capabilities
 
+def kept(x, y):  # NumPy 1.x transforms float32 in double: back to the input's precision
+    single = x.dtype in (np.float32, np.complex64)
+    return y.astype((np.complex64 if single else np.complex128) if y.dtype.kind == "c"
+                    else (np.float32 if single else np.float64), copy=False)
+
 class Backend:
     name = "{name}"
     contract_version = CONTRACT_VERSION
@@ -24,10 +29,10 @@ class Backend:
     priority = {priority}
     version = "9.9"
     capabilities = Capabilities()
-    def rfftn(self, x, s, axes, workers=1): return np.fft.rfftn(x, s=s, axes=axes)
-    def irfftn(self, x, s, axes, workers=1): return np.fft.irfftn(x, s=s, axes=axes)
-    def fftn(self, x, s, axes, workers=1): return np.fft.fftn(x, s=s, axes=axes)
-    def ifftn(self, x, s, axes, workers=1): return np.fft.ifftn(x, s=s, axes=axes)
+    def rfftn(self, x, s, axes, workers=1): return kept(x, np.fft.rfftn(x, s=s, axes=axes))
+    def irfftn(self, x, s, axes, workers=1): return kept(x, np.fft.irfftn(x, s=s, axes=axes))
+    def fftn(self, x, s, axes, workers=1): return kept(x, np.fft.fftn(x, s=s, axes=axes))
+    def ifftn(self, x, s, axes, workers=1): return kept(x, np.fft.ifftn(x, s=s, axes=axes))
     def next_fast_len(self, n, real=True): return n
 '''
 

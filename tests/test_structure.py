@@ -499,3 +499,41 @@ def test_a_broadcast_box_is_never_built_nor_extended(rng, boundary):
     small = np.broadcast_to(np.float32(1 / 150**2), (150, 150))
     assert_matches(fftconv.convolve(x, small, boundary=boundary),
                    reference(x, np.full((150, 150), 1 / 150**2), "same", boundary), "float32")
+
+
+@pytest.mark.parametrize("boundary", ["reflect", "mirror", "wrap", "nearest"])
+def test_long_extensions_repeat_the_rule_whatever_the_numpy(rng, boundary):
+    """NumPy 1.26's ``np.pad`` broke the period of an extension longer than the image
+    on both sides by different amounts (``[1, 2]`` by (45, 1), ``symmetric``:
+    ``1 1 2 2 1 1 2 2 2 2 1 1``): the box route, periodic by construction, then
+    disagreed with every other route.  Extensions are made from one index map."""
+    from fftconv._core.boundary import extend
+
+    x = rng.normal(size=(2, 3))
+    period = {"reflect": [0, 1, 1, 0], "mirror": [0, 1], "wrap": [0, 1]}.get(boundary)
+    got = extend(x, (0,), [(45, 1)], boundary)
+    positions = np.arange(-45, 3)
+    if period is None:
+        index = np.clip(positions, 0, 1)
+    else:
+        index = np.array(period)[positions % len(period)]
+    np.testing.assert_array_equal(got, x[index])
+    k = np.full((91, 2), 0.5)  # a box: its route and the plain one agree
+    np.testing.assert_allclose(fftconv.convolve(x, k, boundary=boundary),
+                               fftconv.convolve(x, k, boundary=boundary, method="direct"),
+                               rtol=1e-12)
+
+
+def test_a_convolver_with_a_registered_backend_object_pickles(rng):
+    """A Convolver made with ``backend=load_backend("pyfftw")`` could not be pickled
+    (``cannot pickle 'module' object``): it travels by the backend's name."""
+    import pickle
+
+    from fftconv._registry import load_backend
+
+    k, x = random(rng, (5, 4), "float64"), random(rng, (40, 30), "float64")
+    for name in ("pyfftw", "scipy", "numpy"):
+        conv = fftconv.Convolver(k, method="fft", backend=load_backend(name))
+        copy = pickle.loads(pickle.dumps(conv))
+        assert copy.settings.backend == name
+        np.testing.assert_array_equal(copy(x), conv(x))

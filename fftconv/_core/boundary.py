@@ -1,7 +1,12 @@
 """Boundary extension (SPEC §1.1 step 1) and its adjoint, the fold.
 
-The names are scipy.ndimage's; the meaning is exactly ``np.pad``'s, so
-extensions longer than the image repeat the rule as ``np.pad`` does.
+The names are scipy.ndimage's; the meaning is ``np.pad``'s.  An extension
+longer than the image repeats the rule periodically: ``wrap``, ``reflect`` and
+``mirror`` repeat a period of ``n``, ``2n`` and ``2n - 2`` samples, as NumPy 2's
+``np.pad`` does.  NumPy 1's ``np.pad`` breaks that period when both sides are
+extended by more than the image and by different amounts (``[1, 2]`` by 45 and
+1, ``symmetric``: ``1 1 2 2 1 1 2 2 2 2 1 1 ...``), so such extensions are made
+from the index map here, and results do not depend on the NumPy version.
 """
 
 from __future__ import annotations
@@ -36,14 +41,33 @@ def extend(x: np.ndarray, axes: Sequence[int], pads: Sequence[tuple[int, int]],
         return x
     if boundary == "constant":
         return np.pad(x, width, mode="constant", constant_values=cval)
-    return np.pad(x, width, mode=NP_PAD_MODE[boundary])
+    if all((left < n and right < n) or n == 0 for (left, right), n in zip(width, x.shape)):
+        return np.pad(x, width, mode=NP_PAD_MODE[boundary])  # one reflection: all agree
+    for ax, pad in zip(axes, pads):
+        x = np.take(x, source_index(x.shape[ax], pad, boundary), axis=ax)
+    return x
 
 
 def source_index(n: int, pad: tuple[int, int], boundary: str) -> np.ndarray:
-    """For each position of the extended axis, the image index it copies (-1: the constant)."""
+    """For each position of the extended axis, the image index it copies (-1: the constant).
+
+    Examples
+    --------
+    >>> source_index(2, (5, 3), "reflect")
+    array([0, 0, 1, 1, 0, 0, 1, 1, 0, 0])
+    >>> source_index(3, (4, 4), "mirror"), source_index(3, (2, 2), "constant")
+    (array([0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2]), array([-1, -1,  0,  1,  2, -1, -1]))
+    """
+    i = np.arange(-pad[0], n + pad[1])
     if boundary == "constant":
-        return np.pad(np.arange(n), pad, mode="constant", constant_values=-1)
-    return np.pad(np.arange(n), pad, mode=NP_PAD_MODE[boundary])
+        return np.where((i >= 0) & (i < n), i, -1)
+    if boundary == "nearest":
+        return np.clip(i, 0, n - 1)
+    if boundary == "wrap":
+        return i % n
+    period = 2 * n if boundary == "reflect" else max(2 * n - 2, 1)
+    m = i % period
+    return np.where(m < n, m, period - m - (boundary == "reflect"))
 
 
 def fold(g: np.ndarray, axes: Sequence[int], pads: Sequence[tuple[int, int]],

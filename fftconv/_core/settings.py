@@ -23,17 +23,12 @@ import difflib
 import math
 import os
 import re
-import sys
+import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from fftconv._infra.cache import Cache, memoized
 

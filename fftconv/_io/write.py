@@ -19,6 +19,7 @@ import numpy as np
 from fftconv._core.lazy import is_dask_array
 from fftconv._infra.files import move_new, move_replacing
 from fftconv._io.formats import InputError, file_format
+from fftconv._io.guarded import Guarded, Run
 from fftconv._io.mapped import MappedFile, created, on_a_grid
 from fftconv._io.pyramid import coarser_level, first_empty, level_factors
 from fftconv._io.tiff_scale import ome_tiff_letters, ome_tiff_metadata
@@ -174,13 +175,15 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         names = _ome_names(ome, array.shape, names, kind)
     group = _zarr_group(path.parent) if kind == ".zarr" else None  # (format, consolidated)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    run = Run()
     try:
         if kind == ".zarr":
             array = on_a_grid(array)
             sources = [array, *_coarser_levels(array, ome)]
             # Whole chunks are encoded and stored as zarr would, without its copy.
             fmt = group[0] if group else 3  # an array in a zarr v2 group is v2 too
-            targets = [ChunkWriter.of(z) for z in _zarr_targets(tmp, sources, names, ome, fmt)]
+            targets = [Guarded(ChunkWriter.of(z), tmp.parent, run)
+                       for z in _zarr_targets(tmp, sources, names, ome, fmt)]
         elif kind == ".npy":
             sources = [array]
             targets = [created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
@@ -199,6 +202,7 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
                                       "it and was left as it is; pass overwrite=True to "
                                       "replace it") from None
     finally:
+        run.abandon()  # the tasks still writing finish first; later ones write nothing
         shutil.rmtree(tmp.parent, ignore_errors=True)
     if group and group[1]:  # after the temporary folder is gone: not an array of the group
         _consolidate(path.parent, group[0])

@@ -351,7 +351,9 @@ def _put_local(store, key: str, data) -> bool:
 def _writes_empty_chunks(array) -> bool:
     """The array's ``write_empty_chunks``: fixed when it was opened, from its ``config=``
     or, failing that, from ``zarr.config``'s ``array.write_empty_chunks``."""
-    config = getattr(getattr(array, "async_array", None), "config", None)
+    inner = getattr(array, "async_array", None)
+    # ``config`` since zarr 3.1.5 (``_config`` before).
+    config = getattr(inner, "config", None) or getattr(inner, "_config", None)
     return bool(getattr(config, "write_empty_chunks", False))
 
 

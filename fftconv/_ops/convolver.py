@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from fftconv import _tiling
@@ -20,6 +22,7 @@ from fftconv._core.shapes import BOUNDARIES, MODES, check_choice, stand_in
 from fftconv._infra.cache import Cache
 from fftconv._methods.spectra import SpectrumCache
 from fftconv._planning import Routes, plan_request, run_request
+from fftconv._registry import registered_name
 
 
 class Convolver:
@@ -82,8 +85,11 @@ class Convolver:
     def __getstate__(self) -> dict:
         # The caches (and their locks) stay here: a copy in another process, such as a
         # Dask worker's, plans and transforms anew with the same kernel and settings.
+        # A registered backend object travels by its name (pyFFTW's holds a module).
+        settings = dataclasses.replace(self.settings,
+                                       backend=registered_name(self.settings.backend))
         return {"kernel": self.kernel, "options": self.options, "correlate": self.correlate,
-                "settings": self.settings, "max_spectra": self._spectra.entries}
+                "settings": settings, "max_spectra": self._spectra.entries}
 
     def __setstate__(self, state: dict) -> None:
         self.kernel = state["kernel"]

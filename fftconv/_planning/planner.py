@@ -180,6 +180,11 @@ class Planner:
         # A Convolver holds the kernel's spectrum: its transform is not paid per call.
         self.kernel_ready = kernel_ready
 
+    def _native(self, dtype: np.dtype) -> bool:
+        """Whether the backend transforms ``dtype`` in its own precision (its capabilities)."""
+        native = getattr(getattr(self.backend, "capabilities", None), "native_dtypes", None)
+        return native is None or np.dtype(dtype) in native
+
     def fast_len(self, n: int, real: bool) -> int:
         return int(self.backend.next_fast_len(int(n), real))
 
@@ -265,6 +270,10 @@ class Planner:
         # per tile in flight: the zero-padded input copy, its spectrum, the circular result
         per_tile = spectrum * p.batch * complex_item + math.prod(shape) * (
             p.batch + batch_y) * p.dtype.itemsize
+        if not self._native(p.dtype):
+            # A backend that transforms this precision in double (numpy.fft before 2.0)
+            # holds a double-precision spectrum beside the one it returns.
+            per_tile += spectrum * p.batch * 2 * complex_item
         if lines:  # a batch of tiles at a time; per_tile is overlap.tile_bytes here
             in_flight = min(tiles, line_batch(shape[0], self.threads,
                                               tile_bytes(shape[0], p.is_real, p.dtype),

@@ -94,11 +94,16 @@ def _direct_layer(graph, x: da.Array, tasks: dict, name: str) -> dict | None:
     do (by key when ``from_zarr`` kept it out of line), so it is not copied
     into each.
     """
-    from dask._task_spec import DataNode, Task, TaskRef
+    from dask._task_spec import Alias, DataNode, Task, TaskRef
 
     def value(arg):
+        if isinstance(arg, Alias):  # dask 2024.12 refers to the array by an alias
+            arg = arg.target if isinstance(arg.target, TaskRef) else TaskRef(arg.target)
         if isinstance(arg, TaskRef):
-            arg = graph.get(arg.key)
+            try:
+                arg = graph[arg.key]
+            except KeyError:
+                return None
         return arg.value if isinstance(arg, DataNode) else arg
 
     first = next(iter(tasks.values()))
