@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.dask_small
 	$(BIN)/python -m benchmarks.dask_bench
 	$(BIN)/python -m benchmarks.fft_lengths
+	$(BIN)/python -m benchmarks.dropins
 
 # Warnings are errors; the pages' examples run in `make test` (pytest --doctest-glob).
 docs: $(STAMP)

@@ -26,6 +26,34 @@ def is_dask_array(value: object) -> bool:
     return dask_array is not None and isinstance(value, dask_array.Array)
 
 
+def unwrap_lazy(value):
+    """The dask array inside a dask collection that wraps one (``.data``, ``.magnitude``),
+    so that it stays lazy; any other value as it is.
+
+    Found by dask's own protocol (``dask.is_dask_collection``), asked only once dask is
+    loaded: a collection cannot exist before.  A dask collection that holds no dask
+    array (a dataframe, a delayed value) is a TypeError rather than computed whole.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unwrap_lazy(np.ones(2))
+    array([1., 1.])
+    """
+    if is_dask_array(value) or "dask" not in sys.modules:
+        return value
+    import dask
+
+    if not dask.is_dask_collection(value):
+        return value
+    for name in ("data", "magnitude"):
+        inner = getattr(value, name, None)
+        if is_dask_array(inner):
+            return inner
+    raise TypeError(f"a {type(value).__name__} is a dask collection that holds no dask "
+                    "array; pass a dask.array.Array (fftconv tiles those lazily)")
+
+
 def as_dask_array(value):
     """``value`` as a dask array: itself, or an in-memory array in dask's default chunks.
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 import numpy as np
 
+from fftconv._core import settings as _settings
 from fftconv._core.masks import refuse_masked
 from fftconv._core.shapes import (
     BOUNDARIES,
@@ -62,6 +64,7 @@ _FIELDS = frozenset(field.name for field in dataclasses.fields(Request))
 def as_array(value: object, name: str) -> np.ndarray:
     """``np.asarray`` with the dtype and emptiness checks of SPEC §1.6; no masked values."""
     refuse_masked(value, name)
+    _check_size(value, name)
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as err:
@@ -77,6 +80,27 @@ def as_array(value: object, name: str) -> np.ndarray:
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); give at least one element")
     return array
+
+
+def _check_size(value: object, name: str) -> None:
+    """Refuse an array-like stored elsewhere (a zarr array, an h5py dataset) that reading
+    whole would take more than ``memory_limit`` (or half this machine's memory) for."""
+    if isinstance(value, np.ndarray) or not hasattr(value, "shape") or \
+            not hasattr(value, "dtype"):
+        return
+    try:
+        nbytes = math.prod(int(n) for n in value.shape) * np.dtype(value.dtype).itemsize
+    except (TypeError, ValueError):
+        return
+    limit = _settings.resolve().memory_limit or _settings.half_the_memory()
+    if nbytes <= limit:
+        return
+    kind = type(value).__module__.partition(".")[0]
+    lazy = "dask.array.from_zarr(x)" if kind == "zarr" else "dask.array.from_array(x)"
+    raise ValueError(f"{name} is a {kind} {type(value).__name__} of {nbytes / 2**30:.3g} GiB, "
+                     "more "
+                     f"than the {limit / 2**30:.3g} GiB it may take in memory; pass it as "
+                     f"a dask array, {lazy}, and fftconv reads it chunk by chunk")
 
 
 def result_dtype(image: np.ndarray, kernel: np.ndarray, dtype: object) -> np.dtype:

@@ -61,6 +61,26 @@ def resolve_workers(workers: int) -> int:
     return workers if workers > 0 else max(1, cores() + 1 + workers)
 
 
+def half_the_memory() -> int:
+    """Half the memory this process may have: the machine's, or its address-space cap.
+
+    The bound on what fftconv builds or reads whole when no ``memory_limit`` is set.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no bound
+        total = 2**63
+    try:
+        import resource
+
+        cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if cap != resource.RLIM_INFINITY:
+            total = min(total, cap)
+    except (ImportError, OSError, ValueError):
+        pass
+    return total // 2
+
+
 @memoized("core count", entries=1)
 def cores() -> int:
     """The CPUs this process may run on, counted once (``os.cpu_count`` took 7 µs a call).

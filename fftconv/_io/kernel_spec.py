@@ -1,7 +1,8 @@
 """The command line's KERNEL: an array file or a named kernel, in any number of dimensions.
 
-``gaussian:sigma=S``, ``disk:radius=R`` (a ball in 3-D) and ``box:size=S``,
-each normalised to sum 1.  One value gives the same extent on every axis;
+``gaussian:sigma=S``, ``disk:radius=R`` (a ball in 3-D) and ``box:size=S``:
+:mod:`fftconv.kernels`' own, each summing to 1 (the Gaussian is
+``scipy.ndimage.gaussian_filter``'s).  One value gives the same extent on every axis;
 comma-separated values give one per axis (``gaussian:sigma=1,2,2`` for a
 ``(z, y, x)`` stack sampled coarser along z) and set the dimensions.
 
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from fftconv._core import kernels
+from fftconv._core.settings import half_the_memory
 from fftconv._io.formats import FORMATS, InputError
 from fftconv._io.read import open_file
 from fftconv._io.units import convert, unit_name
@@ -36,29 +38,8 @@ VALUE = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$
 PixelSize = tuple[str, float, "str | None"]
 
 
-def _gaussian(sigmas: tuple[float, ...]) -> np.ndarray:
-    """Sampled at the integers out to 4 σ on each axis: a product of 1-D Gaussians."""
-    kernel = np.ones((), dtype=np.float64)
-    for sigma in sigmas:
-        radius = max(1, int(np.ceil(4 * sigma)))
-        t = np.arange(-radius, radius + 1, dtype=np.float64)
-        kernel = np.multiply.outer(kernel, np.exp(-0.5 * (t / sigma) ** 2))
-    return kernel
-
-
-def _disk(radii: tuple[float, ...]) -> np.ndarray:
-    """The integer points of the ellipsoid ``Σ (xᵢ / rᵢ)² ≤ 1``: a disk, a ball."""
-    grids = np.ogrid[tuple(slice(-int(np.ceil(r)), int(np.ceil(r)) + 1) for r in radii)]
-    # The tolerance keeps points exactly on the rim, which rounding of (3/5)² + (4/5)² loses
-    # (and of a radius converted from a unit, 0.3 µm / 0.1 µm = 2.9999999999999996).
-    return (sum((g / r) ** 2 for g, r in zip(grids, radii)) <= 1 + 1e-12).astype(np.float64)
-
-
-def _box(sizes: tuple[float, ...]) -> np.ndarray:
-    return np.ones(tuple(int(n) for n in sizes), dtype=np.float64)
-
-
-NAMED = {"gaussian": ("sigma", _gaussian), "disk": ("radius", _disk), "box": ("size", _box)}
+NAMED = {"gaussian": ("sigma", kernels.gaussian), "disk": ("radius", kernels.disk),
+         "box": ("size", kernels.box)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +107,8 @@ class NamedKernel:
         return self._shape(self.pixels(sizes))
 
     def _shape(self, extents: tuple[float, ...]) -> tuple[int, ...]:
-        if self.name == "gaussian":
-            return tuple(2 * max(1, math.ceil(4 * s)) + 1 for s in extents)
+        if self.name == "gaussian":  # scipy.ndimage.gaussian_filter's radius
+            return tuple(2 * int(4 * s + 0.5) + 1 for s in extents)
         if self.name == "disk":
             return tuple(2 * math.ceil(r) + 1 for r in extents)
         return tuple(int(n) for n in extents)
@@ -152,33 +133,15 @@ class NamedKernel:
         extents = self.pixels(sizes)
         shape = self._shape(extents)
         if self.name == "box":
-            return np.broadcast_to(np.float32(1 / math.prod(shape)), shape)
+            return np.broadcast_to(np.float32(kernels.box(shape).flat[0]), shape)  # one value
         need = math.prod(shape) * 8 * (3 if self.name == "disk" else 1)  # float64 temporaries
-        budget = memory if memory is not None else _half_the_memory()
+        budget = memory if memory is not None else half_the_memory()
         if need > budget:
             raise InputError(f"kernel {self.spec!r} would be {' x '.join(map(str, shape))} "
                              f"pixels, {need / 2**30:.3g} GiB to build: more than the "
                              f"{budget / 2**30:.3g} GiB allowed; give a smaller "
                              f"{self.parameter}")
-        kernel = NAMED[self.name][1](extents)
-        return (kernel / kernel.sum()).astype(np.float32)
-
-
-def _half_the_memory() -> int:
-    """Half the memory this process may have: the machine's, or its address-space cap."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX: no bound
-        total = 2**63
-    try:
-        import resource
-
-        cap = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if cap != resource.RLIM_INFINITY:
-            total = min(total, cap)
-    except (ImportError, OSError, ValueError):
-        pass
-    return total // 2
+        return NAMED[self.name][1](extents).astype(np.float32)
 
 
 def _extent(spec: str, expected: str, text: str) -> tuple[float, str | None]:

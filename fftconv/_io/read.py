@@ -87,61 +87,6 @@ def _chunks(source, chunks):
                             previous_chunks=stored)
 
 
-def open_image(path: str | os.PathLike, chunks="auto"):
-    """Open an image file as a lazy dask array, each chunk read by path when a task needs it.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A ``.zarr`` array (of an OME-Zarr group, its full resolution; one
-        array of a group as ``image.zarr/0``), a ``.npy`` file
-        (memory-mapped) or a ``.tif`` / ``.tiff`` (memory-mapped when
-        uncompressed and contiguous, else read tile by tile through
-        tifffile's zarr store; of a pyramid, its full resolution).
-    chunks : int, tuple or "auto", optional
-        The dask chunks.  ``"auto"`` keeps the file's own chunks (a zarr
-        store's, a TIFF's tiles or strips) when they hold at least 4 MiB (one
-        decode per chunk); else it takes dask's ``"auto"`` in blocks of about
-        16 MiB (dask's default, 128 MiB, is far more working memory per task),
-        each of whole stored chunks.
-
-    Returns
-    -------
-    dask.array.Array
-        Nothing is read until it is computed.
-
-    Raises
-    ------
-    ValueError
-        The format is unknown, or the file is missing or unreadable.
-
-    Notes
-    -----
-    Every task reads its chunk by path in the process that runs it, so the
-    array suits the ``processes`` scheduler and dask.distributed workers as
-    well as threads (on a cluster of machines, on a file system they share).
-    ``da.from_array(np.load(path, mmap_mode="r"))`` does not: current dask
-    copies a ``np.memmap`` whole into memory when the array is made (dask
-    issue #11850), and other processes get that copy pickled into every task.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> import fftconv
-    >>> folder = tempfile.mkdtemp()
-    >>> np.save(os.path.join(folder, "image.npy"), np.ones((300, 200), np.float32))
-    >>> image = fftconv.open_image(os.path.join(folder, "image.npy"), chunks=100)
-    >>> image.chunks
-    ((100, 100, 100), (100, 100))
-    >>> blurred = fftconv.convolve(image, np.ones((5, 5), np.float32) / 25, boundary="reflect")
-    >>> out = fftconv.write_image(blurred, os.path.join(folder, "blurred.zarr"))
-    >>> float(fftconv.open_image(out)[150, 100].compute())
-    1.0
-    """
-    return open_file(path, chunks, "input")
-
-
 def open_file(path: str | os.PathLike, chunks="auto", role: str = "input"):
     """:func:`open_image`, its errors naming the file by its ``role`` (``"kernel"``)."""
     import dask.array as da

@@ -20,6 +20,7 @@ from fftconv._core.lazy import is_dask_array
 from fftconv._infra.files import move_new, move_replacing
 from fftconv._io.formats import InputError, file_format
 from fftconv._io.guarded import Guarded, Run
+from fftconv._io.image import from_labelled
 from fftconv._io.mapped import MappedFile, created, on_a_grid
 from fftconv._io.pyramid import coarser_level, first_empty, level_factors
 from fftconv._io.tiff_scale import ome_tiff_letters, ome_tiff_metadata
@@ -162,6 +163,11 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
 
     path = Path(path)
     kind = file_format(path, "output")
+    array, named, entry = from_labelled(array)  # an Image or a DataArray: its metadata
+    if kind != ".npy":
+        dimension_names = named if dimension_names is None else dimension_names
+        if ome is None and entry is not None and _fits(entry, array.shape, kind):
+            ome = entry
     if path.exists() and not overwrite:
         raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
@@ -320,6 +326,15 @@ def _ome_names(ome, shape: tuple[int, ...], names, kind: str) -> tuple[str, ...]
     if names is not None and names != named:
         raise ValueError(f"dimension_names={names!r} differ from ome='s axes {named!r}")
     return named
+
+
+def _fits(entry: dict, shape, kind: str) -> bool:
+    """Whether an entry that came with the data (not the caller's ``ome=``) describes it."""
+    try:
+        _ome_names(entry, tuple(shape), None, kind)
+    except ValueError:
+        return False
+    return True
 
 
 def _names(names, ndim: int) -> tuple[str, ...] | None:

@@ -17,11 +17,15 @@ from fftconv._methods.box import box_sum
 
 
 def pass_requests(request, factors: tuple[np.ndarray, ...]):
-    """One request per factor, each on the previous pass's output shape."""
+    """One request per factor, each on the previous pass's output shape.
+
+    A factor's pass takes the request's window along its own axis (any window,
+    not only a mode's) and the whole axis along the others, where it is 1 long.
+    """
     shape = list(request.image.shape)
     for factor, cval in zip(factors, pass_cvals(factors, request.cval)):
-        windows = tuple(output_window(shape[ax], factor.shape[ax], request.mode)
-                        for ax in request.axes)
+        windows = tuple(window if factor.shape[ax] > 1 else output_window(shape[ax], 1, "same")
+                        for ax, window in zip(request.axes, request.windows))
         yield shape, factor, cval, windows
         for ax, (a, b) in zip(request.axes, windows):
             shape[ax] = b - a

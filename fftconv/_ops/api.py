@@ -13,10 +13,12 @@ import numpy as np
 
 from fftconv import _tiling
 from fftconv._core import settings as _config
-from fftconv._core.lazy import as_dask_array, is_dask_array
+from fftconv._core.lazy import as_dask_array, is_dask_array, unwrap_lazy
 from fftconv._core.masks import refuse_masked, remask, unmask
 from fftconv._core.request import build_request
 from fftconv._core.shapes import BOUNDARIES, check_choice, stand_in
+from fftconv._ops import labelled
+from fftconv._ops.labelled import is_dataarray
 from fftconv._planning import CALLS, plan_request, run_request
 from fftconv._planning.planner import Plan
 
@@ -70,6 +72,11 @@ def plan(image_shape, kernel_shape, *, dtype=None, mode="same", boundary="consta
 
 def _dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers, nan_policy,
               dtype, *, flip: bool, tile=None):
+    if is_dataarray(image) or is_dataarray(kernel):
+        return labelled.apply(image, kernel, axes, lambda data, k, found: _dispatch(
+            data, k, mode, boundary, cval, found, method, backend, workers, nan_policy, dtype,
+            flip=flip, tile=tile))
+    image, kernel = unwrap_lazy(image), unwrap_lazy(kernel)
     refuse_masked(kernel, "kernel")
     image, masked = unmask(image)
     out = _unmasked_dispatch(image, kernel, mode, boundary, cval, axes, method, backend, workers,
@@ -86,6 +93,34 @@ def _unmasked_dispatch(image, kernel, mode, boundary, cval, axes, method, backen
         raise ValueError(f"tile={tile!r} applies to dask arrays only (the image is in memory)")
     request = build_request(image, kernel, mode, boundary, cval, axes, method, nan_policy,
                             dtype, flip=flip)
+    settings = _config.resolve(backend=backend, workers=workers)
+    return run_request(request, settings, finite=functools.partial(CALLS.run, settings=settings))
+
+
+def convolve_window(image, kernel, windows, *, boundary="constant", cval=0.0, axes=None,
+                    method="auto", backend=None, workers=None, nan_policy="propagate",
+                    dtype=None, flip=False):
+    """Any window of the full convolution of the boundary-extended image, not only a mode's.
+
+    ``windows`` holds, per convolved axis in increasing order, the ``[start, stop)``
+    of the full result (length ``N + K - 1``) to return; the image is extended
+    by ``boundary`` as far as they reach.  For the drop-ins of
+    :mod:`fftconv.ndimage` (``origin=``, even kernels centred as scipy.ndimage
+    does).  A dask array in gives a lazy one out.
+    """
+    refuse_masked(kernel, "kernel")
+    refuse_masked(image, "image")
+    windows = tuple((int(a), int(b)) for a, b in windows)
+    if is_dask_array(image) or is_dask_array(kernel):
+        return _tiling.convolve(as_dask_array(image), kernel, "same", boundary, cval, axes,
+                                method, backend, workers, nan_policy, dtype, flip=flip,
+                                windows=windows)
+    request = build_request(image, kernel, "same", boundary, cval, axes, method, nan_policy,
+                            dtype, flip=flip)
+    if len(windows) != len(request.axes):
+        raise ValueError(f"{len(windows)} windows for {len(request.axes)} convolved axes")
+    # Not a mode's windows: no route that computes a mode's ('same' by OpenCV) applies.
+    request = request.replace(windows=windows, mode="window")
     settings = _config.resolve(backend=backend, workers=workers)
     return run_request(request, settings, finite=functools.partial(CALLS.run, settings=settings))
 
@@ -110,9 +145,10 @@ def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=
         How the image is extended beyond its edges (scipy.ndimage's names).
     cval : scalar
         The value outside the image for ``boundary='constant'``.
-    axes : int or sequence of int, optional
-        The convolved axes.  Other axes broadcast; a kernel with ``len(axes)``
-        dimensions is applied to every slice along the others.
+    axes : int, str or sequence of them, optional
+        The convolved axes (dim names for an ``xarray.DataArray``).  Other axes
+        broadcast; a kernel with ``len(axes)`` dimensions is applied to every
+        slice along the others.
     method : {'auto', 'direct', 'fft', 'overlap-add'}
         ``'auto'`` lets the planner pick the fastest estimate.
     backend : str or backend object, optional
@@ -134,10 +170,13 @@ def convolve(image, kernel, mode="same", *, boundary="constant", cval=0.0, axes=
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
+    numpy.ndarray, dask.array.Array or xarray.DataArray
         A dask array in gives a lazy dask array out.  A new array, never a view
         of the input; a direct 'valid' or 'full' result may be a window of a
-        slightly larger one (as scipy.signal.fftconvolve's are).
+        slightly larger one (as scipy.signal.fftconvolve's are).  An
+        ``xarray.DataArray`` gives one with the same dims, name and attrs, its
+        coordinates following the mode (:mod:`fftconv._ops.labelled`); a
+        ``DataArray`` kernel's dims name the convolved axes.
 
     Notes
     -----

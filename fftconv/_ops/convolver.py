@@ -8,7 +8,7 @@ import numpy as np
 
 from fftconv import _tiling
 from fftconv._core import settings as _config
-from fftconv._core.lazy import is_dask_array
+from fftconv._core.lazy import is_dask_array, unwrap_lazy
 from fftconv._core.masks import remask, unmask
 from fftconv._core.request import (
     METHOD_NAMES,
@@ -21,6 +21,8 @@ from fftconv._core.request import (
 from fftconv._core.shapes import BOUNDARIES, MODES, check_choice, stand_in
 from fftconv._infra.cache import Cache
 from fftconv._methods.spectra import SpectrumCache
+from fftconv._ops import labelled
+from fftconv._ops.labelled import is_dataarray
 from fftconv._planning import Routes, plan_request, run_request
 from fftconv._registry import registered_name
 
@@ -115,13 +117,16 @@ class Convolver:
         return template.replace(image=at_dtype(image, template.dtype))
 
     def __call__(self, image):
-        """Convolve ``image`` (ndarray or dask array) with the bound kernel.
+        """Convolve ``image`` (ndarray, dask array or xarray DataArray) with the bound kernel.
 
         A masked image's masked pixels are missing values, as in
         :func:`fftconv.convolve`.  The plan for each image shape and dtype is
         made on the first call and kept.
         """
-        image, masked = unmask(image)
+        if is_dataarray(image):
+            return labelled.apply(image, None, self.options["axes"],
+                                  lambda data, _, found: self(data))
+        image, masked = unmask(unwrap_lazy(image))
         if is_dask_array(image):
             out = _tiling.apply_convolver(self, image)
         else:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from fftconv import _tiling
-from fftconv._core.lazy import as_dask_array, is_dask_array
+from fftconv._core.lazy import as_dask_array, is_dask_array, unwrap_lazy
 from fftconv._core.masks import refuse_masked
 from fftconv._core.request import as_array, result_dtype
 from fftconv._core.shapes import BOUNDARIES, check_choice, output_window
 from fftconv._methods.box import window_moments
+from fftconv._ops import labelled
 from fftconv._ops.api import correlate
+from fftconv._ops.labelled import is_dataarray
 
 
 def _window_moments(image, template_shape, mode, boundary, weights):
@@ -69,6 +71,10 @@ def match_template(image, template, mode="valid", *, boundary="constant", mask=N
     >>> round(float(scores.max()), 6)
     1.0
     """
+    if is_dataarray(image) or is_dataarray(template):
+        return labelled.apply(image, template, None, lambda data, t, _: match_template(
+            data, t, mode, boundary=boundary, mask=mask))
+    image, template = unwrap_lazy(image), unwrap_lazy(template)
     check_choice("boundary", boundary, BOUNDARIES)
     refuse_masked(image, "image")
     refuse_masked(template, "template", "mark the pixels to match with mask= instead "

@@ -11,10 +11,12 @@ import numpy as np
 
 from fftconv import _tiling
 from fftconv._core import settings as _config
-from fftconv._core.lazy import is_dask_array
+from fftconv._core.lazy import is_dask_array, unwrap_lazy
 from fftconv._core.masks import remask, unmask
 from fftconv._core.shapes import normalize_axes
 from fftconv._methods.box import window_sums
+from fftconv._ops import labelled
+from fftconv._ops.labelled import is_dataarray
 
 
 def _sizes(size, axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -41,8 +43,9 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
     array : array_like or dask.array.Array
         A dask array gives a lazy dask array, tiled with halos like
         :func:`fftconv.convolve`.
-    size : int or sequence of int
-        Window length, one for every convolved axis or one for all.
+    size : int, sequence of int or dict
+        Window length, one for every convolved axis or one for all; for an
+        ``xarray.DataArray``, also ``{dim: length}`` (the dims are the axes).
     mode, boundary, cval, axes, dtype
         As in :func:`fftconv.convolve` (``dtype="float64"`` keeps the float64 sums).
 
@@ -56,7 +59,13 @@ def window_sum(array, size, mode="same", *, boundary="constant", cval=0.0, axes=
     array([[-27., -27.],
            [-27., -27.]])
     """
-    array, masked = unmask(array)
+    if is_dataarray(array):
+        if isinstance(size, dict):  # {dim: length}
+            axes = [d for d in array.dims if d in size]
+            size = [size[d] for d in axes]
+        return labelled.apply(array, size, axes, lambda data, s, found: window_sum(
+            data, s, mode, boundary=boundary, cval=cval, axes=found, dtype=dtype))
+    array, masked = unmask(unwrap_lazy(array))
     sums = _window_sum(array, size, mode, boundary, cval, axes, dtype)
     return remask(sums) if masked else sums
 
