@@ -1,0 +1,151 @@
+"""``fftconv convolve`` / ``correlate``: a file in, a kernel (file or named), a file out."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import fftconv
+from fftconv._cli.runtime import (
+    limit_malloc_arenas,
+    peak_rss_mib,
+    progress,
+    reset_peak_rss,
+    scheduler,
+)
+from fftconv._core.shapes import normalize_axes
+from fftconv._io import check_output, open_image, output_format, write_image
+from fftconv._io.file_axes import axis_names, default_axes
+from fftconv._io.kernel_spec import NamedKernel, check_sampling, parse_kernel
+from fftconv._io.ome import ngff_order, output_metadata, pixel_sizes, source_metadata, window_shift
+from fftconv._io.tiff_scale import ome_tiff_letters
+
+
+def _kernel_ndim(axes, named, image_ndim: int) -> int | None:
+    """A named kernel's dimensions: one per ``--axes``, else per space axis the file names.
+
+    A 1-D image without names gets a 1-D kernel (the default, 2-D, could not fit it).
+    """
+    if axes is not None:
+        return len(axes)
+    return sum(is_space for _, is_space in named or ()) or (1 if image_ndim == 1 else None)
+
+
+def _image_pixels(described, image_ndim: int, kernel_ndim: int, axes) -> list | None:
+    """The input's pixel (``described``: :func:`~fftconv._io.ome.source_metadata`'s) along
+    each kernel axis: kernel axis i is image axis i, or ``axes[i]`` for a kernel of
+    fewer dimensions.  None where the input states no pixel sizes."""
+
+    sizes = pixel_sizes(described, image_ndim)
+    if sizes is None:
+        return None
+    over = range(image_ndim) if kernel_ndim == image_ndim else normalize_axes(
+        axes, image_ndim, kernel_ndim)
+    return [sizes[ax] for ax in over]
+
+
+def _kernel_array(found, spec: str, described, image_ndim: int, axes) -> np.ndarray:
+    """The kernel :func:`~fftconv._io.kernel_spec.parse_kernel` found in ``spec``, as an array.
+
+    A named kernel's values with a unit become pixels by the input's pixel
+    size (``described``: :func:`~fftconv._io.ome.source_metadata`'s) along the
+    axis each applies to, and a line says how many.  A kernel file that states
+    its pixel sizes (an OME-Zarr, an OME or ImageJ TIFF) must state the input's.
+    """
+
+    if not isinstance(found, NamedKernel):
+        own = pixel_sizes(source_metadata(spec), found.ndim)
+        if own is not None:
+            check_sampling(spec, own, _image_pixels(described, image_ndim, found.ndim, axes))
+        return found
+    if not found.physical:
+        return found.array()
+    sizes = _image_pixels(described, image_ndim, found.ndim, axes)
+    kernel = found.array(sizes)
+    pixels = ", ".join(f"{n:.3g}" for n in found.pixels(sizes))
+    along = ", ".join(name for name, _, _ in sizes)  # a unit needs sizes: array() checked
+    print(f"{found.spec}: {found.parameter} {pixels} pixels along {along}", flush=True)
+    return kernel
+
+
+def _ome_output(source, described, output, image_shape, kernel, axes, mode,
+                shape) -> dict | None:
+    """The OME metadata of an output of an OME-Zarr input, or of a TIFF with pixel sizes
+    (``described``: :func:`~fftconv._io.ome.source_metadata`'s of ``source``).
+
+    A ``.zarr`` output is then an OME-Zarr image, a ``.tif`` one an
+    OME-TIFF, with the coarser levels that follow the level read in the input.
+    None (and a line saying why, where the input had some) for a plain output.
+    """
+
+    suffix = output_format(output)
+    if described is None or suffix == ".npy":
+        return None
+    ome = output_metadata(described, window_shift(image_shape, kernel, axes, mode), shape)
+    names = ",".join(a.get("name", "?") for a in described[1].get("axes") or ())
+    if ome is None:
+        why = "its OME-Zarr axes and scale are not inline, one per axis"
+    elif suffix == ".zarr" and not ngff_order(ome["axes"]):
+        why = f"its axes ({names}) are not in OME-Zarr's order (time, channel, space)"
+    elif suffix != ".zarr" and ome_tiff_letters(ome, shape) is None:
+        why = f"OME-TIFF has no place for its axes ({names})"
+    else:
+        return ome
+    print(f"{source}: {why}; {output} is written without its scale", flush=True)
+    return None
+
+
+def _ome_kind(ome: dict | None, output) -> str:
+    """What the closing line says of an OME output, as ``(OME-Zarr 0.5, 3 levels)``."""
+    if not ome:
+        return ""
+
+    kind = f"OME-Zarr {ome['version']}" if output_format(output) == ".zarr" else "OME-TIFF"
+    levels = len(ome["datasets"])
+    return f" ({kind}{f', {levels} levels' if levels > 1 else ''})"
+
+
+def cmd_convolve(args: argparse.Namespace) -> int:
+
+    # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
+    output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
+    limit_malloc_arenas()
+    image = open_image(args.input, chunks=args.chunks or "auto")
+    named = axis_names(args.input, image.ndim)
+    found = parse_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named, image.ndim))
+    axes = args.axes
+    if axes is None and found.ndim != image.ndim:
+        axes, why = default_axes(named, image.ndim, found.ndim)
+        print(f"{args.input}: {why}", flush=True)
+    described = source_metadata(args.input)  # an OME-Zarr's or a TIFF's pixel sizes, or None
+    kernel = _kernel_array(found, args.kernel, described, image.ndim, axes)
+    settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
+    if args.halo_reads:
+        settings["halo_reads"] = args.halo_reads
+    operation = fftconv.correlate if args.command == "correlate" else fftconv.convolve
+    with fftconv.config.set(**settings):
+        lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,
+                         method=args.method, backend=args.backend, workers=args.workers,
+                         nan_policy=args.nan_policy, axes=axes, dtype=args.dtype)
+    compute, client = scheduler(args.scheduler)
+    # The output keeps the input's axis names, where its format has room for them,
+    # and an OME-Zarr input's or a TIFF's pixel sizes (and a .zarr output the origin).
+    ome = _ome_output(args.input, described, output, image.shape, kernel, axes, args.mode,
+                      lazy.shape)
+    names = None if named is None or ome else [name for name, _ in named]
+    reset_peak_rss()
+    start = time.perf_counter()
+    try:
+        with progress(client):
+            write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, ome=ome,
+                        **compute)
+    finally:
+        if client is not None:
+            client.close()
+    sign = "★" if args.command == "correlate" else "⊛"
+    print(f"{args.input} {sign} {args.kernel} -> {output}{_ome_kind(ome, output)}: "
+          f"{lazy.shape} {lazy.dtype}, {time.perf_counter() - start:.1f} s, peak RSS "
+          f"{peak_rss_mib():.0f} MiB")
+    return 0
