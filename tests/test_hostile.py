@@ -304,7 +304,7 @@ def test_a_full_disk_on_the_command_line_is_one_line(tmp_path, monkeypatch, caps
     from fftconv import cli
 
     np.save(tmp_path / "in.npy", np.ones((64, 64), np.float32))
-    np.save(tmp_path / "k.npy", np.ones((3, 3), np.float32))
+    np.save(tmp_path / "k.npy", np.ones((3, 3), np.float32) / 9)
     monkeypatch.setattr(os, "posix_fallocate", _full_disk)
     code = cli.main(["convolve", str(tmp_path / "in.npy"), str(tmp_path / "k.npy"),
                      str(tmp_path / "out.npy")])
@@ -432,7 +432,7 @@ def test_a_damaged_input_is_one_line_naming_the_file_and_where(tmp_path, capsys,
         tifffile.imwrite(source, x, tile=(64, 64), compression="zlib")
         _damage(source, 3000)
         where = "the tiles of"
-    np.save(tmp_path / "k.npy", np.ones((5, 5), np.float32))
+    np.save(tmp_path / "k.npy", np.ones((5, 5), np.float32) / 25)
     code = cli.main(["convolve", str(source), str(tmp_path / "k.npy"), str(tmp_path / "o.npy")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err

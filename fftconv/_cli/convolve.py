@@ -8,6 +8,8 @@ import time
 import numpy as np
 
 import fftconv
+from fftconv._cli.axes import choose_axes
+from fftconv._cli.psf import INTEGER_DTYPES, sensible_kernel, to_integer, working_dtype
 from fftconv._cli.runtime import (
     limit_malloc_arenas,
     peak_rss_mib,
@@ -15,9 +17,10 @@ from fftconv._cli.runtime import (
     reset_peak_rss,
     scheduler,
 )
+from fftconv._core.settings import parse_setting
 from fftconv._core.shapes import normalize_axes
 from fftconv._io import check_output, open_image, output_format, write_image
-from fftconv._io.file_axes import axis_names, default_axes
+from fftconv._io.file_axes import axis_names
 from fftconv._io.kernel_spec import NamedKernel, check_sampling, parse_kernel
 from fftconv._io.ome import ngff_order, output_metadata, pixel_sizes, source_metadata, window_shift
 from fftconv._io.tiff_scale import ome_tiff_letters
@@ -112,23 +115,32 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
     output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
     limit_malloc_arenas()
-    image = open_image(args.input, chunks=args.chunks or "auto")
-    named = axis_names(args.input, image.ndim)
-    found = parse_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named, image.ndim))
-    axes = args.axes
-    if axes is None and found.ndim != image.ndim:
-        axes, why = default_axes(named, image.ndim, found.ndim)
-        print(f"{args.input}: {why}", flush=True)
-    described = source_metadata(args.input)  # an OME-Zarr's or a TIFF's pixel sizes, or None
-    kernel = _kernel_array(found, args.kernel, described, image.ndim, axes)
     settings = {"memory_limit": args.memory_limit} if args.memory_limit else {}
     if args.halo_reads:
         settings["halo_reads"] = args.halo_reads
+    for key, value in settings.items():  # a bad value is the first thing said
+        parse_setting(key, value, f"--{key.replace('_', '-')}")
+    image = open_image(args.input, chunks=args.chunks or "auto")
+    named = axis_names(args.input, image.ndim)
+    found = parse_kernel(args.kernel, ndim=_kernel_ndim(args.axes, named, image.ndim))
+    # A named kernel spans the space axes (its lengths matter only along the others).
+    kernel_shape = found.shape if isinstance(found, np.ndarray) else (1,) * found.ndim
+    axes, line = choose_axes(args.axes, named, image.shape, kernel_shape, args.kernel)
+    print(f"{args.input}: {line}", flush=True)
+    described = source_metadata(args.input)  # an OME-Zarr's or a TIFF's pixel sizes, or None
+    kernel = _kernel_array(found, args.kernel, described, image.ndim, axes)
+    integer = args.dtype in INTEGER_DTYPES
+    work = working_dtype(image.dtype, kernel.dtype, None if integer else args.dtype)
+    if not isinstance(found, NamedKernel):  # a named kernel sums to 1, in float32 already
+        kernel = sensible_kernel(kernel, args.kernel, args.normalize, work)
     operation = fftconv.correlate if args.command == "correlate" else fftconv.convolve
     with fftconv.config.set(**settings):
         lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,
                          method=args.method, backend=args.backend, workers=args.workers,
-                         nan_policy=args.nan_policy, axes=axes, dtype=args.dtype)
+                         nan_policy=args.nan_policy, axes=axes,
+                         dtype=None if integer else args.dtype)
+    if integer:
+        lazy = to_integer(lazy, args.dtype)
     compute, client = scheduler(args.scheduler)
     # The output keeps the input's axis names, where its format has room for them,
     # and an OME-Zarr input's or a TIFF's pixel sizes (and a .zarr output the origin).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fftconv._cli.psf import INTEGER_DTYPES
 from fftconv._core.request import METHOD_NAMES, NAN_POLICIES
 from fftconv._core.settings import HALO_READS
 from fftconv._core.shapes import BOUNDARIES, MODES
@@ -64,9 +65,15 @@ def file_operation_args(v: argparse.ArgumentParser) -> None:
                    help="non-finite pixels: NaN only where they fall under the kernel "
                         "(default), an error, or filled from their neighbours (normalized "
                         "convolution)")
-    v.add_argument("--dtype", choices=["float32", "float64", "complex64", "complex128"],
+    v.add_argument("--dtype", choices=["float32", "float64", "complex64", "complex128",
+                                       *INTEGER_DTYPES],
                    help="the result's type (default: float32 for float32 and integer images, "
-                        "float64 for float64 ones)")
+                        "float64 for float64 ones); uint8, uint16 and int16 results are "
+                        "computed in float32, rounded to the nearest integer and clipped to "
+                        "the type's range (NaN: 0)")
+    v.add_argument("--normalize", action="store_true",
+                   help="divide the kernel by its sum (a raw PSF of counts); without it, a "
+                        "kernel whose sum is far from 1 (and from 0) gets a warning")
     v.add_argument("--method", default="auto", choices=METHOD_NAMES,
                    help="how each tile is convolved (default: the planner decides)")
     v.add_argument("--backend", help="FFT backend (default: the configured one; see "

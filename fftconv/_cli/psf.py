@@ -1,0 +1,88 @@
+"""A kernel file taken with sense: its sum checked, normalised on request, in the image's
+working precision.
+
+A raw bead PSF is counts (a uint16 PSF summing to 64 844 turned a mean of 2000
+into 1.28e8); a kernel that sums far from 1 (and from 0: a derivative or a
+difference kernel sums to 0 on purpose) gets a one-line warning naming
+``--normalize``.  A float64 PSF no longer doubles a float32 output: the kernel
+is cast to the image's working dtype (float32 for integer and float32 images).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from fftconv._io.formats import InputError
+
+# How far from 1 a sum may be before it is worth a word: a PSF cropped from a
+# measurement, or rounded, sums within a percent of 1.
+SUM_TOLERANCE = 0.01
+
+
+def working_dtype(image_dtype: np.dtype, kernel_dtype: np.dtype, dtype: str | None) -> np.dtype:
+    """The dtype the run computes in: ``--dtype``'s when it is a float, else the image's
+    (float32 for integers), complex when the kernel is."""
+    if dtype is not None and np.dtype(dtype).kind in "fc":
+        work = np.dtype(dtype)
+    else:
+        work = np.result_type(image_dtype, np.float32)
+    if np.dtype(kernel_dtype).kind == "c":
+        work = np.result_type(work, np.complex64)
+    return work
+
+
+def sensible_kernel(kernel: np.ndarray, spec: str, normalize: bool,
+                    work: np.dtype) -> np.ndarray:
+    """``kernel`` divided by its sum if ``normalize``, else as it is with a warning when its
+    sum is far from 1 and from 0; in ``work``'s precision.
+
+    Examples
+    --------
+    >>> k = sensible_kernel(np.full((2, 2), 3, np.uint16), "k.npy", True, np.dtype("float32"))
+    >>> k.dtype, float(k.sum())
+    (dtype('float32'), 1.0)
+    """
+    total = complex(np.sum(kernel, dtype=np.complex128 if np.iscomplexobj(kernel)
+                           else np.float64))
+    if normalize:
+        if total == 0 or not math.isfinite(abs(total)):
+            raise InputError(f"kernel {spec!r} sums to {total.real:g}: --normalize cannot "
+                             "divide by it")
+        kernel = np.asarray(kernel, dtype=np.result_type(kernel.dtype, np.float64)) / (
+            total if np.iscomplexobj(kernel) else total.real)
+    elif _far_from_one_and_zero(kernel, total):
+        print(f"fftconv: warning: kernel {spec!r} sums to {_shown(total)}, not 1: the "
+              f"output is {_shown(total)} times as bright as the input; --normalize divides "
+              "it by its sum", file=sys.stderr, flush=True)
+    if np.iscomplexobj(kernel) and np.dtype(work).kind != "c":
+        work = np.result_type(work, np.complex64)
+    return np.asarray(kernel, dtype=work)
+
+
+def _far_from_one_and_zero(kernel: np.ndarray, total: complex) -> bool:
+    magnitude = float(np.abs(kernel).sum())
+    if not math.isfinite(magnitude) or magnitude == 0:
+        return False
+    if abs(total) <= 1e-6 * magnitude:  # sums to 0 on purpose (a derivative, a difference)
+        return False
+    return abs(total - 1) > SUM_TOLERANCE
+
+
+def _shown(total: complex) -> str:
+    return f"{total.real:.6g}" if total.imag == 0 else f"{total:.6g}"
+
+
+INTEGER_DTYPES = ("uint8", "uint16", "int16")
+
+
+def to_integer(lazy, dtype: str):
+    """A float result as ``dtype``: rounded to the nearest integer and clipped to the type's
+    range (saturated, as image software stores it); NaN becomes 0."""
+    import dask.array as da
+
+    info = np.iinfo(dtype)
+    rounded = da.clip(da.rint(lazy), info.min, info.max)
+    return da.where(da.isnan(rounded), 0, rounded).astype(dtype)
