@@ -11,7 +11,7 @@ import threading
 from fftconv._cli.convolve import cmd_convolve
 from fftconv._cli.demo import cmd_demo
 from fftconv._cli.info import cmd_backends, cmd_calibrate, cmd_plan
-from fftconv._cli.options import file_operation_args, shape_arg
+from fftconv._cli.options import file_operation_args, shape_or_file
 from fftconv._core.request import METHOD_NAMES
 from fftconv._core.shapes import BOUNDARIES, MODES
 
@@ -27,10 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list FFT backends and their status").set_defaults(
         func=cmd_backends)
-    p = sub.add_parser("plan", help="show how a convolution of these shapes would run")
-    p.add_argument("--image", type=shape_arg, required=True)
-    p.add_argument("--kernel", type=shape_arg, required=True)
-    p.add_argument("--dtype", default="float32")
+    p = sub.add_parser("plan", help="show how a convolution of these shapes (or files) would "
+                                    "run in memory; for a file's out-of-core run, see "
+                                    "'convolve --dry-run'")
+    p.add_argument("--image", type=shape_or_file, required=True,
+                   help="a shape like 4096x4096, or an image file (its metadata is read)")
+    p.add_argument("--kernel", type=shape_or_file, required=True,
+                   help="a shape, a kernel file, or a named kernel (gaussian:sigma=3)")
+    p.add_argument("--dtype", help="default: the image file's working dtype, or float32")
     p.add_argument("--mode", default="same", choices=MODES)
     p.add_argument("--boundary", default="constant", choices=BOUNDARIES)
     p.add_argument("--method", default="auto", choices=METHOD_NAMES)

@@ -102,3 +102,33 @@ def test_the_axes_line_is_always_printed(tmp_path, capsys):
     code, out, _ = _run(capsys, "convolve", tmp_path / "in.npy", "box:size=3",
                         tmp_path / "out.npy")
     assert code == 0 and f"{tmp_path / 'in.npy'}: axes 0,1 (all; the file names none)" in out
+
+
+def test_a_dry_run_reads_metadata_and_writes_nothing(tmp_path, capsys, rng):
+    fftconv.write_image(rng.random((2, 4, 64, 48)).astype(np.float32), tmp_path / "cells.zarr",
+                        ome=OME)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = _run(capsys, "convolve", tmp_path / "cells.zarr", "gaussian:sigma=0.2um",
+                          tmp_path / "out.zarr", "--chunks", "1,4,32,48", "--dry-run")
+    assert code == 0 and err == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    text = out.replace(str(tmp_path), "T")
+    for expected in ("input   T/cells.zarr: 2 x 4 x 64 x 48 float32, 4 chunks of 1 x 4 x 32 x 48",
+                     "axes c, z, y, x; pixel sizes c 1, z 0.5 micrometer, y 0.1 micrometer",
+                     "kernel  gaussian:sigma=0.2um: 5 x 17 x 17 float32, sum 1",
+                     "tiling  4 tiles of up to 1 x 8 x 48 x 64 (output block plus halo "
+                     "0 x 4 x 16 x 16)",
+                     "output  T/out.zarr: 2 x 4 x 64 x 48 float32, chunks 1 x 4 x 32 x 48, "
+                     "OME-Zarr 0.5", "dry run: nothing was read"):
+        assert expected in text, (expected, text)
+    assert "estimate about" in text and "each tile:" in text
+
+
+def test_plan_takes_files_and_named_kernels(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.ones((300, 200), np.uint16))
+    code, out, _ = _run(capsys, "plan", "--image", tmp_path / "in.npy", "--kernel",
+                        "gaussian:sigma=2")
+    assert code == 0 and out.startswith("image 300 x 200, kernel 17 x 17\nmethod: ")
+    np.save(tmp_path / "k.npy", np.ones((5, 4)))
+    code, out, _ = _run(capsys, "plan", "--image", "64x64", "--kernel", tmp_path / "k.npy")
+    assert code == 0 and out.startswith("image 64 x 64, kernel 5 x 4\n")

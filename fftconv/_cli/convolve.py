@@ -9,6 +9,7 @@ import numpy as np
 
 import fftconv
 from fftconv._cli.axes import choose_axes
+from fftconv._cli.dryrun import describe as dry_run
 from fftconv._cli.psf import INTEGER_DTYPES, sensible_kernel, to_integer, working_dtype
 from fftconv._cli.runtime import (
     limit_malloc_arenas,
@@ -141,12 +142,17 @@ def cmd_convolve(args: argparse.Namespace) -> int:
                          dtype=None if integer else args.dtype)
     if integer:
         lazy = to_integer(lazy, args.dtype)
-    compute, client = scheduler(args.scheduler)
     # The output keeps the input's axis names, where its format has room for them,
     # and an OME-Zarr input's or a TIFF's pixel sizes (and a .zarr output the origin).
     ome = _ome_output(args.input, described, output, image.shape, kernel, axes, args.mode,
                       lazy.shape)
     names = None if named is None or ome else [name for name, _ in named]
+    if args.dry_run:
+        for text in dry_run(args, image, named, pixel_sizes(described, image.ndim), kernel,
+                            axes, lazy, output, ome):
+            print(text)
+        return 0
+    compute, client = scheduler(args.scheduler)
     reset_peak_rss()
     start = time.perf_counter()
     try:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import warnings
 
+import numpy as np
+
 import fftconv
 from fftconv._core.settings import resolve
+from fftconv._io import open_image
+from fftconv._io.kernel_spec import parse_kernel
+from fftconv._io.ome import pixel_sizes, source_metadata
 from fftconv._ops.calibrate import calibrate
 from fftconv._registry.discovery import backend_infos, get_backend
 
@@ -31,9 +36,19 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
 
-    plan = fftconv.plan(args.image, args.kernel, dtype=args.dtype, mode=args.mode,
+    image, dtype, sizes = args.image, args.dtype, None
+    if isinstance(image, str):  # a file: its shape and dtype from its metadata
+        opened = open_image(image)
+        image, dtype = opened.shape, dtype or np.result_type(opened.dtype, np.float32)
+        sizes = pixel_sizes(source_metadata(args.image), len(image))
+    kernel = args.kernel
+    if isinstance(kernel, str):
+        found = parse_kernel(kernel, ndim=len(image))
+        kernel = found.shape if isinstance(found, np.ndarray) else found.shape(sizes)
+    plan = fftconv.plan(image, kernel, dtype=dtype or "float32", mode=args.mode,
                         boundary=args.boundary, method=args.method, backend=args.backend,
                         workers=args.workers)
+    print(f"image {' x '.join(map(str, image))}, kernel {' x '.join(map(str, kernel))}")
     print(plan.explain())
     return 0
 

@@ -20,6 +20,14 @@ def shape_arg(text: str) -> tuple[int, ...]:
     return shape
 
 
+def shape_or_file(text: str) -> tuple[int, ...] | str:
+    """A shape like ``4096x4096``, or anything else as it is (a file, a named kernel)."""
+    try:
+        return shape_arg(text)
+    except argparse.ArgumentTypeError:
+        return text
+
+
 def chunks_arg(text: str) -> int | tuple[int, ...]:
     """A chunk side for every axis (``512``), or one per axis (``1,64,512,512``)."""
     try:
@@ -91,3 +99,6 @@ def file_operation_args(v: argparse.ArgumentParser) -> None:
                         "default: less memory) or hold each chunk until its neighbours "
                         "are done (13-20%% faster, holds rows of chunks)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    v.add_argument("--dry-run", action="store_true",
+                   help="read the input's metadata and the kernel, print the tiling, the "
+                        "method, the estimated time and memory and the output; write nothing")
