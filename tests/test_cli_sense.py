@@ -132,3 +132,50 @@ def test_plan_takes_files_and_named_kernels(tmp_path, capsys):
     np.save(tmp_path / "k.npy", np.ones((5, 4)))
     code, out, _ = _run(capsys, "plan", "--image", "64x64", "--kernel", tmp_path / "k.npy")
     assert code == 0 and out.startswith("image 64 x 64, kernel 5 x 4\n")
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+def test_progress_lines_for_a_batch_log_and_quiet(tmp_path, capsys, rng):
+    np.save(tmp_path / "in.npy", rng.random((96, 80)).astype(np.float32))
+    code, _, err = _run(capsys, "convolve", tmp_path / "in.npy", "box:size=3",
+                        tmp_path / "a.zarr", "--chunks", "32", "--progress")
+    assert code == 0 and err.strip().splitlines()[-1].startswith(
+        "fftconv: 9/9 chunks written (100%), ")
+    code, _, err = _run(capsys, "convolve", tmp_path / "in.npy", "box:size=3",
+                        tmp_path / "b.zarr", "--chunks", "32", "--progress", "-q")
+    assert code == 0 and err == ""
+    code, _, err = _run(capsys, "convolve", tmp_path / "in.npy", "box:size=3",
+                        tmp_path / "c.zarr", "--chunks", "32")  # not a terminal: silent
+    assert code == 0 and err == ""
+
+
+def test_a_batch_log_gets_a_line_every_few_seconds(monkeypatch):
+    import io
+
+    from fftconv._cli import progress as progress_module
+
+    now = [0.0]
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: now[0])
+    out = io.StringIO()
+    report = progress_module.Reporter(out, terminal=False, every=5.0)
+    for step in range(1, 21):  # a chunk a second
+        now[0] = float(step)
+        report.update(step, 20, final=step == 20)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" chunks")[0] for line in lines] == [
+        "fftconv: 1/20", "fftconv: 6/20", "fftconv: 11/20", "fftconv: 16/20", "fftconv: 20/20"]
+    assert lines[1].endswith("1.0 chunks/s, 0:06 elapsed, ETA 0:14")
+
+
+def test_progress_on_a_distributed_cluster_follows_its_counts(tmp_path, capsys, rng):
+    distributed = pytest.importorskip("distributed")
+    np.save(tmp_path / "in.npy", rng.random((64, 64)).astype(np.float32))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster:
+        code, _, err = _run(capsys, "convolve", tmp_path / "in.npy", "box:size=3",
+                            tmp_path / "out.zarr", "--chunks", "32", "--progress",
+                            "--scheduler", cluster.scheduler_address)
+    lines = err.strip().splitlines()
+    assert code == 0 and lines[0].startswith("fftconv: dask.distributed dashboard: http")
+    assert lines[-1].startswith("fftconv: 4/4 chunks written (100%)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numpy as np
@@ -10,14 +11,9 @@ import numpy as np
 import fftconv
 from fftconv._cli.axes import choose_axes
 from fftconv._cli.dryrun import describe as dry_run
+from fftconv._cli.progress import progress
 from fftconv._cli.psf import INTEGER_DTYPES, sensible_kernel, to_integer, working_dtype
-from fftconv._cli.runtime import (
-    limit_malloc_arenas,
-    peak_rss_mib,
-    progress,
-    reset_peak_rss,
-    scheduler,
-)
+from fftconv._cli.runtime import limit_malloc_arenas, peak_rss_mib, reset_peak_rss, scheduler
 from fftconv._core.settings import parse_setting
 from fftconv._core.shapes import normalize_axes
 from fftconv._io import check_output, open_image, output_format, write_image
@@ -156,7 +152,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     reset_peak_rss()
     start = time.perf_counter()
     try:
-        with progress(client):
+        with progress(client, False if args.quiet else args.progress,
+                      math.prod(lazy.numblocks)):
             write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, ome=ome,
                         **compute)
     finally:

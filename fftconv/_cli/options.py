@@ -99,6 +99,11 @@ def file_operation_args(v: argparse.ArgumentParser) -> None:
                         "default: less memory) or hold each chunk until its neighbours "
                         "are done (13-20%% faster, holds rows of chunks)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    v.add_argument("--progress", action="store_true", default=None,
+                   help="report chunks written, rate and ETA (default: on a terminal); "
+                        "elsewhere a line every 5 s, for batch logs; on a dask.distributed "
+                        "cluster, its counts, after the dashboard's address")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress report")
     v.add_argument("--dry-run", action="store_true",
                    help="read the input's metadata and the kernel, print the tiling, the "
                         "method, the estimated time and memory and the output; write nothing")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 
@@ -35,15 +34,6 @@ def limit_malloc_arenas() -> None:
         ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
-
-
-def progress(client):
-    """dask's progress bar on a terminal, for the local schedulers; else nothing."""
-    if sys.stderr.isatty() and client is None:
-        from dask.diagnostics import ProgressBar
-
-        return ProgressBar(out=sys.stderr)
-    return contextlib.nullcontext()
 
 
 def reset_peak_rss() -> None:
