@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from fftconv import __version__
 from fftconv._cli.convolve import cmd_convolve
 from fftconv._cli.demo import cmd_demo
 from fftconv._cli.info import cmd_backends, cmd_calibrate, cmd_plan
@@ -24,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fftconv", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fftconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backends", help="list FFT backends and their status").set_defaults(
         func=cmd_backends)

@@ -142,6 +142,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     # and an OME-Zarr input's or a TIFF's pixel sizes (and a .zarr output the origin).
     ome = _ome_output(args.input, described, output, image.shape, kernel, axes, args.mode,
                       lazy.shape)
+    if ome is not None and args.ngff_version:
+        ome = {**ome, "version": args.ngff_version}
     names = None if named is None or ome else [name for name, _ in named]
     if args.dry_run:
         for text in dry_run(args, image, named, pixel_sizes(described, image.ndim), kernel,
@@ -155,7 +157,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
         with progress(client, False if args.quiet else args.progress,
                       math.prod(lazy.numblocks)):
             write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, ome=ome,
-                        **compute)
+                        chunks=args.output_chunks, shards=args.shards,
+                        compression=args.compression, **compute)
     finally:
         if client is not None:
             client.close()

@@ -79,14 +79,21 @@ def describe(args, image, named, sizes, kernel: np.ndarray, axes, lazy, output,
     ]
     kind = output_format(output)
     raw = math.prod(lazy.shape) * np.dtype(lazy.dtype).itemsize
-    codec = {".zarr": "Blosc zstd level 1, byte shuffle (smooth images shrink about 2x)",
-             ".npy": "none", ".tif": "none"}.get(kind, "none")
+    codec = args.compression or {".zarr": "blosc-zstd"}.get(kind, "none")
+    if codec == "blosc-zstd":
+        codec = "blosc-zstd (level 1, byte shuffle: smooth images shrink about 2x)"
+    stored = lazy.chunksize if args.output_chunks is None else (
+        (args.output_chunks,) * lazy.ndim if isinstance(args.output_chunks, int)
+        else args.output_chunks)
     metadata = ""
     if ome:
         metadata = f", OME-{'Zarr ' + ome['version'] if kind == '.zarr' else 'TIFF'}"
+    if args.shards and isinstance(args.shards, int):
+        args.shards = (args.shards,) * lazy.ndim
     lines += [
         f"output  {output}: {_shape(lazy.shape)} {lazy.dtype}, chunks "
-        f"{_shape(lazy.chunksize)}{metadata}",
+        f"{_shape(stored)}{f', shards {_shape(args.shards)}' if args.shards else ''}"
+        f"{metadata}",
         f"        codec {codec}; {_size(raw)} uncompressed",
         "dry run: nothing was read but metadata and the kernel, nothing was written",
     ]

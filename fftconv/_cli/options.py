@@ -8,6 +8,7 @@ from fftconv._cli.psf import INTEGER_DTYPES
 from fftconv._core.request import METHOD_NAMES, NAN_POLICIES
 from fftconv._core.settings import HALO_READS
 from fftconv._core.shapes import BOUNDARIES, MODES
+from fftconv._io.codecs import TIFF_CODECS, ZARR_CODECS
 
 
 def shape_arg(text: str) -> tuple[int, ...]:
@@ -99,6 +100,18 @@ def file_operation_args(v: argparse.ArgumentParser) -> None:
                         "default: less memory) or hold each chunk until its neighbours "
                         "are done (13-20%% faster, holds rows of chunks)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    v.add_argument("--output-chunks", type=chunks_arg,
+                   help="the stored chunks of a .zarr output, one side or one per axis "
+                        "(default: the computed chunks, --chunks)")
+    v.add_argument("--shards", type=chunks_arg,
+                   help="a zarr v3 output's shards (each a file of whole --output-chunks, "
+                        "written by one task), one side or one per axis")
+    v.add_argument("--compression", help=f"zarr: {', '.join(ZARR_CODECS)} (default "
+                   f"blosc-zstd); TIFF: {', '.join(TIFF_CODECS)} (default none: written in "
+                   "place by every task; compressed TIFFs are written a row of tiles at a time)")
+    v.add_argument("--ngff-version", choices=["0.4", "0.5"],
+                   help="the OME-Zarr version of an OME output (default: the input's; 0.5 "
+                        "for a TIFF input); 0.4 is zarr v2, what Fiji and older readers open")
     v.add_argument("--progress", action="store_true", default=None,
                    help="report chunks written, rate and ETA (default: on a terminal); "
                         "elsewhere a line every 5 s, for batch logs; on a dask.distributed "

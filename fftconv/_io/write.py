@@ -18,11 +18,13 @@ import numpy as np
 
 from fftconv._core.lazy import is_dask_array
 from fftconv._infra.files import move_new, move_replacing
+from fftconv._io.codecs import tiff_codec, zarr_codec
 from fftconv._io.formats import InputError, file_format
 from fftconv._io.guarded import Guarded, Run
 from fftconv._io.image import from_labelled
 from fftconv._io.mapped import MappedFile, created, on_a_grid
 from fftconv._io.pyramid import coarser_level, first_empty, level_factors
+from fftconv._io.tiff_compressed import write_compressed_tiff
 from fftconv._io.tiff_scale import ome_tiff_letters, ome_tiff_metadata
 from fftconv._io.zarr_direct import ChunkWriter
 
@@ -72,17 +74,12 @@ def output_codec(zarr_format: int = 3):
     155 ms encoding a 2048² float32 chunk of one, more than its FFT; byte
     shuffle + zstd level 1 takes 41 ms and compresses it better (2.2× vs 2.0×).
     """
-    if zarr_format == 2:
-        import numcodecs
-
-        return numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
-    import zarr
-
-    return zarr.codecs.BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+    return zarr_codec(None, zarr_format)
 
 
 def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
-                dimension_names=None, ome: dict | None = None, **compute) -> Path:
+                dimension_names=None, ome: dict | None = None, chunks=None, shards=None,
+                compression: str | None = None, **compute) -> Path:
     """Write ``array`` to an image file block by block, atomically.
 
     Parameters
@@ -120,6 +117,18 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         origin: OME-TIFF has none), where the axes are named x, y, z, c and
         t, each once, ending with y, x; the coarser levels are its reduced
         images (SubIFDs), as slide viewers read them.
+    chunks : int or tuple of int, optional
+        The stored chunks of a ``.zarr`` output (default: the array's blocks, made
+        regular); the blocks are made these first, so the computation's own
+        chunking stays the caller's choice.
+    shards : int or tuple of int, optional
+        A zarr v3 output's shards: each holds whole ``chunks`` (a multiple of
+        them) and is one file, written whole by one task.
+    compression : str, optional
+        ``.zarr``: ``"blosc-zstd"`` (default), ``"blosc-lz4"``, ``"zstd"``,
+        ``"gzip"`` or ``"none"``; ``.tif``: ``"none"`` (default, written in place
+        by every task), ``"deflate"``, ``"zstd"`` or ``"lzw"`` (tiles of up to
+        512², a row of tiles computed at a time).  :mod:`fftconv._io.codecs`.
     **compute
         Passed to :func:`dask.array.store`: ``scheduler=``, ``num_workers=``...
 
@@ -182,22 +191,30 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     group = _zarr_group(path.parent) if kind == ".zarr" else None  # (format, consolidated)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     run = Run()
+    fmt = group[0] if group else 3  # an array in a zarr v2 group is v2 too
+    codec = _codec(kind, compression, fmt, chunks, shards)  # checked before any work
     try:
         if kind == ".zarr":
-            array = on_a_grid(array)
+            stored = _stored_chunks(array, chunks, shards, fmt)
+            array = on_a_grid(array if stored is None else array.rechunk(stored))
             sources = [array, *_coarser_levels(array, ome)]
             # Whole chunks are encoded and stored as zarr would, without its copy.
-            fmt = group[0] if group else 3  # an array in a zarr v2 group is v2 too
             targets = [Guarded(ChunkWriter.of(z), tmp.parent, run)
-                       for z in _zarr_targets(tmp, sources, names, ome, fmt)]
+                       for z in _zarr_targets(tmp, sources, names, ome, fmt, compression,
+                                              chunks, shards)]
         elif kind == ".npy":
             sources = [array]
             targets = [created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
                                                           shape=array.shape))]
         else:
             sources = [array, *_coarser_levels(array, ome)]
-            targets = _tiff_targets(tmp, sources, names, ome)
-        da.store(sources, targets, lock=False, **compute)
+            targets = [] if codec else _tiff_targets(tmp, sources, names, ome)
+        if targets:
+            da.store(sources, targets, lock=False, **compute)
+        else:  # a compressed TIFF: encoded tile by tile, in order
+            layout = ome_tiff_metadata(ome, array.shape) if ome else _tiff_layout(
+                array.shape, names)
+            write_compressed_tiff(tmp, sources, layout, codec, compute)
         if overwrite:  # the old output, if any, lands at tmp: removed with the folder
             move_replacing(tmp, path)
         else:
@@ -229,39 +246,79 @@ def _coarser_levels(array, ome: dict | None) -> list:
     return levels[1:]
 
 
-def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None, fmt: int) -> list:
+def _codec(kind: str, compression, fmt: int, chunks, shards):
+    """The format's codec for ``compression``; chunks and shards for zarr outputs only."""
+    if kind != ".zarr" and (chunks is not None or shards is not None):
+        raise ValueError("chunks= and shards= are a zarr output's")
+    if kind == ".zarr":
+        return zarr_codec(compression, fmt)
+    if kind == ".npy":
+        if compression not in (None, "none"):
+            raise ValueError(f"compression={compression!r}: a .npy file is not compressed")
+        return None
+    return tiff_codec(compression)
+
+
+def _stored_chunks(array, chunks, shards, fmt: int):
+    """The blocks to write: the shards (each written whole by one task), else the chunks."""
+    if shards is not None:
+        if fmt != 3:
+            raise ValueError("shards= needs a zarr v3 output (this group is zarr v2)")
+        if chunks is None:
+            raise ValueError("shards= needs chunks=: a shard holds whole chunks")
+        return _normalized(shards, array.ndim, "shards")
+    return None if chunks is None else _normalized(chunks, array.ndim, "chunks")
+
+
+def _normalized(sides, ndim: int, name: str) -> tuple[int, ...]:
+    sides = (int(sides),) * ndim if np.ndim(sides) == 0 else tuple(int(n) for n in sides)
+    if len(sides) != ndim or min(sides) < 1:
+        raise ValueError(f"{name}={sides!r}: one positive side per axis of the {ndim}-D array")
+    return sides
+
+
+def _zarr_targets(tmp: Path, levels: list, names, ome: dict | None, fmt: int,
+                  compression: str | None = None, chunks=None, shards=None) -> list:
     """The zarr arrays at ``tmp`` to store ``levels`` in: one array, or an OME-Zarr group's.
 
     One array is zarr format ``fmt``; v2 has no ``dimension_names`` and keeps
     them where xarray looks, in ``_ARRAY_DIMENSIONS``.  An OME-Zarr image's
-    format is its NGFF version's.
+    format is its NGFF version's.  With ``shards``, the full resolution's
+    blocks are its shards, of ``chunks``; coarser levels are not sharded.
     """
     import zarr
 
     array = levels[0]
-    layout = {"shape": array.shape, "dtype": array.dtype, "chunks": array.chunksize}
+    sharding = {} if shards is None else {
+        "chunks": _normalized(chunks, array.ndim, "chunks"), "shards": array.chunksize}
+    layout = {"shape": array.shape, "dtype": array.dtype, "chunks": array.chunksize,
+              **sharding}
     if ome is None and fmt == 2:
-        return [zarr.create_array(str(tmp), zarr_format=2, compressors=output_codec(2),
+        return [zarr.create_array(str(tmp), zarr_format=2,
+                                  compressors=zarr_codec(compression, 2),
                                   attributes={"_ARRAY_DIMENSIONS": list(names)} if names else None,
                                   **layout)]
     if ome is None:
-        return [zarr.create_array(str(tmp), compressors=output_codec(), dimension_names=names,
-                                  **layout)]
+        return [zarr.create_array(str(tmp), compressors=zarr_codec(compression),
+                                  dimension_names=names, **layout)]
     dataset = {"coordinateTransformations": [{"type": "scale", "scale": [1.0] * array.ndim}],
                **ome["datasets"][0]}  # NGFF requires a level's scale: 1 when none is given
     entry = {**{k: v for k, v in ome.items() if k != "version"},
              "datasets": [dataset, *ome["datasets"][1:]]}
     if ome.get("version") == "0.4":  # NGFF 0.4: zarr v2, the version in the entry
+        if shards is not None:
+            raise ValueError("shards= needs a zarr v3 output; NGFF 0.4 is zarr v2")
         group = zarr.create_group(str(tmp), zarr_format=2,
                                   attributes={"multiscales": [{"version": "0.4", **entry}]})
-        options = {"compressors": output_codec(2)}
+        options = {"compressors": zarr_codec(compression, 2)}
     else:
         group = zarr.create_group(str(tmp), attributes={"ome": {"version": "0.5",
                                                                "multiscales": [entry]}})
-        options = {"compressors": output_codec(), "dimension_names": names}
+        options = {"compressors": zarr_codec(compression), "dimension_names": names}
     return [group.create_array(str(d["path"]).strip("/"), shape=level.shape, dtype=level.dtype,
-                               chunks=level.chunksize, **options)
-            for d, level in zip(entry["datasets"], levels)]
+                               chunks=level.chunksize, **(sharding if i == 0 else {}),
+                               **options)
+            for i, (d, level) in enumerate(zip(entry["datasets"], levels))]
 
 
 def _tiff_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:

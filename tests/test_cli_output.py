@@ -1,0 +1,98 @@
+"""Output control from the command line: stored chunks, shards, compression, the NGFF
+version, and --version."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fftconv
+from fftconv import cli
+
+zarr = pytest.importorskip("zarr")
+tifffile = pytest.importorskip("tifffile")
+
+
+def _run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def image(tmp_path, rng):
+    x = rng.random((120, 100)).astype(np.float32)
+    np.save(tmp_path / "in.npy", x)
+    return tmp_path / "in.npy", fftconv.convolve(x, np.ones((3, 3), np.float32) / 9,
+                                                 boundary="reflect")
+
+
+@pytest.mark.parametrize("compression, codec", [("none", None), ("zstd", "ZstdCodec"),
+                                                ("gzip", "GzipCodec"),
+                                                ("blosc-lz4", "BloscCodec")])
+def test_stored_chunks_and_zarr_compression(tmp_path, capsys, image, compression, codec):
+    source, want = image
+    code, _, _ = _run(capsys, "convolve", source, "box:size=3", tmp_path / "out.zarr",
+                      "--boundary", "reflect", "--chunks", "60", "--output-chunks", "32,48",
+                      "--compression", compression)
+    stored = zarr.open_array(str(tmp_path / "out.zarr"))
+    assert code == 0 and stored.chunks == (32, 48)
+    assert [type(c).__name__ for c in stored.compressors] == ([codec] if codec else [])
+    np.testing.assert_allclose(stored[:], want, atol=1e-6)
+
+
+def test_shards_hold_whole_chunks_each_written_by_one_task(tmp_path, capsys, image):
+    source, want = image
+    code, _, _ = _run(capsys, "convolve", source, "box:size=3", tmp_path / "out.zarr",
+                      "--boundary", "reflect", "--output-chunks", "20,25", "--shards", "40,50")
+    stored = zarr.open_array(str(tmp_path / "out.zarr"))
+    assert code == 0 and stored.chunks == (20, 25) and stored.shards == (40, 50)
+    np.testing.assert_allclose(stored[:], want, atol=1e-6)
+    assert len(list((tmp_path / "out.zarr" / "c").rglob("*"))) == 3 + 3 * 2  # dirs + files
+    code, _, err = _run(capsys, "convolve", source, "box:size=3", tmp_path / "bad.zarr",
+                        "--shards", "40")
+    assert code == 2 and "shards= needs chunks=" in err
+
+
+@pytest.mark.parametrize("compression", ["deflate", "zstd", "lzw"])
+def test_compressed_tiff_outputs(tmp_path, capsys, image, compression):
+    source, want = image
+    code, _, _ = _run(capsys, "convolve", source, "box:size=3", tmp_path / "out.tif",
+                      "--boundary", "reflect", "--chunks", "50", "--compression", compression)
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        page = tif.pages[0]
+        assert code == 0 and page.is_tiled and page.compression.name.lower().startswith(
+            compression[:3])
+        np.testing.assert_allclose(tif.asarray(), want, atol=1e-6)
+
+
+def test_bad_compressions_are_one_line(tmp_path, capsys, image):
+    source, _ = image
+    for target, name in (("out.zarr", "deflate"), ("out.tif", "gzip"), ("out.npy", "zstd")):
+        code, _, err = _run(capsys, "convolve", source, "box:size=3", tmp_path / target,
+                            "--compression", name)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and name in err
+        assert not (tmp_path / target).exists()
+
+
+def test_ngff_version_04_for_older_readers(tmp_path, capsys, rng):
+    ome = {"axes": [{"name": "y", "type": "space", "unit": "micrometer"},
+                    {"name": "x", "type": "space", "unit": "micrometer"}],
+           "datasets": [{"path": "0", "coordinateTransformations": [
+               {"type": "scale", "scale": [0.5, 0.5]}]}]}
+    fftconv.write_image(rng.random((40, 40)).astype(np.float32), tmp_path / "in.zarr", ome=ome)
+    code, _, _ = _run(capsys, "convolve", tmp_path / "in.zarr", "gaussian:sigma=1",
+                      tmp_path / "out.zarr", "--ngff-version", "0.4")
+    assert code == 0 and (tmp_path / "out.zarr" / ".zattrs").is_file()
+    attrs = json.loads((tmp_path / "out.zarr" / ".zattrs").read_text())
+    assert attrs["multiscales"][0]["version"] == "0.4"
+    again = fftconv.open_image(tmp_path / "out.zarr", metadata=True)
+    assert again.scale == (0.5, 0.5) and again.units == ("micrometer", "micrometer")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"fftconv {fftconv.__version__}\n"
