@@ -96,3 +96,26 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out == f"fftconv {fftconv.__version__}\n"
+
+
+def test_a_bioformats2raw_container_reads_series_0_or_the_one_asked(tmp_path, capsys, rng):
+    """bioformats2raw's layout failed with "name one of its arrays: []"."""
+    ome = {"axes": [{"name": "y", "type": "space", "unit": "micrometer"},
+                    {"name": "x", "type": "space", "unit": "micrometer"}],
+           "datasets": [{"path": "0", "coordinateTransformations": [
+               {"type": "scale", "scale": [0.25, 0.25]}]}]}
+    root = tmp_path / "plate.zarr"
+    zarr.create_group(str(root), attributes={"bioformats2raw.layout": 3})
+    images = [rng.random((30, 40)).astype(np.float32) for _ in range(2)]
+    for i, image in enumerate(images):
+        fftconv.write_image(image, root / str(i), ome=ome)
+    k = np.ones((3, 3), np.float32) / 9
+    code, _, _ = _run(capsys, "convolve", root, "box:size=3", tmp_path / "s0.zarr")
+    assert code == 0
+    np.testing.assert_allclose(fftconv.open_image(tmp_path / "s0.zarr").compute(),
+                               fftconv.convolve(images[0], k), atol=1e-6)
+    code, _, _ = _run(capsys, "convolve", root, "box:size=3", tmp_path / "s1.zarr",
+                      "--series", "1")
+    got = fftconv.open_image(tmp_path / "s1.zarr", metadata=True)
+    assert code == 0 and got.scale == (0.25, 0.25)
+    np.testing.assert_allclose(got.data.compute(), fftconv.convolve(images[1], k), atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +19,8 @@ from fftconv._core.settings import parse_setting
 from fftconv._core.shapes import normalize_axes
 from fftconv._io import check_output, open_image, output_format, write_image
 from fftconv._io.file_axes import axis_names
+from fftconv._io.fits import fits_header, moved_header
+from fftconv._io.formats import file_format
 from fftconv._io.kernel_spec import NamedKernel, check_sampling, parse_kernel
 from fftconv._io.ome import ngff_order, output_metadata, pixel_sizes, source_metadata, window_shift
 from fftconv._io.tiff_scale import ome_tiff_letters
@@ -81,7 +84,7 @@ def _ome_output(source, described, output, image_shape, kernel, axes, mode,
     """
 
     suffix = output_format(output)
-    if described is None or suffix == ".npy":
+    if described is None or suffix in (".npy", ".fits"):
         return None
     ome = output_metadata(described, window_shift(image_shape, kernel, axes, mode), shape)
     names = ",".join(a.get("name", "?") for a in described[1].get("axes") or ())
@@ -97,6 +100,14 @@ def _ome_output(source, described, output, image_shape, kernel, axes, mode,
     return None
 
 
+def _fits_header(source, output, image_shape, kernel, axes, mode) -> dict | None:
+    """A FITS input's header for a FITS output, its WCS reference pixels moved by the
+    mode's window (the output's sky coordinates are the input's)."""
+    if output_format(output) != ".fits" or file_format(Path(source), "input") != ".fits":
+        return None
+    return moved_header(fits_header(source), window_shift(image_shape, kernel, axes, mode))
+
+
 def _ome_kind(ome: dict | None, output) -> str:
     """What the closing line says of an OME output, as ``(OME-Zarr 0.5, 3 levels)``."""
     if not ome:
@@ -108,6 +119,8 @@ def _ome_kind(ome: dict | None, output) -> str:
 
 
 def cmd_convolve(args: argparse.Namespace) -> int:
+    if args.series is not None:  # a bioformats2raw container's series N is its group N
+        args.input = f"{args.input.rstrip('/')}/{args.series}"
 
     # The kernel file is an input too (a named kernel never matches: outputs have a suffix).
     output = check_output(args.output, args.overwrite, inputs=[args.input, args.kernel])
@@ -158,7 +171,9 @@ def cmd_convolve(args: argparse.Namespace) -> int:
                       math.prod(lazy.numblocks)):
             write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, ome=ome,
                         chunks=args.output_chunks, shards=args.shards,
-                        compression=args.compression, **compute)
+                        compression=args.compression,
+                        header=_fits_header(args.input, output, image.shape, kernel, axes,
+                                            args.mode), **compute)
     finally:
         if client is not None:
             client.close()

@@ -58,6 +58,8 @@ def file_operation_args(v: argparse.ArgumentParser) -> None:
                    "pixel sizes: gaussian:sigma=0.5um")
     v.add_argument("output", help="result: .zarr, .npy or .tif/.tiff, or an array of a "
                    "zarr group: data.zarr/blurred")
+    v.add_argument("--series", type=int, help="of a bioformats2raw OME-Zarr (one image "
+                   "per series), the series to read (default: 0); the same as INPUT/N")
     v.add_argument("--mode", default="same", choices=MODES,
                    help="output size: the full overlap, the image's (default), or only "
                         "where the kernel fits inside")

@@ -24,7 +24,7 @@ from pathlib import Path
 from fftconv._core.shapes import align_kernel, normalize_axes, output_window
 from fftconv._io.formats import file_format
 from fftconv._io.pyramid import first_empty, whole_ratios
-from fftconv._io.read import multiscale
+from fftconv._io.read import multiscale, series
 from fftconv._io.tiff_scale import AXIS_TYPES, tiff_source
 
 
@@ -46,7 +46,7 @@ def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     if kind != ".zarr":
         return None
     try:
-        node = zarr.open(str(path), mode="r")
+        node = series(zarr.open(str(path), mode="r"))
         group, name = (node, None) if isinstance(node, zarr.Group) else (
             zarr.open_group(str(path.parent), mode="r"), path.name)
         scale = multiscale(group)

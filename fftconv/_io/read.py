@@ -35,7 +35,7 @@ def _zarr_array(path: Path, role: str = "input"):
     """
     import zarr
 
-    node = zarr.open(str(path), mode="r")
+    node = series(zarr.open(str(path), mode="r"))
     if isinstance(node, zarr.Array):
         return node
     scale = multiscale(node)
@@ -44,6 +44,19 @@ def _zarr_array(path: Path, role: str = "input"):
         raise InputError(f"{role} {str(path)!r} is a zarr group without OME-Zarr multiscales "
                          f"metadata; name one of its arrays: {names}")
     return node[scale["datasets"][0]["path"]]
+
+
+def series(node):
+    """A bioformats2raw container's first series (its group ``0``), else ``node`` itself.
+
+    bioformats2raw (what converts a microscope's files to OME-Zarr) writes each
+    series of a file as an image group ``0``, ``1``... under a root that says
+    ``"bioformats2raw.layout"``; ``image.zarr/1`` names another series.
+    """
+    attrs = getattr(node, "attrs", {})
+    if "bioformats2raw.layout" in attrs or "bioformats2raw.layout" in attrs.get("ome", {}):
+        return node["0"]
+    return node
 
 
 def multiscale(group) -> dict | None:
@@ -93,9 +106,18 @@ def open_file(path: str | os.PathLike, chunks="auto", role: str = "input"):
 
     path = Path(path)
     kind = file_format(path, role)
-    if not path.exists():
+    if kind != ".h5" and not path.exists():
         raise InputError(f"{role} {str(path)!r} does not exist")
     try:
+        if kind == ".h5":
+            from fftconv._io.hdf5 import open_hdf5
+
+            return _lazy(open_hdf5(path, role), chunks)
+        if kind == ".fits":
+            from fftconv._io.fits import open_fits
+
+            stored = _lazy(open_fits(path), chunks)  # FITS is big-endian: native for work
+            return stored.astype(stored.dtype.newbyteorder("="))
         if kind == ".zarr":
             native = _zarr_array(path, role)  # opened once: its chunks, then its reads
             return da.from_zarr(native, chunks=_chunks(native, chunks))

@@ -19,6 +19,7 @@ import numpy as np
 from fftconv._core.lazy import is_dask_array
 from fftconv._infra.files import move_new, move_replacing
 from fftconv._io.codecs import tiff_codec, zarr_codec
+from fftconv._io.fits import fits_target
 from fftconv._io.formats import InputError, file_format
 from fftconv._io.guarded import Guarded, Run
 from fftconv._io.image import from_labelled
@@ -30,7 +31,7 @@ from fftconv._io.zarr_direct import ChunkWriter
 
 # What each format stores: numbers (TIFF has no booleans: tifffile would write them as
 # bytes, which read back as uint8).
-_STORABLE_KINDS = {".zarr": "biufc", ".npy": "biufc", ".tif": "iufc"}
+_STORABLE_KINDS = {".zarr": "biufc", ".npy": "biufc", ".tif": "iufc", ".fits": "iuf"}
 
 
 def _check_storable(array, kind: str) -> None:
@@ -79,7 +80,8 @@ def output_codec(zarr_format: int = 3):
 
 def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
                 dimension_names=None, ome: dict | None = None, chunks=None, shards=None,
-                compression: str | None = None, **compute) -> Path:
+                compression: str | None = None, header: dict | None = None,
+                **compute) -> Path:
     """Write ``array`` to an image file block by block, atomically.
 
     Parameters
@@ -129,6 +131,10 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         ``"gzip"`` or ``"none"``; ``.tif``: ``"none"`` (default, written in place
         by every task), ``"deflate"``, ``"zstd"`` or ``"lzw"`` (tiles of up to
         512², a row of tiles computed at a time).  :mod:`fftconv._io.codecs`.
+    header : dict or astropy Header, optional
+        A ``.fits`` output's header cards (``WCS`` and all), but those that
+        describe the stored array (:func:`fftconv._io.fits.moved_header` moves
+        an input's reference pixels by a mode's window).
     **compute
         Passed to :func:`dask.array.store`: ``scheduler=``, ``num_workers=``...
 
@@ -173,7 +179,7 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     path = Path(path)
     kind = file_format(path, "output")
     array, named, entry = from_labelled(array)  # an Image or a DataArray: its metadata
-    if kind != ".npy":
+    if kind not in (".npy", ".fits"):  # formats with room for names and OME metadata
         dimension_names = named if dimension_names is None else dimension_names
         if ome is None and entry is not None and _fits(entry, array.shape, kind):
             ome = entry
@@ -206,6 +212,9 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
             sources = [array]
             targets = [created(np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype,
                                                           shape=array.shape))]
+        elif kind == ".fits":
+            sources = [array]
+            targets = [fits_target(tmp, array.shape, array.dtype, header)]
         else:
             sources = [array, *_coarser_levels(array, ome)]
             targets = [] if codec else _tiff_targets(tmp, sources, names, ome)
@@ -252,9 +261,10 @@ def _codec(kind: str, compression, fmt: int, chunks, shards):
         raise ValueError("chunks= and shards= are a zarr output's")
     if kind == ".zarr":
         return zarr_codec(compression, fmt)
-    if kind == ".npy":
+    if kind in (".npy", ".fits"):
         if compression not in (None, "none"):
-            raise ValueError(f"compression={compression!r}: a .npy file is not compressed")
+            raise ValueError(f"compression={compression!r}: a {kind} output is not "
+                             "compressed")
         return None
     return tiff_codec(compression)
 
@@ -354,9 +364,9 @@ def _tiff_targets(tmp: Path, levels: list, names, ome: dict | None) -> list:
 def _ome_names(ome, shape: tuple[int, ...], names, kind: str) -> tuple[str, ...]:
     """The dimension names ``ome``'s axes give, after checking it is an entry for ``shape``."""
     ndim = len(shape)
-    if kind == ".npy":
+    if kind in (".npy", ".fits"):
         raise ValueError("ome= describes an OME-Zarr image or an OME-TIFF; the output is a "
-                         ".npy file")
+                         f"{kind} file")
     axes = ome.get("axes") if isinstance(ome, dict) else None
     datasets = ome.get("datasets") if isinstance(ome, dict) else None
     if not isinstance(axes, list) or len(axes) != ndim or not all(
