@@ -111,11 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fftconv: error: {err}", file=sys.stderr)
         return 2
     except Terminated:
-        print("fftconv: terminated; nothing was written", file=sys.stderr)
+        print(f"fftconv: terminated; {_left(args)}", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("fftconv: interrupted; nothing was written", file=sys.stderr)
+        print(f"fftconv: interrupted; {_left(args)}", file=sys.stderr)
         return 130
+
+
+def _left(args: argparse.Namespace) -> str:
+    """What a stopped run leaves: nothing, or a resumable run's work."""
+    if getattr(args, "resume", False):
+        return ("the chunks written are kept; the same command with --resume finishes "
+                "the rest")
+    return "nothing was written"
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import fftconv
+from fftconv._cli import resume
 from fftconv._cli.axes import choose_axes
 from fftconv._cli.dryrun import describe as dry_run
 from fftconv._cli.progress import progress
@@ -20,7 +21,7 @@ from fftconv._core.shapes import normalize_axes
 from fftconv._io import check_output, open_image, output_format, write_image
 from fftconv._io.file_axes import axis_names
 from fftconv._io.fits import fits_header, moved_header
-from fftconv._io.formats import file_format
+from fftconv._io.formats import InputError, file_format
 from fftconv._io.kernel_spec import NamedKernel, check_sampling, parse_kernel
 from fftconv._io.ome import ngff_order, output_metadata, pixel_sizes, source_metadata, window_shift
 from fftconv._io.tiff_scale import ome_tiff_letters
@@ -163,22 +164,30 @@ def cmd_convolve(args: argparse.Namespace) -> int:
                             axes, lazy, output, ome):
             print(text)
         return 0
+    if args.resume and output_format(output) != ".zarr":
+        raise InputError(f"--resume needs a .zarr output, whose chunks are files of their "
+                         f"own; {output} is one file")
     compute, client = scheduler(args.scheduler)
+    wanted = False if args.quiet else args.progress
     reset_peak_rss()
     start = time.perf_counter()
+    note = ""
     try:
-        with progress(client, False if args.quiet else args.progress,
-                      math.prod(lazy.numblocks)):
-            write_image(lazy, output, overwrite=args.overwrite, dimension_names=names, ome=ome,
-                        chunks=args.output_chunks, shards=args.shards,
-                        compression=args.compression,
-                        header=_fits_header(args.input, output, image.shape, kernel, axes,
-                                            args.mode), **compute)
+        if args.resume:
+            note = ", " + resume.run(args, image, kernel, lazy, output, names, ome, compute,
+                                     lambda chunks: progress(client, wanted, chunks))
+        else:
+            with progress(client, wanted, math.prod(lazy.numblocks)):
+                write_image(lazy, output, overwrite=args.overwrite, dimension_names=names,
+                            ome=ome, chunks=args.output_chunks, shards=args.shards,
+                            compression=args.compression,
+                            header=_fits_header(args.input, output, image.shape, kernel, axes,
+                                                args.mode), **compute)
     finally:
         if client is not None:
             client.close()
     sign = "★" if args.command == "correlate" else "⊛"
     print(f"{args.input} {sign} {args.kernel} -> {output}{_ome_kind(ome, output)}: "
           f"{lazy.shape} {lazy.dtype}, {time.perf_counter() - start:.1f} s, peak RSS "
-          f"{peak_rss_mib():.0f} MiB")
+          f"{peak_rss_mib():.0f} MiB{note}")
     return 0

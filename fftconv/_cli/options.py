@@ -119,6 +119,10 @@ def file_operation_args(v: argparse.ArgumentParser) -> None:
                         "elsewhere a line every 5 s, for batch logs; on a dask.distributed "
                         "cluster, its counts, after the dashboard's address")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress report")
+    v.add_argument("--resume", action="store_true",
+                   help="a .zarr output written chunk by chunk into .OUTPUT.resume beside "
+                        "it, kept when the run stops (Ctrl-C, SIGTERM, a crash); the same "
+                        "command with --resume again computes only the missing chunks")
     v.add_argument("--dry-run", action="store_true",
                    help="read the input's metadata and the kernel, print the tiling, the "
                         "method, the estimated time and memory and the output; write nothing")

@@ -255,6 +255,24 @@ def _coarser_levels(array, ome: dict | None) -> list:
     return levels[1:]
 
 
+def zarr_output(path: Path, array, *, dimension_names=None, ome: dict | None = None,
+                chunks=None, shards=None, compression: str | None = None):
+    """A new zarr array (or one-level OME-Zarr image) at ``path`` for ``array``, and
+    ``array`` with blocks that are its stored chunks (or shards): what
+    :func:`write_image` writes into, for callers that write the blocks themselves
+    (the command line's resumable runs).  Returns ``(blocks, target)``; the target
+    writes whole chunks directly (:class:`~fftconv._io.zarr_direct.ChunkWriter`).
+    """
+    names = _names(dimension_names, array.ndim)
+    if ome is not None:
+        names = _ome_names(ome, array.shape, names, ".zarr")
+    _codec(".zarr", compression, 3, chunks, shards)
+    stored = _stored_chunks(array, chunks, shards, 3)
+    blocks = on_a_grid(array if stored is None else array.rechunk(stored))
+    (target,) = _zarr_targets(path, [blocks], names, ome, 3, compression, chunks, shards)
+    return blocks, ChunkWriter.of(target)
+
+
 def _codec(kind: str, compression, fmt: int, chunks, shards):
     """The format's codec for ``compression``; chunks and shards for zarr outputs only."""
     if kind != ".zarr" and (chunks is not None or shards is not None):
