@@ -97,6 +97,22 @@ def test_channels_are_never_convolved_and_get_one_kernel_each(tmp_path, capsys, 
     assert "3 long along c, the input 2: one kernel per c needs 2" in err
 
 
+def test_normalize_divides_each_channels_kernel_by_its_own_sum(tmp_path, capsys, rng):
+    data = rng.random((2, 4, 16, 16)).astype(np.float32)
+    fftconv.write_image(data, tmp_path / "cells.zarr", ome=OME)
+    raw = rng.integers(1, 9000, (2, 3, 3, 3)).astype(np.uint16)
+    np.save(tmp_path / "psf.npy", raw)
+    code, out, err = _run(capsys, "convolve", tmp_path / "cells.zarr", tmp_path / "psf.npy",
+                          tmp_path / "out.zarr", "--normalize", "--dry-run")
+    assert code == 0 and "sums 1, 1 (one kernel each)" in out and err == ""
+    code, _, _ = _run(capsys, "convolve", tmp_path / "cells.zarr", tmp_path / "psf.npy",
+                      tmp_path / "out.zarr", "--normalize")
+    got = fftconv.open_image(tmp_path / "out.zarr").compute()
+    for c in range(2):
+        k = raw[c] / raw[c].sum(dtype=np.float64)
+        np.testing.assert_allclose(got[c], fftconv.convolve(data[c], k), atol=1e-5)
+
+
 def test_the_axes_line_is_always_printed(tmp_path, capsys):
     np.save(tmp_path / "in.npy", np.ones((12, 10), np.float32))
     code, out, _ = _run(capsys, "convolve", tmp_path / "in.npy", "box:size=3",

@@ -143,7 +143,10 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     integer = args.dtype in INTEGER_DTYPES
     work = working_dtype(image.dtype, kernel.dtype, None if integer else args.dtype)
     if not isinstance(found, NamedKernel):  # a named kernel sums to 1, in float32 already
-        kernel = sensible_kernel(kernel, args.kernel, args.normalize, work)
+        # A kernel with the image's dimensions and fewer axes convolved is one per channel.
+        over = None if axes is None or kernel.ndim != image.ndim else tuple(
+            a % image.ndim for a in axes)
+        kernel = sensible_kernel(kernel, args.kernel, args.normalize, work, over)
     operation = fftconv.correlate if args.command == "correlate" else fftconv.convolve
     with fftconv.config.set(**settings):
         lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,

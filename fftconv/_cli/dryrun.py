@@ -54,9 +54,13 @@ def describe(args, image, named, sizes, kernel: np.ndarray, axes, lazy, output,
         f"of {_shape(image.chunksize)}",
         f"        axes {axes_names}; pixel sizes {pixel}",
     ]
-    total = complex(np.sum(kernel, dtype=np.complex128))
-    shown = f"{total.real:.6g}" if total.imag == 0 else f"{total:.6g}"
-    lines.append(f"kernel  {args.kernel}: {_shape(kernel.shape)} {kernel.dtype}, sum {shown}")
+    over = None if axes is None or kernel.ndim != image.ndim else tuple(
+        a % image.ndim for a in axes)
+    totals = np.sum(kernel, axis=over, dtype=np.complex128).ravel()
+    shown = ", ".join(f"{t.real:.6g}" if t.imag == 0 else f"{t:.6g}" for t in totals[:8])
+    each = f"sums {shown}{', ...' if totals.size > 8 else ''} (one kernel each)" \
+        if totals.size > 1 else f"sum {shown}"
+    lines.append(f"kernel  {args.kernel}: {_shape(kernel.shape)} {kernel.dtype}, {each}")
     blocks = math.prod(len(c) for c in lazy.chunks)
     plan, tile = tile_plan(lazy.shape, lazy.chunks, kernel, axes,
                            kernel.dtype if lazy.dtype.kind not in "fc" else lazy.dtype)

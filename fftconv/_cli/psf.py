@@ -34,32 +34,54 @@ def working_dtype(image_dtype: np.dtype, kernel_dtype: np.dtype, dtype: str | No
     return work
 
 
-def sensible_kernel(kernel: np.ndarray, spec: str, normalize: bool,
-                    work: np.dtype) -> np.ndarray:
+def sensible_kernel(kernel: np.ndarray, spec: str, normalize: bool, work: np.dtype,
+                    over: tuple[int, ...] | None = None) -> np.ndarray:
     """``kernel`` divided by its sum if ``normalize``, else as it is with a warning when its
     sum is far from 1 and from 0; in ``work``'s precision.
+
+    ``over``: the kernel's axes that one kernel spans, when it holds one per channel
+    (or time point) along the others: each is then summed, and divided, alone.
 
     Examples
     --------
     >>> k = sensible_kernel(np.full((2, 2), 3, np.uint16), "k.npy", True, np.dtype("float32"))
     >>> k.dtype, float(k.sum())
     (dtype('float32'), 1.0)
+    >>> per_channel = sensible_kernel(np.arange(1, 9).reshape(2, 2, 2), "k.npy", True,
+    ...                               np.dtype("float32"), over=(1, 2))
+    >>> per_channel.sum(axis=(1, 2)).tolist()
+    [1.0, 1.0]
     """
-    total = complex(np.sum(kernel, dtype=np.complex128 if np.iscomplexobj(kernel)
-                           else np.float64))
+    wide = np.complex128 if np.iscomplexobj(kernel) else np.float64
+    totals = np.sum(kernel, axis=over, dtype=wide, keepdims=True)
     if normalize:
-        if total == 0 or not math.isfinite(abs(total)):
-            raise InputError(f"kernel {spec!r} sums to {total.real:g}: --normalize cannot "
+        if not np.all(totals != 0) or not np.all(np.isfinite(totals)):
+            bad = complex(totals.flat[np.flatnonzero((totals == 0) | ~np.isfinite(totals))[0]])
+            raise InputError(f"kernel {spec!r} sums to {bad.real:g}: --normalize cannot "
                              "divide by it")
-        kernel = np.asarray(kernel, dtype=np.result_type(kernel.dtype, np.float64)) / (
-            total if np.iscomplexobj(kernel) else total.real)
-    elif _far_from_one_and_zero(kernel, total):
-        print(f"fftconv: warning: kernel {spec!r} sums to {_shown(total)}, not 1: the "
-              f"output is {_shown(total)} times as bright as the input; --normalize divides "
-              "it by its sum", file=sys.stderr, flush=True)
+        kernel = np.asarray(kernel, dtype=np.result_type(kernel.dtype, np.float64)) / totals
+    else:
+        for total, part in zip(totals.ravel(), _parts(kernel, over)):
+            if _far_from_one_and_zero(part, complex(total)):
+                shown = _shown(complex(total))
+                print(f"fftconv: warning: kernel {spec!r} sums to {shown}, not 1: the output "
+                      f"is {shown} times as bright as the input; --normalize divides it by "
+                      "its sum", file=sys.stderr, flush=True)
+                break
     if np.iscomplexobj(kernel) and np.dtype(work).kind != "c":
         work = np.result_type(work, np.complex64)
     return np.asarray(kernel, dtype=work)
+
+
+def _parts(kernel: np.ndarray, over: tuple[int, ...] | None):
+    """Each kernel of ``kernel``: the whole, or one per index of the axes not ``over``."""
+    if over is None:
+        yield kernel
+        return
+    rest = [ax for ax in range(kernel.ndim) if ax not in over]
+    moved = np.moveaxis(kernel, rest, range(len(rest)))
+    for index in np.ndindex(*moved.shape[:len(rest)]):
+        yield moved[index]
 
 
 def _far_from_one_and_zero(kernel: np.ndarray, total: complex) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fftconv._cli.progress import STORE_PREFIX
 from fftconv._infra.files import move_new, move_replacing, write_atomically
 from fftconv._io.formats import InputError
 from fftconv._io.write import zarr_output
@@ -146,7 +147,11 @@ def run(args, image, kernel, lazy, output: Path, names, ome, compute: dict, prog
           flush=True)
     record = ChunkRecord(target, work, tuple(c[0] for c in blocks.chunks))
     delayed = blocks.to_delayed()
-    tasks = [dask.delayed(record, pure=False)(delayed[index], index) for index in indices]
+    # Named as dask.array.store's writes are, so that progress counts them as chunks.
+    token = dask.base.tokenize(wanted, sorted(done))
+    tasks = [dask.delayed(record, pure=False)(
+        delayed[index], index, dask_key_name=f"{STORE_PREFIX}-resume-{token}-{n}")
+        for n, index in enumerate(indices)]
     with progress(len(indices)):
         dask.compute(*tasks, **compute)
     (move_replacing if args.overwrite else move_new)(work / "array", output)
