@@ -72,12 +72,12 @@ def _sky(block, block_info=None):
     Without the noise the image compresses 80-fold and the copy would time an
     input that hardly exists on disk, while every convolved output is dense.
     """
-    from fftconv.cli import _sky_block
+    from fftconv._cli.demo import sky_block
 
     location = block_info[None]["array-location"]
     rng = np.random.default_rng([location[0][0], location[1][0], 7])
     noise = rng.normal(100.0, 3.0, block.shape).astype(np.float32)
-    return _sky_block(block, block_info) + noise
+    return sky_block(block, block_info) + noise
 
 
 def make_image(path: Path, size: int, chunks: int) -> None:

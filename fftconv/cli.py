@@ -91,7 +91,7 @@ def _sigterm_unwinds():
 # The optional dependencies the command line may need, and the extra that installs each.
 OPTIONAL_MODULES = {"dask": "dask", "distributed": "dask", "zarr": "io", "tifffile": "io",
                     "imagecodecs": "io", "scipy": "scipy", "pyfftw": "pyfftw", "cv2": "opencv",
-                    "astropy": "fits", "h5py": "hdf5", "xarray": "xarray"}
+                    "astropy": "fits", "h5py": "hdf5", "xarray": "xarray", "fsspec": "remote"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,7 +154,9 @@ def test_a_progress_bar_on_a_terminal(files, monkeypatch, capsys):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert cli.main(["convolve", str(folder / "in.zarr"), str(folder / "k.npy"),
                      str(folder / "out.zarr")]) == 0
-    assert "Completed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("\rfftconv: ") and err.endswith("chunks written (100%), " + err.split(
+        "(100%), ")[-1]) and "ETA 0:00\n" in err
 
 
 @pytest.mark.parametrize("mode", ["full", "valid"])
@@ -443,7 +445,9 @@ def _run(argv):
     ("missing input", ["nope.npy", "k.npy", "o.npy"], "does not exist"),
     ("bad format", ["in.npy", "k.npy", "o.bmp"], "unknown format"),
     ("bad kernel spec", ["in.npy", "blur:sigma=2", "o.npy"], "neither a file"),
-    ("kernel of an unknown format", ["in.npy", "psf.fits", "o.npy"], "kernel 'psf.fits': "),
+    ("kernel of an unknown format", ["in.npy", "psf.xyz", "o.npy"], "kernel 'psf.xyz': "),
+    ("a damaged FITS kernel", ["in.npy", "psf.fits", "o.npy"],
+     "kernel 'psf.fits' could not be read"),
     ("unreadable kernel", ["in.npy", "junk.tif", "o.npy"], "kernel 'junk.tif' could not be"),
     ("kernel of other pixels", ["sized.ome.tif", "coarse.ome.tif", "o.npy"],
      "has pixels of 1 micrometer along y, the input 0.5 micrometer"),
@@ -492,6 +496,7 @@ def test_errors_exit_2_with_one_line_and_write_nothing(files, case, argv, messag
     tifffile.imwrite(folder / "coarse.ome.tif", np.ones((3, 3), np.float32),
                      metadata={"axes": "YX", "PhysicalSizeX": 1, "PhysicalSizeY": 1})
     (folder / "psf.fits").write_bytes(b"SIMPLE  =")
+    (folder / "psf.xyz").write_bytes(b"?")
     (folder / "junk.tif").write_bytes(b"not a tiff")
     before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
     result = subprocess.run([sys.executable, "-m", "fftconv.cli", "convolve", *argv],

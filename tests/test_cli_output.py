@@ -119,3 +119,58 @@ def test_a_bioformats2raw_container_reads_series_0_or_the_one_asked(tmp_path, ca
     got = fftconv.open_image(tmp_path / "s1.zarr", metadata=True)
     assert code == 0 and got.scale == (0.25, 0.25)
     np.testing.assert_allclose(got.data.compute(), fftconv.convolve(images[1], k), atol=1e-6)
+
+
+# -- where data lives: URLs ---------------------------------------------------------------------
+
+def test_file_urls_are_local_paths(tmp_path, capsys, rng):
+    """``file://`` paths became ``https:/…``-like "does not exist" errors."""
+    x = rng.random((40, 30)).astype(np.float32)
+    fftconv.write_image(x, f"file://{tmp_path}/in.zarr")
+    code, _, err = _run(capsys, "convolve", f"file://{tmp_path}/in.zarr", "box:size=3",
+                        f"file://{tmp_path}/out.zarr")
+    assert code == 0, err
+    np.testing.assert_allclose(fftconv.open_image(f"file://{tmp_path}/out.zarr").compute(),
+                               fftconv.convolve(x, np.ones((3, 3)) / 9), atol=1e-6)
+
+
+def test_an_fsspec_store_in_and_out(tmp_path, capsys, rng):
+    pytest.importorskip("fsspec")
+    x = rng.random((60, 50)).astype(np.float32)
+    fftconv.write_image(x, "memory://fftconv-test/in.zarr", chunks=(32, 25))
+    try:
+        code, _, err = _run(capsys, "convolve", "memory://fftconv-test/in.zarr", "box:size=3",
+                            "memory://fftconv-test/out.zarr", "--boundary", "reflect")
+        assert code == 0, err
+        got = fftconv.open_image("memory://fftconv-test/out.zarr").compute()
+        np.testing.assert_allclose(got, fftconv.convolve(x, np.ones((3, 3)) / 9,
+                                                         boundary="reflect"), atol=1e-6)
+        code, _, err = _run(capsys, "convolve", "memory://fftconv-test/in.zarr", "box:size=3",
+                            "memory://fftconv-test/out.zarr")
+        assert code == 2 and "exists" in err
+        code, _, err = _run(capsys, "convolve", "memory://fftconv-test/missing.zarr",
+                            "box:size=3", tmp_path / "o.npy")
+        assert code == 2 and "does not exist" in err
+        code, _, err = _run(capsys, "convolve", "memory://fftconv-test/in.tif", "box:size=3",
+                            tmp_path / "o.npy")
+        assert code == 2 and "only zarr stores" in err
+    finally:
+        import fsspec
+
+        fsspec.filesystem("memory").rm("/fftconv-test", recursive=True)
+
+
+def test_a_failed_write_to_a_store_removes_what_it_wrote(tmp_path, rng):
+    fsspec = pytest.importorskip("fsspec")
+    da = pytest.importorskip("dask.array")
+
+    def fail_last(block, block_info=None):
+        if block_info[0]["chunk-location"] == (1, 1):
+            raise RuntimeError("a task failed")
+        return block
+
+    lazy = da.ones((40, 40), chunks=20, dtype=np.float32).map_blocks(
+        fail_last, meta=np.empty((0, 0), np.float32))
+    with pytest.raises(RuntimeError, match="a task failed"):
+        fftconv.write_image(lazy, "memory://fftconv-fail/out.zarr", scheduler="synchronous")
+    assert not fsspec.filesystem("memory").exists("/fftconv-fail/out.zarr")

@@ -25,6 +25,7 @@ from fftconv._io.formats import InputError, file_format
 from fftconv._io.kernel_spec import NamedKernel, check_sampling, parse_kernel
 from fftconv._io.ome import ngff_order, output_metadata, pixel_sizes, source_metadata, window_shift
 from fftconv._io.tiff_scale import ome_tiff_letters
+from fftconv._io.urls import is_remote, local
 
 
 def _kernel_ndim(axes, named, image_ndim: int) -> int | None:
@@ -120,6 +121,7 @@ def _ome_kind(ome: dict | None, output) -> str:
 
 
 def cmd_convolve(args: argparse.Namespace) -> int:
+    args.input, args.kernel = str(local(args.input)), str(local(args.kernel))  # file:// URLs
     if args.series is not None:  # a bioformats2raw container's series N is its group N
         args.input = f"{args.input.rstrip('/')}/{args.series}"
 
@@ -167,6 +169,9 @@ def cmd_convolve(args: argparse.Namespace) -> int:
                             axes, lazy, output, ome):
             print(text)
         return 0
+    if args.resume and is_remote(output):
+        raise InputError(f"--resume needs a local .zarr output (its work is moved into "
+                         f"place at the end; {output} is a URL)")
     if args.resume and output_format(output) != ".zarr":
         raise InputError(f"--resume needs a .zarr output, whose chunks are files of their "
                          f"own; {output} is one file")

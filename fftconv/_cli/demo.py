@@ -19,7 +19,7 @@ def _airy_psf(size: int) -> np.ndarray:
     return (psf / psf.sum()).astype(np.float32)
 
 
-def _sky_block(block, block_info=None):
+def sky_block(block, block_info=None):
     """One deterministic block of the synthetic sky (seeded by its position)."""
     location = block_info[None]["array-location"]
     seed = location[0][0] * 1_000_003 + location[1][0]
@@ -50,7 +50,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="fftconv-demo-") as folder:
         source = f"{folder}/sky.zarr"
         blank = da.zeros((n, n), chunks=chunk, dtype=np.float32)
-        write_image(da.map_blocks(_sky_block, blank, dtype=np.float32), source)
+        write_image(da.map_blocks(sky_block, blank, dtype=np.float32), source)
         image = open_image(source)
         reset_peak_rss()
         start = time.perf_counter()

@@ -75,8 +75,10 @@ def _duration(seconds: float) -> str:
 
 
 def _is_store(key) -> bool:
+    """Whether ``key`` writes a chunk: a store task, or one that dask fused into it
+    (``fftconv-store-map-...``), not the computation's closing ``finalize`` task."""
     name = key[0] if isinstance(key, tuple) else key
-    return isinstance(name, str) and name.startswith(STORE_PREFIX)
+    return isinstance(name, str) and STORE_PREFIX in name and "finalize" not in name
 
 
 def _local(reporter: Reporter):
@@ -152,14 +154,21 @@ def progress(client, wanted: bool | None, chunks: int, stream: TextIO | None = N
 
 
 class _Local:
+    """The callback in effect, and dask's low-level task fusion off: fused, a small
+    graph's chunk writes became one task with its closing one, and went uncounted."""
+
     def __init__(self, callback, reporter: Reporter) -> None:
         self.callback, self.reporter = callback, reporter
 
     def __enter__(self):
+        import dask
+
+        self.unfused = dask.config.set({"optimization.fuse.active": False})  # set now
         self.callback.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self.callback.__exit__(*exc)
+        self.unfused.__exit__(*exc)
         if exc[0] is None:
             self.reporter.finish()

@@ -27,7 +27,10 @@ import numpy as np
 from fftconv._cli.progress import STORE_PREFIX
 from fftconv._infra.files import move_new, move_replacing, write_atomically
 from fftconv._io.formats import InputError
+from fftconv._io.mapped import on_a_grid
+from fftconv._io.urls import is_remote
 from fftconv._io.write import zarr_output
+from fftconv._io.zarr_direct import ChunkWriter
 
 RECORD = "fftconv-job.json"
 DONE = "fftconv-done.txt"
@@ -41,10 +44,11 @@ def working_store(output: Path) -> Path:
 def job(args, image, kernel: np.ndarray, lazy) -> dict:
     """What makes two runs the same job: the input, the kernel's values and every option
     that changes the result or its layout."""
-    source = Path(args.input)
-    stat = source.stat()
+    remote = is_remote(args.input)
+    source = args.input if remote else Path(args.input)
     return {
-        "input": str(source.resolve()), "input_modified": stat.st_mtime_ns,
+        "input": str(source if remote else source.resolve()),
+        "input_modified": None if remote else source.stat().st_mtime_ns,
         "input_shape": list(image.shape), "input_dtype": str(image.dtype),
         "kernel": args.kernel, "kernel_sha256": hashlib.sha256(
             np.ascontiguousarray(kernel).tobytes()).hexdigest(),
@@ -163,9 +167,6 @@ def run(args, image, kernel, lazy, output: Path, names, ome, compute: dict, prog
 def _reopen(work: Path, lazy, names, ome, args):
     """The blocks and the target of the work kept in ``work``."""
     import zarr
-
-    from fftconv._io.mapped import on_a_grid
-    from fftconv._io.zarr_direct import ChunkWriter
 
     node = zarr.open(str(work / "array"), mode="r+")
     array = node if isinstance(node, zarr.Array) else node[ome["datasets"][0]["path"]]

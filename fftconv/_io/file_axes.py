@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fftconv._io.formats import InputError, file_format
 from fftconv._io.ome import source_metadata
+from fftconv._io.urls import is_remote, local
 
 SPACE_NAMES = frozenset("xyz")
 
@@ -31,8 +32,9 @@ def axis_names(path: str | os.PathLike, ndim: int) -> tuple[tuple[str, bool], ..
 
     Metadata that does not give exactly ``ndim`` axes is not trusted (None).
     """
-    path = Path(path)
-    kind = file_format(path, "input")
+    remote = is_remote(path)
+    path = path if remote else Path(local(path))
+    kind = ".zarr" if remote else file_format(path, "input")
     try:
         axes = _zarr_axes(path) if kind == ".zarr" else _tiff_axes(path) if kind == ".tif" \
             else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,15 @@ STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOU
 # FITS stores these (BITPIX 8, 16, 32, 64, -32, -64); other unsigned types need BZERO.
 STORABLE = ("uint8", "int16", "int32", "int64", "float32", "float64")
 BLOCK = 2880
+
+
+def _fits():
+    """``astropy.io.fits``, imported without astropy's import-time warnings (one about
+    ``XDG_CONFIG_HOME`` printed a second line under every command-line error)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from astropy.io import fits
+    return fits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +54,7 @@ class FitsSection:
         return len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
-        from astropy.io import fits
+        fits = _fits()
 
         with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
             return np.asarray(hdul[self.hdu].section[index], dtype=self.dtype)
@@ -59,7 +69,7 @@ def _image_hdu(hdul) -> int:
 
 def open_fits(path: Path):
     """The source of the image in the FITS file at ``path``: mapped raw, or by sections."""
-    from astropy.io import fits
+    fits = _fits()
 
     with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
         index = _image_hdu(hdul)
@@ -81,7 +91,7 @@ def open_fits(path: Path):
 def _scaled_dtype(path: Path, index: int, shape: tuple[int, ...]) -> np.dtype:
     """The dtype astropy gives scaled data: read from one element (scaled data cannot be
     memory-mapped)."""
-    from astropy.io import fits
+    fits = _fits()
 
     with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
         return np.asarray(hdul[index].section[(slice(0, 1),) * len(shape)]).dtype
@@ -89,7 +99,7 @@ def _scaled_dtype(path: Path, index: int, shape: tuple[int, ...]) -> np.dtype:
 
 def fits_header(path: str | os.PathLike):
     """The header of the image HDU of the FITS file at ``path``."""
-    from astropy.io import fits
+    fits = _fits()
 
     with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
         return hdul[_image_hdu(hdul)].header.copy()
@@ -114,7 +124,7 @@ def moved_header(header, shift) -> dict:
 def fits_target(path: Path, shape: tuple[int, ...], dtype, header: dict | None) -> MappedFile:
     """A new FITS file at ``path`` with ``header``'s cards, its data area allocated whole;
     the target that maps it per write (big-endian, as FITS stores it)."""
-    from astropy.io import fits
+    fits = _fits()
 
     dtype = np.dtype(dtype)
     if dtype.name not in STORABLE:

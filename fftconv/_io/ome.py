@@ -26,6 +26,7 @@ from fftconv._io.formats import file_format
 from fftconv._io.pyramid import first_empty, whole_ratios
 from fftconv._io.read import multiscale, series
 from fftconv._io.tiff_scale import AXIS_TYPES, tiff_source
+from fftconv._io.urls import is_remote, local
 
 
 def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
@@ -39,16 +40,21 @@ def source_metadata(path: str | os.PathLike) -> tuple[str, dict, dict] | None:
     """
     import zarr
 
-    path = Path(path)
-    kind = file_format(path, "input")
-    if kind == ".tif":
-        return tiff_source(path)
-    if kind != ".zarr":
-        return None
+    if is_remote(path):  # a zarr store reached through fsspec
+        location = str(path).rstrip("/")
+        parent, leaf = location.rsplit("/", 1)
+    else:
+        path = Path(local(path))
+        kind = file_format(path, "input")
+        if kind == ".tif":
+            return tiff_source(path)
+        if kind != ".zarr":
+            return None
+        location, parent, leaf = str(path), str(path.parent), path.name
     try:
-        node = series(zarr.open(str(path), mode="r"))
+        node = series(zarr.open(location, mode="r"))
         group, name = (node, None) if isinstance(node, zarr.Group) else (
-            zarr.open_group(str(path.parent), mode="r"), path.name)
+            zarr.open_group(parent, mode="r"), leaf)
         scale = multiscale(group)
     except Exception:  # a plain array, a missing or foreign parent: no OME metadata
         return None

@@ -22,8 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from fftconv._infra.cache import Cache
+from fftconv._io.fits import open_fits
 from fftconv._io.formats import InputError, file_format
+from fftconv._io.hdf5 import open_hdf5
 from fftconv._io.mapped import MappedFile
+from fftconv._io.urls import is_remote, local, remote_kind
 
 
 def _zarr_array(path: Path, role: str = "input"):
@@ -104,18 +107,28 @@ def open_file(path: str | os.PathLike, chunks="auto", role: str = "input"):
     """:func:`open_image`, its errors naming the file by its ``role`` (``"kernel"``)."""
     import dask.array as da
 
+    path = local(path)
+    if is_remote(path):  # a zarr store reached through fsspec
+        remote_kind(str(path), role)
+        try:
+            native = _zarr_array(str(path), role)
+        except InputError:
+            raise
+        except FileNotFoundError:
+            raise InputError(f"{role} {str(path)!r} does not exist") from None
+        except Exception as err:
+            if isinstance(err, ImportError):
+                raise
+            raise InputError(f"{role} {str(path)!r} could not be read: {err}") from None
+        return da.from_zarr(native, chunks=_chunks(native, chunks))
     path = Path(path)
     kind = file_format(path, role)
     if kind != ".h5" and not path.exists():
         raise InputError(f"{role} {str(path)!r} does not exist")
     try:
         if kind == ".h5":
-            from fftconv._io.hdf5 import open_hdf5
-
             return _lazy(open_hdf5(path, role), chunks)
         if kind == ".fits":
-            from fftconv._io.fits import open_fits
-
             stored = _lazy(open_fits(path), chunks)  # FITS is big-endian: native for work
             return stored.astype(stored.dtype.newbyteorder("="))
         if kind == ".zarr":

@@ -8,6 +8,7 @@ complete; a zarr chunk is encoded straight into its stored form
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from fftconv._io.mapped import MappedFile, created, on_a_grid
 from fftconv._io.pyramid import coarser_level, first_empty, level_factors
 from fftconv._io.tiff_compressed import write_compressed_tiff
 from fftconv._io.tiff_scale import ome_tiff_letters, ome_tiff_metadata
+from fftconv._io.urls import fs_of, is_remote, local, remote_kind
 from fftconv._io.zarr_direct import ChunkWriter
 
 # What each format stores: numbers (TIFF has no booleans: tifffile would write them as
@@ -47,12 +49,23 @@ def _check_storable(array, kind: str) -> None:
                         f"{hint}")
 
 
-def check_output(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path:
+def check_output(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path | str:
+    path = local(path)
+    if is_remote(path):
+        remote_kind(str(path), "output")
+        fs, where = fs_of(str(path))
+        if fs.exists(where) and not overwrite:
+            raise InputError(f"output {str(path)!r} exists; pass --overwrite to replace it")
+        if any(str(local(given)).rstrip("/") == str(path).rstrip("/") for given in inputs):
+            raise InputError(f"output {str(path)!r} is also an input; choose another path")
+        return str(path)
     path = Path(path)
     file_format(path, "output")
     target = path.resolve()
     for given in inputs:
-        source = Path(given).resolve()
+        if is_remote(given):
+            continue
+        source = Path(local(given)).resolve()
         if target == source:
             raise InputError(f"output {str(path)!r} is also an input; choose another path")
         if source in target.parents:  # a zarr store, a folder: the input would change
@@ -176,9 +189,14 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
     """
     import dask.array as da
 
+    array, named, entry = from_labelled(array)  # an Image or a DataArray: its metadata
+    path = local(path)
+    if is_remote(path):
+        return _write_remote(array, str(path), overwrite, named if dimension_names is None
+                             else dimension_names, ome if ome is not None else entry,
+                             chunks, shards, compression, compute)
     path = Path(path)
     kind = file_format(path, "output")
-    array, named, entry = from_labelled(array)  # an Image or a DataArray: its metadata
     if kind not in (".npy", ".fits"):  # formats with room for names and OME metadata
         dimension_names = named if dimension_names is None else dimension_names
         if ome is None and entry is not None and _fits(entry, array.shape, kind):
@@ -253,6 +271,41 @@ def _coarser_levels(array, ome: dict | None) -> list:
     for factors in level_factors(ome["datasets"], array.ndim):
         levels.append(coarser_level(levels[-1], factors, array.chunksize))
     return levels[1:]
+
+
+def _write_remote(array, url: str, overwrite: bool, names, ome, chunks, shards, compression,
+                  compute: dict) -> str:
+    """:func:`write_image` to a zarr store reached through fsspec: written in place (an
+    object store has no rename), and removed again if the run fails."""
+    import dask.array as da
+
+    remote_kind(url, "output")
+    fs, where = fs_of(url)
+    if fs.exists(where):
+        if not overwrite:
+            raise FileExistsError(f"output {url!r} exists; pass overwrite=True to replace it")
+        fs.rm(where, recursive=True)
+    if not (hasattr(array, "dtype") and hasattr(array, "ndim")):
+        array = np.asarray(array)
+    _check_storable(array, ".zarr")
+    array = array if is_dask_array(array) else da.asarray(array)
+    names = _names(names, array.ndim)
+    if ome is not None:
+        names = _ome_names(ome, array.shape, names, ".zarr")
+    _codec(".zarr", compression, 3, chunks, shards)
+    stored = _stored_chunks(array, chunks, shards, 3)
+    array = on_a_grid(array if stored is None else array.rechunk(stored))
+    sources = [array, *_coarser_levels(array, ome)]
+    try:
+        targets = [ChunkWriter.of(z) for z in _zarr_targets(
+            url, sources, names, ome, 3 if ome is None or ome.get("version") != "0.4" else 2,
+            compression, chunks, shards)]
+        da.store(sources, targets, lock=False, **compute)
+    except BaseException:
+        with contextlib.suppress(Exception):  # what was written of a failed run goes
+            fs.rm(where, recursive=True)
+        raise
+    return url
 
 
 def zarr_output(path: Path, array, *, dimension_names=None, ome: dict | None = None,
