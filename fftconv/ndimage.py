@@ -210,10 +210,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     >>> ndimage.correlate1d([2, 8, 0, 4, 1, 9, 9, 0], weights=[1, 3])
     array([ 8, 26,  8, 12,  7, 28, 36,  9])
     """
-    weights = np.asarray(weights)
-    if weights.ndim != 1 or weights.size < 1:
-        raise RuntimeError("no filter weights given")
-    return _filter(_as_input(input), weights, mode, cval, origin, (axis,), output, flip=False)
+    return _filter1d(input, weights, axis, output, mode, cval, origin, flip=False)
 
 
 def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
@@ -226,10 +223,14 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     >>> ndimage.convolve1d([2, 8, 0, 4, 1, 9, 9, 0], weights=[1, 3])
     array([14, 24,  4, 13, 12, 36, 27,  0])
     """
+    return _filter1d(input, weights, axis, output, mode, cval, origin, flip=True)
+
+
+def _filter1d(input, weights, axis, output, mode, cval, origin, *, flip: bool):
     weights = np.asarray(weights)
     if weights.ndim != 1 or weights.size < 1:
-        raise RuntimeError("no filter weights given")
-    return _filter(_as_input(input), weights, mode, cval, origin, (axis,), output, flip=True)
+        raise RuntimeError("no filter weights given")  # scipy's
+    return _filter(_as_input(input), weights, mode, cval, origin, (axis,), output, flip=flip)
 
 
 def _as_input(value):

@@ -289,12 +289,7 @@ def _write_remote(array, url: str, overwrite: bool, names, ome, chunks, shards, 
         array = np.asarray(array)
     _check_storable(array, ".zarr")
     array = array if is_dask_array(array) else da.asarray(array)
-    names = _names(names, array.ndim)
-    if ome is not None:
-        names = _ome_names(ome, array.shape, names, ".zarr")
-    _codec(".zarr", compression, 3, chunks, shards)
-    stored = _stored_chunks(array, chunks, shards, 3)
-    array = on_a_grid(array if stored is None else array.rechunk(stored))
+    array, names = _zarr_blocks(array, names, ome, compression, chunks, shards)
     sources = [array, *_coarser_levels(array, ome)]
     try:
         targets = [ChunkWriter.of(z) for z in _zarr_targets(
@@ -316,14 +311,20 @@ def zarr_output(path: Path, array, *, dimension_names=None, ome: dict | None = N
     (the command line's resumable runs).  Returns ``(blocks, target)``; the target
     writes whole chunks directly (:class:`~fftconv._io.zarr_direct.ChunkWriter`).
     """
-    names = _names(dimension_names, array.ndim)
+    blocks, names = _zarr_blocks(array, dimension_names, ome, compression, chunks, shards)
+    (target,) = _zarr_targets(path, [blocks], names, ome, 3, compression, chunks, shards)
+    return blocks, ChunkWriter.of(target)
+
+
+def _zarr_blocks(array, names, ome, compression, chunks, shards):
+    """``array`` in blocks that are a zarr v3 output's stored chunks (or shards), and its
+    dimension names, after checking the options."""
+    names = _names(names, array.ndim)
     if ome is not None:
         names = _ome_names(ome, array.shape, names, ".zarr")
     _codec(".zarr", compression, 3, chunks, shards)
     stored = _stored_chunks(array, chunks, shards, 3)
-    blocks = on_a_grid(array if stored is None else array.rechunk(stored))
-    (target,) = _zarr_targets(path, [blocks], names, ome, 3, compression, chunks, shards)
-    return blocks, ChunkWriter.of(target)
+    return on_a_grid(array if stored is None else array.rechunk(stored)), names
 
 
 def _codec(kind: str, compression, fmt: int, chunks, shards):
