@@ -50,10 +50,11 @@ def shape_problem(request: Request) -> LinearProblem:
 
 
 def plan_request(request: Request, settings: _config.Settings,
-                 spectra: SpectrumCache | None = None) -> Plan:
+                 spectra: SpectrumCache | None = None, kernel_ready: bool | None = None) -> Plan:
     # Plans depend on shapes only: plan on stand-ins, so a direct 'same' call can go
     # straight to OpenCV's own borders without building the extended image first.
-    planner = make_planner(settings, kernel_ready=spectra is not None)
+    ready = spectra is not None if kernel_ready is None else kernel_ready
+    planner = make_planner(settings, kernel_ready=ready)
     return planner.plan(shape_problem(request), request.method)
 
 
@@ -92,9 +93,14 @@ def route(request: Request, settings: _config.Settings, spectra: SpectrumCache |
 
 
 def general_route(request: Request, settings: _config.Settings,
-                  spectra: SpectrumCache | None = None) -> Callable[[Request], np.ndarray]:
-    """:func:`route` among the three general methods only."""
-    plan = plan_request(request, settings, spectra)
+                  spectra: SpectrumCache | None = None,
+                  kernel_ready: bool | None = None) -> Callable[[Request], np.ndarray]:
+    """:func:`route` among the three general methods only.
+
+    ``kernel_ready=False`` prices the kernel's transform although ``spectra``
+    keeps it (the plan :func:`fftconv.convolve` makes), yet runs with them.
+    """
+    plan = plan_request(request, settings, spectra, kernel_ready)
     if request.method == "auto" and settings.autotune:
         plan = autotune.best(request, plan, settings, spectra, run_plan)
     if plan.method == "direct":
