@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.dask_bench
 	$(BIN)/python -m benchmarks.fft_lengths
 	$(BIN)/python -m benchmarks.dropins
+	$(BIN)/python -m benchmarks.opencv
 
 # Warnings are errors; the pages' examples run in `make test` (pytest --doctest-glob).
 docs: $(STAMP)
