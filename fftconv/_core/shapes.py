@@ -8,6 +8,7 @@ ever compute "a window of a linear convolution".
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 
@@ -140,6 +141,25 @@ def extension(n: int, k: int, window: Window) -> tuple[int, int]:
     """How far the window ``[a, b)`` of the full result reads beyond the image, per side."""
     a, b = window
     return max(0, k - 1 - a), max(0, b - n)
+
+
+def extension_doubles(image_shape: Sequence[int], kernel_shape: Sequence[int],
+                      axes: Sequence[int], windows: Sequence[Window]) -> bool:
+    """Whether extending the image by what ``windows`` read would more than double it
+    (along ``axes``): then the box route sums without the extension, and a dask image
+    whole along those axes skips the tiling.
+
+    Examples
+    --------
+    >>> extension_doubles((128,), (20000,), (0,), [(10000, 10128)])
+    True
+    >>> extension_doubles((128,), (5,), (0,), [(2, 130)])
+    False
+    """
+    extended = math.prod(image_shape[ax] + sum(extension(image_shape[ax], kernel_shape[ax],
+                                                         window))
+                         for ax, window in zip(axes, windows))
+    return extended > 2 * math.prod(image_shape[ax] for ax in axes)
 
 
 def circular_length(data: Window, k: int, window: Window) -> int:

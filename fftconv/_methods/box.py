@@ -9,15 +9,13 @@ exact to SPEC §1.3.  The executor of a box kernel's route, of
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from fftconv._core import nonfinite
 from fftconv._core.boundary import source_index
 from fftconv._core.problem import linear_problem
 from fftconv._core.request import build_request
-from fftconv._core.shapes import extension
+from fftconv._core.shapes import extension_doubles
 from fftconv._methods.direct import data_window, opencv_installed
 
 
@@ -159,7 +157,8 @@ def box_sum(request, value=1.0) -> np.ndarray:
     A boundary extension longer than the image (a box far larger than it) is
     summed without being made (:func:`extended_sums`).
     """
-    if request.boundary != "constant" and _long_extension(request):
+    if request.boundary != "constant" and extension_doubles(
+            request.image.shape, request.kernel.shape, request.axes, request.windows):
         return _unextended_box_sum(request, value)
     problem = linear_problem(request.image, request.kernel, request.axes, request.windows,
                              request.boundary, request.cval)
@@ -212,15 +211,6 @@ def extended_sums(x: np.ndarray, k: int, axis: int, boundary: str, first: int,
         out = prefix[r1] - prefix[r0] + (q1 - q0)[column] * prefix[period]
     out += k * mean
     return np.moveaxis(out, 0, axis)
-
-
-def _long_extension(request) -> bool:
-    """Whether extending the image by the boundary rule would more than double it."""
-    extended = math.prod(
-        request.image.shape[ax] + sum(extension(request.image.shape[ax],
-                                                request.kernel.shape[ax], window))
-        for ax, window in zip(request.axes, request.windows))
-    return extended > 2 * math.prod(request.image.shape[ax] for ax in request.axes)
 
 
 def _unextended_box_sum(request, value) -> np.ndarray:

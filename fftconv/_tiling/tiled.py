@@ -22,7 +22,6 @@ This module is imported only when a Dask array arrives.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import dask
 import numpy as np
@@ -32,7 +31,7 @@ from fftconv._core.lazy import is_dask_array
 from fftconv._core.nonfinite import has_nonfinite
 from fftconv._core.problem import LinearProblem, within_reach
 from fftconv._core.request import build_request
-from fftconv._core.shapes import extension
+from fftconv._core.shapes import extension, extension_doubles
 from fftconv._registry import load_backend, registered_name
 from fftconv._tiling.blocks import convolve_block, whole_block, window_block
 from fftconv._tiling.chunks import (
@@ -118,8 +117,8 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     out_chunks = list(x.chunks)
     pads = {ax: extension(x.shape[ax], k.shape[ax], window)
             for ax, window in zip(request.axes, request.windows)}
-    if block is None and windows is None and tile is None and _extension_outgrows(x, request,
-                                                                                   pads):
+    if block is None and windows is None and tile is None and _whole_along_the_kernel(x,
+                                                                                       request):
         return _whole(x, request, frozen)
     for ax, (a, b) in zip(request.axes, request.windows):
         out_chunks[ax] = output_chunks(image.chunks[ax] if tile is None else out_chunks[ax],
@@ -137,7 +136,7 @@ def convolve(image, kernel, mode, boundary, cval, axes, method, backend, workers
     return result if blocks == out_chunks else result.rechunk(out_chunks)
 
 
-def _extension_outgrows(x, request, pads) -> bool:
+def _whole_along_the_kernel(x, request) -> bool:
     """Whether ``x`` is one chunk along every axis the kernel spans, and extending it by the
     boundary rule would more than double it: then no tiling is needed, and the
     in-memory engine may not need the extension at all (:func:`_whole`)."""
@@ -145,8 +144,7 @@ def _extension_outgrows(x, request, pads) -> bool:
     if request.boundary == "constant" or any(len(x.chunks[ax]) > 1 and k[ax] > 1
                                              for ax in request.axes):
         return False
-    extended = math.prod(x.shape[ax] + sum(pads[ax]) for ax in request.axes)
-    return extended > 2 * math.prod(x.shape[ax] for ax in request.axes)
+    return extension_doubles(x.shape, k, request.axes, request.windows)
 
 
 def _whole(x, request, frozen: dict):
