@@ -26,6 +26,12 @@ def is_dask_array(value: object) -> bool:
     return dask_array is not None and isinstance(value, dask_array.Array)
 
 
+def is_dataarray(value: object) -> bool:
+    """Whether ``value`` is an ``xarray.DataArray`` (without importing xarray)."""
+    xarray = sys.modules.get("xarray")
+    return xarray is not None and isinstance(value, xarray.DataArray)
+
+
 def unwrap_lazy(value):
     """The dask array inside a dask collection that wraps one (``.data``, ``.magnitude``),
     so that it stays lazy; any other value as it is.
@@ -40,7 +46,8 @@ def unwrap_lazy(value):
     >>> unwrap_lazy(np.ones(2))
     array([1., 1.])
     """
-    if is_dask_array(value) or "dask" not in sys.modules:
+    # An ndarray (every in-memory call) is answered without asking dask.
+    if isinstance(value, np.ndarray) or is_dask_array(value) or "dask" not in sys.modules:
         return value
     import dask
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from fftconv._core.lazy import is_dataarray
 from fftconv._io.file_axes import axis_names
 from fftconv._io.ome import output_metadata, pixel_sizes, source_metadata
 from fftconv._io.read import open_file
@@ -160,11 +160,6 @@ def describe(path: str | os.PathLike, data) -> Image:
             if transform["type"] == "translation":
                 origin = tuple(float(t) for t in transform["translation"])
     return Image(data, axes, scale, units, origin, ome)
-
-
-def is_dataarray(value: object) -> bool:
-    xarray = sys.modules.get("xarray")
-    return xarray is not None and isinstance(value, xarray.DataArray)
 
 
 def from_labelled(value) -> tuple[object, list[str] | None, dict | None]:

@@ -13,12 +13,11 @@ import numpy as np
 
 from fftconv import _tiling
 from fftconv._core import settings as _config
-from fftconv._core.lazy import as_dask_array, is_dask_array, unwrap_lazy
+from fftconv._core.lazy import as_dask_array, is_dask_array, is_dataarray, unwrap_lazy
 from fftconv._core.masks import refuse_masked, remask, unmask
 from fftconv._core.request import build_request
 from fftconv._core.shapes import BOUNDARIES, check_choice, stand_in
 from fftconv._ops import labelled
-from fftconv._ops.labelled import is_dataarray
 from fftconv._planning import CALLS, plan_request, run_request
 from fftconv._planning.planner import Plan
 

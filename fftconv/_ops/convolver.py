@@ -8,7 +8,7 @@ import numpy as np
 
 from fftconv import _tiling
 from fftconv._core import settings as _config
-from fftconv._core.lazy import is_dask_array, unwrap_lazy
+from fftconv._core.lazy import is_dask_array, is_dataarray, unwrap_lazy
 from fftconv._core.masks import remask, unmask
 from fftconv._core.request import (
     METHOD_NAMES,
@@ -22,7 +22,6 @@ from fftconv._core.shapes import BOUNDARIES, MODES, check_choice, stand_in
 from fftconv._infra.cache import Cache
 from fftconv._methods.spectra import SpectrumCache
 from fftconv._ops import labelled
-from fftconv._ops.labelled import is_dataarray
 from fftconv._planning import Routes, plan_request, run_request
 from fftconv._registry import registered_name
 

@@ -14,17 +14,12 @@ once xarray is loaded.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-
-def is_dataarray(value: object) -> bool:
-    """Whether ``value`` is an ``xarray.DataArray`` (without importing xarray)."""
-    xarray = sys.modules.get("xarray")
-    return xarray is not None and isinstance(value, xarray.DataArray)
+from fftconv._core.lazy import is_dataarray
 
 
 def dim_axes(image, axes) -> tuple[int, ...] | int | None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from fftconv import _tiling
-from fftconv._core.lazy import as_dask_array, is_dask_array, unwrap_lazy
+from fftconv._core.lazy import as_dask_array, is_dask_array, is_dataarray, unwrap_lazy
 from fftconv._core.masks import refuse_masked
 from fftconv._core.request import as_array, result_dtype
 from fftconv._core.shapes import BOUNDARIES, check_choice, output_window
 from fftconv._methods.box import window_moments
 from fftconv._ops import labelled
 from fftconv._ops.api import correlate
-from fftconv._ops.labelled import is_dataarray
 
 
 def _window_moments(image, template_shape, mode, boundary, weights):

@@ -11,12 +11,11 @@ import numpy as np
 
 from fftconv import _tiling
 from fftconv._core import settings as _config
-from fftconv._core.lazy import is_dask_array, unwrap_lazy
+from fftconv._core.lazy import is_dask_array, is_dataarray, unwrap_lazy
 from fftconv._core.masks import remask, unmask
 from fftconv._core.shapes import normalize_axes
 from fftconv._methods.box import window_sums
 from fftconv._ops import labelled
-from fftconv._ops.labelled import is_dataarray
 
 
 def _sizes(size, axes: tuple[int, ...]) -> tuple[int, ...]:
