@@ -174,3 +174,19 @@ def test_a_failed_write_to_a_store_removes_what_it_wrote(tmp_path, rng):
     with pytest.raises(RuntimeError, match="a task failed"):
         fftconv.write_image(lazy, "memory://fftconv-fail/out.zarr", scheduler="synchronous")
     assert not fsspec.filesystem("memory").exists("/fftconv-fail/out.zarr")
+
+
+def test_a_bad_request_never_removes_the_store_it_would_replace(rng):
+    """With overwrite, a remote output was removed before the request was checked: a bad
+    compression name cost the old output."""
+    fsspec = pytest.importorskip("fsspec")
+    old = rng.random((20, 20)).astype(np.float32)
+    fftconv.write_image(old, "memory://fftconv-keep/out.zarr")
+    try:
+        with pytest.raises(ValueError, match="compression='bogus'"):
+            fftconv.write_image(old * 2, "memory://fftconv-keep/out.zarr", overwrite=True,
+                                compression="bogus")
+        np.testing.assert_array_equal(
+            fftconv.open_image("memory://fftconv-keep/out.zarr").compute(), old)
+    finally:
+        fsspec.filesystem("memory").rm("/fftconv-keep", recursive=True)

@@ -36,6 +36,17 @@ from fftconv._io.zarr_direct import ChunkWriter
 _STORABLE_KINDS = {".zarr": "biufc", ".npy": "biufc", ".tif": "iufc", ".fits": "iuf"}
 
 
+def _lazy_storable(array, kind: str):
+    """``array`` as a dask array, once ``kind`` is known to store it (a list is read as
+    NumPy does; a zarr array or a memory map stays as it is, read lazily by dask)."""
+    import dask.array as da
+
+    if not (hasattr(array, "dtype") and hasattr(array, "ndim")):
+        array = np.asarray(array)
+    _check_storable(array, kind)
+    return array if is_dask_array(array) else da.asarray(array)
+
+
 def _check_storable(array, kind: str) -> None:
     """Refuse, in one clear line, what ``kind`` cannot hold: no dimensions, or the dtype."""
     dtype, ndim = np.dtype(array.dtype), array.ndim
@@ -205,10 +216,7 @@ def write_image(array, path: str | os.PathLike, *, overwrite: bool = False,
         raise FileExistsError(f"output {str(path)!r} exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(path.parent)!r} does not exist")
-    if not (hasattr(array, "dtype") and hasattr(array, "ndim")):  # a list: a zarr array or
-        array = np.asarray(array)  # a memory map stays as it is, read lazily by dask below
-    _check_storable(array, kind)
-    array = array if is_dask_array(array) else da.asarray(array)
+    array = _lazy_storable(array, kind)
     names = _names(dimension_names, array.ndim)
     if ome is not None:
         names = _ome_names(ome, array.shape, names, kind)
@@ -281,16 +289,14 @@ def _write_remote(array, url: str, overwrite: bool, names, ome, chunks, shards, 
 
     remote_kind(url, "output")
     fs, where = fs_of(url)
-    if fs.exists(where):
-        if not overwrite:
-            raise FileExistsError(f"output {url!r} exists; pass overwrite=True to replace it")
-        fs.rm(where, recursive=True)
-    if not (hasattr(array, "dtype") and hasattr(array, "ndim")):
-        array = np.asarray(array)
-    _check_storable(array, ".zarr")
-    array = array if is_dask_array(array) else da.asarray(array)
-    array, names = _zarr_blocks(array, names, ome, compression, chunks, shards)
+    exists = fs.exists(where)
+    if exists and not overwrite:
+        raise FileExistsError(f"output {url!r} exists; pass overwrite=True to replace it")
+    array, names = _zarr_blocks(_lazy_storable(array, ".zarr"), names, ome, compression,
+                                chunks, shards)
     sources = [array, *_coarser_levels(array, ome)]
+    if exists:  # the request checked first: an old output is not removed for a bad one
+        fs.rm(where, recursive=True)
     try:
         targets = [ChunkWriter.of(z) for z in _zarr_targets(
             url, sources, names, ome, 3 if ome is None or ome.get("version") != "0.4" else 2,
