@@ -14,7 +14,13 @@ from fftconv._cli import resume
 from fftconv._cli.axes import choose_axes
 from fftconv._cli.dryrun import describe as dry_run
 from fftconv._cli.progress import progress
-from fftconv._cli.psf import INTEGER_DTYPES, sensible_kernel, to_integer, working_dtype
+from fftconv._cli.psf import (
+    INTEGER_DTYPES,
+    one_kernel_axes,
+    sensible_kernel,
+    to_integer,
+    working_dtype,
+)
 from fftconv._cli.runtime import limit_malloc_arenas, peak_rss_mib, reset_peak_rss, scheduler
 from fftconv._core.settings import parse_setting
 from fftconv._core.shapes import normalize_axes
@@ -145,10 +151,8 @@ def cmd_convolve(args: argparse.Namespace) -> int:
     integer = args.dtype in INTEGER_DTYPES
     work = working_dtype(image.dtype, kernel.dtype, None if integer else args.dtype)
     if not isinstance(found, NamedKernel):  # a named kernel sums to 1, in float32 already
-        # A kernel with the image's dimensions and fewer axes convolved is one per channel.
-        over = None if axes is None or kernel.ndim != image.ndim else tuple(
-            a % image.ndim for a in axes)
-        kernel = sensible_kernel(kernel, args.kernel, args.normalize, work, over)
+        kernel = sensible_kernel(kernel, args.kernel, args.normalize, work,
+                                 one_kernel_axes(kernel.ndim, image.ndim, axes))
     operation = fftconv.correlate if args.command == "correlate" else fftconv.convolve
     with fftconv.config.set(**settings):
         lazy = operation(image, kernel, args.mode, boundary=args.boundary, cval=args.cval,

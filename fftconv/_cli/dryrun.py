@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 import fftconv
+from fftconv._cli.psf import one_kernel_axes
 from fftconv._core.settings import cores
 from fftconv._io import output_format
 
@@ -54,9 +55,8 @@ def describe(args, image, named, sizes, kernel: np.ndarray, axes, lazy, output,
         f"of {_shape(image.chunksize)}",
         f"        axes {axes_names}; pixel sizes {pixel}",
     ]
-    over = None if axes is None or kernel.ndim != image.ndim else tuple(
-        a % image.ndim for a in axes)
-    totals = np.sum(kernel, axis=over, dtype=np.complex128).ravel()
+    totals = np.sum(kernel, axis=one_kernel_axes(kernel.ndim, image.ndim, axes),
+                    dtype=np.complex128).ravel()
     shown = ", ".join(f"{t.real:.6g}" if t.imag == 0 else f"{t:.6g}" for t in totals[:8])
     each = f"sums {shown}{', ...' if totals.size > 8 else ''} (one kernel each)" \
         if totals.size > 1 else f"sum {shown}"

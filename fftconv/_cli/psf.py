@@ -34,6 +34,20 @@ def working_dtype(image_dtype: np.dtype, kernel_dtype: np.dtype, dtype: str | No
     return work
 
 
+def one_kernel_axes(kernel_ndim: int, image_ndim: int, axes) -> tuple[int, ...] | None:
+    """The axes one kernel spans when the kernel holds one per channel (it has the image's
+    dimensions and fewer are convolved), else None (it is one kernel).
+
+    Examples
+    --------
+    >>> one_kernel_axes(4, 4, (1, 2, 3)), one_kernel_axes(3, 4, (1, 2, 3))
+    ((1, 2, 3), None)
+    """
+    if axes is None or kernel_ndim != image_ndim:
+        return None
+    return tuple(a % image_ndim for a in axes)
+
+
 def sensible_kernel(kernel: np.ndarray, spec: str, normalize: bool, work: np.dtype,
                     over: tuple[int, ...] | None = None) -> np.ndarray:
     """``kernel`` divided by its sum if ``normalize``, else as it is with a warning when its
